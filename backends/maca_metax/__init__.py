@@ -1,0 +1,1 @@
+"""ksdk's MACA backend for MetaX GPUs: mxcc and libmcruntime, called through cffi."""

@@ -1,0 +1,1 @@
+"""The `ksdk` command line."""

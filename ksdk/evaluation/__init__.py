@@ -1,0 +1,1 @@
+"""Evaluation: isolated worker processes, the local evaluator pool, the result cache."""

@@ -1,0 +1,136 @@
+"""LocalEvaluator: one isolated worker process per device, a verdict cache, and fail-closed policy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Optional
+
+from ksdk.errors import PluginError
+from ksdk.evaluation.cache import ResultCache, cache_key
+from ksdk.evaluation.process import WorkerProcess, WorkerStartError
+from ksdk.interfaces.evaluator import Evaluator
+from ksdk.models import Availability, Candidate, ErrorKind, EvalResult, EvaluatorInfo, Status, Task
+from ksdk.registry import load_backend
+
+
+class LocalEvaluator(Evaluator):
+    """Evaluates on this machine's devices, each candidate in a worker process bound to one device.
+
+    Without devices, a backend with an interpreter fallback runs there (correctness only, never a speedup).
+    """
+
+    def __init__(self, backend: str, devices: Optional[list[int]] = None, workers: Optional[int] = None,
+                 cache: bool | str | Path = True, interpret: Optional[bool] = None):
+        self.backend_name = backend
+        cls = load_backend(backend)
+        self._cls = cls
+        self.language: str = cls.language
+        self.availability: Availability = cls.probe()
+        if not self.availability.usable:
+            raise PluginError(
+                f"backend '{backend}' is unavailable: {self.availability.reason}"
+                + (f"; fix: {self.availability.fix}" if self.availability.fix else "")
+            )
+        self.interpret = (not self.availability.available) if interpret is None else interpret
+        if devices is None:
+            devices = [d.index for d in self.availability.devices] if not self.interpret else [0]
+        if workers is not None and workers > len(devices):
+            devices = (devices * workers)[:workers]  # several workers may share a device when asked
+        elif workers is not None:
+            devices = devices[:workers]
+        self._procs = [
+            WorkerProcess(backend, d, self.interpret, cls.env_allowlist(), cls.device_env(d)) for d in devices
+        ]
+        self._idle: Optional[asyncio.Queue[WorkerProcess]] = None
+        self._cache = None if cache is False else ResultCache(None if cache is True else cache)
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._hints: Optional[str] = None
+
+    @property
+    def workers(self) -> int:
+        return len(self._procs)
+
+    def info(self) -> EvaluatorInfo:
+        versions = next((p.versions for p in self._procs if p.versions), {})
+        return EvaluatorInfo(backend=self.backend_name, workers=self.workers,
+                             availability=self.availability, versions=versions)
+
+    def hints(self) -> str:
+        if self._hints is None:
+            self._hints = self._cls().hints()
+        return self._hints
+
+    def _device_label(self) -> str:
+        devs = self.availability.devices
+        return "interpreter" if self.interpret or not devs else devs[0].name
+
+    async def evaluate(self, task: Task, candidate: Candidate) -> EvalResult:
+        key = cache_key(task, candidate, self.backend_name, self._device_label())
+        if self._cache is not None:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return _as_cached(hit, candidate)
+            if key in self._inflight:  # the same program is being evaluated right now: share its verdict
+                return _as_cached(await asyncio.shield(self._inflight[key]), candidate)
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            result = await self._run(task, candidate)
+            if self._cache is not None:
+                self._cache.put(key, result)
+            fut.set_result(result)
+            return result
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # mark retrieved
+            raise
+        finally:
+            self._inflight.pop(key, None)
+
+    async def _run(self, task: Task, candidate: Candidate) -> EvalResult:
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for p in self._procs:
+                self._idle.put_nowait(p)
+        proc = await self._idle.get()
+        t0 = time.perf_counter()
+        try:
+            result = await asyncio.to_thread(proc.evaluate, task, candidate, self.interpret)
+        except WorkerStartError as e:
+            result = EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA, message=str(e))
+        finally:
+            self._idle.put_nowait(proc)
+        wall = time.perf_counter() - t0
+        result.candidate_id = candidate.id
+        result.task = task.name
+        result.backend = result.backend or self.backend_name
+        result.wall_s = wall
+        if not self.interpret:
+            result.device_s = wall
+        if not result.versions and proc.versions:
+            result.versions = dict(proc.versions)
+        return result
+
+    def evaluate_sync(self, task: Task, candidate: Candidate) -> EvalResult:
+        """Blocking convenience for scripts and the CLI."""
+        return asyncio.run(self._evaluate_and_close(task, candidate))
+
+    async def _evaluate_and_close(self, task: Task, candidate: Candidate) -> EvalResult:
+        try:
+            return await self.evaluate(task, candidate)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for p in self._procs:
+            await asyncio.to_thread(p.close)
+        if self._cache is not None:
+            self._cache.close()
+
+
+def _as_cached(result: EvalResult, candidate: Candidate) -> EvalResult:
+    r = result.model_copy(deep=True)
+    r.candidate_id, r.cached, r.wall_s, r.device_s = candidate.id, True, 0.0, 0.0
+    return r

@@ -1,0 +1,202 @@
+"""One worker process seen from the parent: start it, send a candidate, enforce per-stage timeouts.
+
+A crash, hang or sticky device error becomes a verdict; the process (and its whole process group) is
+killed and a fresh one takes its place on the next evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Optional
+
+from ksdk.evaluation.sandbox_env import scrubbed_env
+from ksdk.evaluation.worker import FDS_ENV
+from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, trim_message
+
+READY_TIMEOUT_S = 180.0
+
+
+class WorkerStartError(RuntimeError):
+    """The worker could not load its backend (an installation problem, not a candidate's)."""
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name if code < 0 else f"exit code {code}"
+    except ValueError:
+        return f"signal {-code}"
+
+
+class WorkerProcess:
+    """A persistent worker bound to one backend and one device."""
+
+    def __init__(self, backend: str, device: int, interpret: bool, env_allow: tuple[str, ...] = (),
+                 env_overrides: Optional[dict[str, str]] = None):
+        self.backend, self.device, self.interpret = backend, device, interpret
+        self._env_allow, self._env_overrides = env_allow, dict(env_overrides or {})
+        self.proc: Optional[subprocess.Popen] = None
+        self.versions: dict[str, str] = {}
+        self.restarts = -1
+        self._log = None
+        self._buf = b""
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Spawn the process and wait until its backend is loaded."""
+        self.kill()
+        self.restarts += 1
+        p2c_r, p2c_w = os.pipe()
+        c2p_r, c2p_w = os.pipe()
+        env = scrubbed_env(self._env_allow, self._env_overrides)
+        env[FDS_ENV] = f"{p2c_r},{c2p_w}"
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self._log = tempfile.TemporaryFile()
+        cmd = [sys.executable, "-m", "ksdk.evaluation.worker", self.backend, str(self.device)]
+        if self.interpret:
+            cmd.append("--interpret")
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            pass_fds=(p2c_r, c2p_w), start_new_session=True, close_fds=True,
+        )
+        os.close(p2c_r)
+        os.close(c2p_w)
+        self._w, self._r = p2c_w, c2p_r
+        self._buf = b""
+        msg = self._recv(time.monotonic() + READY_TIMEOUT_S)
+        if msg is None or msg.get("op") != "ready":
+            detail = (msg or {}).get("message") or self.log_tail() or "no output"
+            self.kill()
+            raise WorkerStartError(f"worker for backend '{self.backend}' failed to start: {detail}")
+        self.versions = msg.get("versions", {})
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill the worker and everything it spawned (its process group)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for fd in (getattr(self, "_w", None), getattr(self, "_r", None)):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._w = self._r = None
+        self.proc = None
+
+    def close(self) -> None:
+        """Ask the worker to exit, then make sure it has."""
+        if self.alive:
+            try:
+                self._send({"op": "exit"})
+                self.proc.wait(timeout=5)
+            except Exception:
+                pass
+        self.kill()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, limit: int = 3000) -> str:
+        """The end of what the worker (and the candidate) printed."""
+        if self._log is None:
+            return ""
+        self._log.flush()
+        size = self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, size - limit))
+        return self._log.read().decode(errors="replace").strip()
+
+    # -- protocol --------------------------------------------------------------------------------
+    def _send(self, msg: dict) -> None:
+        data = (json.dumps(msg) + "\n").encode()
+        while data:
+            n = os.write(self._w, data)
+            data = data[n:]
+
+    def _recv(self, deadline: float) -> Optional[dict]:
+        """Next message, or None on EOF; raises TimeoutError past the deadline."""
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self._r], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self._r, 1 << 20)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    # -- one evaluation --------------------------------------------------------------------------
+    def evaluate(self, task: Task, candidate: Candidate, skip_performance: bool = False) -> EvalResult:
+        """Evaluate in the worker, starting it first if needed. Never raises for candidate behaviour."""
+        if not self.alive:
+            self.start()
+        nonce = uuid.uuid4().hex
+        stage = Stage.LOAD
+        t0 = time.monotonic()
+        deadline = t0 + task.timeouts.for_stage(stage)
+        log_mark = self._log.seek(0, os.SEEK_END) if self._log else 0
+        try:
+            self._send({
+                "op": "eval", "nonce": nonce, "task": task.model_dump(mode="json"),
+                "candidate": candidate.model_dump(mode="json"), "skip_performance": skip_performance,
+            })
+            while True:
+                msg = self._recv(deadline)
+                if msg is None:
+                    return self._died(stage, log_mark, time.monotonic() - t0)
+                if msg.get("nonce") != nonce:
+                    continue  # stale or forged: only our nonce counts
+                if msg["op"] == "stage":
+                    stage = Stage(msg["stage"])
+                    deadline = time.monotonic() + task.timeouts.for_stage(stage)
+                elif msg["op"] == "result":
+                    result = EvalResult.model_validate(msg["result"])
+                    if msg.get("recycle"):
+                        result.warnings.append("worker recycled after this evaluation (device state not trusted)")
+                        self.kill()
+                    return result
+        except TimeoutError:
+            limit = task.timeouts.for_stage(stage)
+            self.kill()
+            return EvalResult(status=Status.FAILED).fail(
+                stage, ErrorKind.TIMEOUT,
+                f"stage '{stage.value}' exceeded its {limit:g} s limit; the worker and its process group were killed",
+            )
+        except (BrokenPipeError, OSError):
+            return self._died(stage, log_mark, time.monotonic() - t0)
+
+    def _died(self, stage: Stage, log_mark: int, elapsed: float) -> EvalResult:
+        code = self.proc.wait(timeout=10) if self.proc else 0
+        tail = ""
+        if self._log is not None:
+            self._log.seek(log_mark)
+            tail = self._log.read().decode(errors="replace").strip()[-2000:]
+        self.kill()
+        text = f"the worker process died during stage '{stage.value}' ({_signal_name(code)})"
+        if tail:
+            text += "\nlast output:\n" + tail
+        res = EvalResult(status=Status.FAILED).fail(stage, ErrorKind.CRASH, trim_message(text))
+        res.wall_s = elapsed
+        return res

@@ -1,0 +1,102 @@
+"""The worker process: loads one backend, bound to one device, and evaluates candidates sent over a pipe.
+
+Run as `python -m ksdk.evaluation.worker BACKEND DEVICE [--interpret]` by LocalEvaluator, never by hand.
+Protocol: JSON lines on two inherited pipe fds (named in KSDK_WORKER_FDS); stdout/stderr go to a log
+file so that candidate prints can never corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+
+from ksdk.models import Candidate, EvalResult, Stage, Status, Task, ErrorKind, trim_message
+
+FDS_ENV = "KSDK_WORKER_FDS"
+
+
+class _Channel:
+    """Line-oriented JSON over two file descriptors."""
+
+    def __init__(self, rfd: int, wfd: int):
+        self.r = os.fdopen(rfd, "rb", buffering=0)
+        self.wfd = wfd
+        self._buf = b""
+
+    def send(self, msg: dict) -> None:
+        data = (json.dumps(msg) + "\n").encode()
+        while data:
+            n = os.write(self.wfd, data)
+            data = data[n:]
+
+    def recv(self) -> dict | None:
+        while b"\n" not in self._buf:
+            chunk = self.r.read(1 << 16)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+
+def main(argv: list[str]) -> int:
+    backend_name, device = argv[0], int(argv[1])
+    interpret = "--interpret" in argv
+    rfd, wfd = (int(x) for x in os.environ[FDS_ENV].split(","))
+    # Keep the protocol fds out of reach of a candidate that scans low fd numbers or spawns children.
+    rfd2, wfd2 = os.dup(rfd), os.dup(wfd)
+    os.close(rfd)
+    os.close(wfd)
+    for fd in (rfd2, wfd2):
+        os.set_inheritable(fd, False)
+    chan = _Channel(rfd2, wfd2)
+    try:
+        from ksdk.registry import load_backend
+
+        backend = load_backend(backend_name)()
+        versions = backend.versions()
+    except Exception as e:  # the parent turns this into an 'unavailable' error for the user
+        chan.send({"op": "error", "message": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+        return 3
+    chan.send({"op": "ready", "versions": versions, "pid": os.getpid()})
+
+    from ksdk.interfaces.backend import EvalContext
+
+    while True:
+        msg = chan.recv()
+        if msg is None or msg.get("op") == "exit":
+            return 0
+        nonce = msg.get("nonce")
+        task = Task.model_validate(msg["task"])
+        cand = Candidate.model_validate(msg["candidate"])
+        state = {"stage": Stage.LOAD}
+
+        def on_stage(stage: Stage) -> None:
+            state["stage"] = stage
+            chan.send({"op": "stage", "stage": stage.value, "nonce": nonce})
+
+        ctx = EvalContext(
+            device=device, interpret=interpret, on_stage=on_stage, skip_performance=bool(msg.get("skip_performance"))
+        )
+        t0 = time.perf_counter()
+        try:
+            result = backend.evaluate(task, cand, ctx)
+        except Exception as e:  # a backend bug, not the candidate's fault: say so
+            result = EvalResult(stage=state["stage"], status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA)
+            result.message = trim_message(f"backend {backend_name} raised {type(e).__name__}: {e}\n" + traceback.format_exc())
+        result.wall_s = time.perf_counter() - t0
+        recycle = False
+        try:
+            recycle = bool(backend.sticky_error(result))
+        except Exception:
+            recycle = True
+        chan.send({"op": "result", "nonce": nonce, "result": result.model_dump(mode="json"), "recycle": recycle})
+        if recycle:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
