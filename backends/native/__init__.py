@@ -1,0 +1,1 @@
+"""Native backends through cffi: one binding, dialects as data (CUDA, MACA)."""

@@ -1,0 +1,1 @@
+"""Archives: SQLite persistence of every candidate and verdict; parent and inspiration selection."""

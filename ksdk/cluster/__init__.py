@@ -1,0 +1,1 @@
+"""Scale-out evaluators for clusters (Ray), imported lazily."""

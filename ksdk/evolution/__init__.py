@@ -1,0 +1,1 @@
+"""The evolution loop: asyncio pipeline, budgets, progress, reports, and the Python API."""

@@ -1,0 +1,1 @@
+"""Export evolution trajectories as SFT and RL training data."""

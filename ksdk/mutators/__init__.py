@@ -1,0 +1,1 @@
+"""Mutators: the LLM mutator (litellm) and the parameter mutator (no LLM)."""

@@ -1,0 +1,1 @@
+"""Evaluation as an HTTP service (FastAPI + uvicorn) and its client evaluator."""
