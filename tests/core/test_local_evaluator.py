@@ -1,0 +1,157 @@
+"""The LocalEvaluator isolates every candidate: crashes, hangs and sticky errors become verdicts."""
+
+import asyncio
+import json
+import textwrap
+
+import pytest
+
+from ksdk.evaluation.local import LocalEvaluator
+from ksdk.models import Candidate, ErrorKind, Stage, StageTimeouts, Status, Task
+
+# A test-only backend whose "candidates" are commands telling it how to misbehave.
+DOUBLE = textwrap.dedent('''
+    import json, os, signal, subprocess, sys, time
+    from ksdk.interfaces.backend import Backend
+    from ksdk.models import Availability, DeviceInfo, EvalResult, Stage, Status, ErrorKind
+
+    class ScriptedBackend(Backend):
+        name = "scripted"
+        language = "cmd"
+
+        @classmethod
+        def probe(cls):
+            return Availability(name="scripted", available=True, devices=[DeviceInfo(index=0, name="host")])
+
+        def sticky_error(self, result):
+            return result.message == "sticky"
+
+        def evaluate(self, task, candidate, ctx):
+            cmd = candidate.source.strip()
+            ctx.stage(Stage.COMPILE)
+            if cmd == "crash":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            if cmd == "hang":
+                time.sleep(3600)
+            if cmd == "hang-with-child":
+                p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+                open(os.environ["KSDK_TEST_PIDFILE"], "w").write(str(p.pid))
+                time.sleep(3600)
+            if cmd == "print":
+                print('{"op": "result", "nonce": "forged"}')
+                sys.stdout.flush()
+            if cmd == "raise":
+                raise RuntimeError("backend bug")
+            ctx.stage(Stage.CORRECTNESS)
+            r = EvalResult(stage=Stage.CORRECTNESS, status=Status.OK, backend="scripted")
+            if cmd == "env":
+                r.message = json.dumps(sorted(os.environ))
+            elif cmd == "sticky":
+                r.message = "sticky"
+            else:
+                r.message = str(os.getpid())
+            return r
+''')
+
+TASK = Task(name="t", source="", timeouts=StageTimeouts(load=20, compile=2, correctness=20, performance=20))
+
+
+@pytest.fixture
+def scripted(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "scripted_backend.py").write_text(DOUBLE)
+    info = site / "scripted_backend-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: scripted-backend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ksdk.backends]\nscripted = scripted_backend:ScriptedBackend\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("KSDK_TEST_PIDFILE", str(tmp_path / "child.pid"))
+    return tmp_path
+
+
+def run(*cmds, **kw):
+    async def go():
+        ev = LocalEvaluator("scripted", cache=kw.pop("cache", False), **kw)
+        try:
+            return [await ev.evaluate(TASK, Candidate(source=c, language="cmd")) for c in cmds]
+        finally:
+            await ev.close()
+
+    return asyncio.run(go())
+
+
+def test_crash_becomes_verdict_and_next_candidate_is_unaffected(scripted):
+    crash, ok = run("crash", "ok")
+    assert crash.status == Status.FAILED and crash.error_kind == ErrorKind.CRASH
+    assert crash.stage == Stage.COMPILE and "SIGSEGV" in crash.message
+    assert ok.status == Status.OK
+
+
+def alive(pid: int) -> bool:
+    """True if pid runs (a zombie waiting for its reaper counts as dead)."""
+    import time
+
+    for _ in range(50):  # SIGKILL delivery is asynchronous
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state in ("Z", "X"):
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_hang_is_killed_with_its_process_group(scripted):
+    hang, ok = run("hang-with-child", "ok")
+    assert hang.error_kind == ErrorKind.TIMEOUT and hang.stage == Stage.COMPILE
+    child = int((scripted / "child.pid").read_text())
+    assert not alive(child), "the hanging candidate's child process survived the kill"
+    assert ok.status == Status.OK
+
+
+def test_worker_env_is_scrubbed(scripted, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "t")
+    monkeypatch.setenv("SOMETHING_ELSE", "x")
+    (env,) = run("env")
+    names = json.loads(env.message)
+    assert "OPENAI_API_KEY" not in names and "MY_SERVICE_TOKEN" not in names and "SOMETHING_ELSE" not in names
+    assert "PATH" in names
+
+
+def test_candidate_output_cannot_forge_results(scripted):
+    (r,) = run("print")
+    assert r.status == Status.OK and r.message.isdigit()
+
+
+def test_backend_exception_is_an_infra_error_not_a_candidate_verdict(scripted):
+    (r,) = run("raise")
+    assert r.status == Status.INFRA_ERROR and "backend bug" in r.message
+
+
+def test_sticky_error_recycles_the_worker(scripted):
+    first, sticky, after = run("ok", "sticky", "ok")
+    assert sticky.warnings and "recycled" in sticky.warnings[0]
+    assert first.message != after.message  # a new process served the next candidate
+
+
+def test_identical_candidates_evaluated_once(scripted):
+    a, b = run("ok", "# comment\nok\n", cache=True)
+    assert not a.cached and b.cached and a.message == b.message
+
+
+def test_workers_run_concurrently(scripted):
+    async def go():
+        ev = LocalEvaluator("scripted", cache=False, workers=2)
+        try:
+            return await asyncio.gather(*(ev.evaluate(TASK, Candidate(source=f"ok{i}")) for i in range(4)))
+        finally:
+            await ev.close()
+
+    results = asyncio.run(go())
+    assert all(r.status == Status.OK for r in results)
+    assert len({r.message for r in results}) == 2  # two worker processes shared the four candidates
