@@ -1,0 +1,55 @@
+"""CpuCBackend: the plugin class registered under `ksdk.backends` as `cpu_c` (see this package's pyproject)."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+
+from ksdk.interfaces.backend import Backend, EvalContext
+from ksdk.models import Availability, Candidate, DeviceInfo, EvalResult, Task
+from ksdk_cpu_example import __version__
+from ksdk_cpu_example import probe as _probe
+
+HINTS = """\
+Candidates are plain C (GNU C11), compiled with `cc -O2 -march=native` into a shared object and called once per run.
+- Define the entry function with exactly the prototype the task states (default name `kernel`):
+  void kernel(<inputs as const T*>, <model weights as const T*>, <outputs as T*>, <long: every dim of every input, then of every weight>)
+  float32 is `float`, float64 `double`, int64 `int64_t`; all tensors are C-contiguous, row-major.
+- Write every element of every output (outputs start as NaN); never write to inputs.
+- Single thread only: no OpenMP, no pthreads. Speed comes from loop order (unit-stride inner loops),
+  cache tiling/blocking, unrolling, `restrict` on pointer parameters, and loops the compiler can vectorise.
+- <stdint.h>, <stddef.h> are included; <math.h>, <string.h> may be included; no I/O, no malloc in the hot path.
+- Tunable constants: `#define TILE 32 // ksdk:tune [8, 16, 32, 64]` lets the parameter mutator search them.
+"""
+
+
+class CpuCBackend(Backend):
+    """Candidates are C source defining the task's entry function; the device is this CPU."""
+
+    name = "cpu_c"
+    language = "c"
+    version = __version__
+
+    @classmethod
+    def probe(cls) -> Availability:
+        return _probe.probe()
+
+    def hints(self) -> str:
+        return HINTS
+
+    def versions(self) -> dict[str, str]:
+        from ksdk_cpu_example.compiler import CFLAGS, compiler_version
+
+        out = {"cc": compiler_version(), "cflags": " ".join(CFLAGS), "ksdk-cpu-example": __version__}
+        for pkg in ("cffi", "numpy", "torch"):
+            try:
+                out[pkg] = md.version(pkg)
+            except md.PackageNotFoundError:
+                out[pkg] = "not installed"
+        return out
+
+    def evaluate(self, task: Task, candidate: Candidate, ctx: EvalContext) -> EvalResult:
+        from ksdk_cpu_example.runner import evaluate
+
+        result = EvalResult(backend=self.name, backend_version=self.version, versions=self.versions(),
+                            device=DeviceInfo(index=ctx.device, name=_probe.cpu_name(), kind="cpu"))
+        return evaluate(task, candidate, ctx, result)
