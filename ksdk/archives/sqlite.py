@@ -1,0 +1,200 @@
+"""SqliteArchive: every candidate, verdict and mutation attempt in one SQLite file (WAL), durable per write."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from ksdk.archives.selection import Selection, SelectionConfig, Selector
+from ksdk.errors import RunDirError
+from ksdk.interfaces.archive import Archive
+from ksdk.interfaces.mutator import Scored
+from ksdk.models import Candidate, EvalResult, Mutation, Status
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS candidates (
+    id TEXT PRIMARY KEY, parent_id TEXT, candidate TEXT NOT NULL, source_hash TEXT, created_at REAL);
+CREATE TABLE IF NOT EXISTS results (
+    candidate_id TEXT PRIMARY KEY, result TEXT NOT NULL, correct INTEGER, score REAL, speedup REAL,
+    evaluated_at REAL);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, parent_id TEXT, candidate_id TEXT NULL, mutation TEXT, context TEXT,
+    error TEXT NULL, created_at REAL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE INDEX IF NOT EXISTS candidates_hash ON candidates(source_hash);
+CREATE INDEX IF NOT EXISTS results_score ON results(score);
+"""
+SCHEMA_VERSION = "1"
+
+
+class SqliteArchive(Archive):
+    """The RUN_DIR archive. Reads are served from memory; each write is committed before the call returns."""
+
+    def __init__(self, path: str | Path, selection: Optional[SelectionConfig] = None, must_exist: bool = False):
+        self.path = Path(path)
+        if must_exist and not self.path.is_file():
+            raise RunDirError(f"no archive at {self.path}: not a ksdk run directory (expected archive.sqlite)")
+        try:
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process (not a power cut) and keeps each commit cheap.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise RunDirError(f"{self.path} is not a usable ksdk archive: {e}") from None
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        self.selector = Selector(selection)
+        self._order: dict[str, Scored] = {}  # every candidate, oldest first
+        self._by_hash: dict[str, str] = {}
+        self.cost_usd = 0.0  # money recorded in attempts (survives resume)
+        self.device_s = 0.0
+        self.attempt_count = 0
+        self.failed_attempts = 0
+        self.last_notes: dict[str, list[str]] = {}  # parent id -> notes of its last attempt (unapplied edits...)
+        self._load()
+
+    # -- loading ----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        for (raw,) in self._db.execute("SELECT candidate FROM candidates ORDER BY created_at, rowid"):
+            c = Candidate.model_validate_json(raw)
+            self._order[c.id] = Scored(candidate=c)
+            self._by_hash.setdefault(c.source_hash, c.id)
+        for cid, raw in self._db.execute("SELECT candidate_id, result FROM results ORDER BY evaluated_at, rowid"):
+            entry = self._order.get(cid)
+            if entry is None:
+                continue
+            entry.result = EvalResult.model_validate_json(raw)
+            self.device_s += entry.result.device_s
+            self.selector.observe(entry)
+        for parent, mut, err in self._db.execute("SELECT parent_id, mutation, error FROM attempts ORDER BY id"):
+            self.attempt_count += 1
+            self.failed_attempts += err is not None
+            if mut:
+                m = Mutation.model_validate_json(mut)
+                self.cost_usd += m.cost_usd
+                self.last_notes[parent] = list(m.notes)
+
+    # -- Archive interface ------------------------------------------------------------------------
+    def add(self, candidate: Candidate, result: Optional[EvalResult]) -> None:
+        with self._db:  # one transaction: candidate and verdict land together
+            self._db.execute("BEGIN")
+            self._insert_candidate(candidate)
+            if result is not None:
+                self._insert_result(candidate, result)
+        self._remember(candidate, result)
+
+    def _insert_candidate(self, c: Candidate) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO candidates VALUES (?, ?, ?, ?, ?)",
+            (c.id, c.parent_ids[0] if c.parent_ids else None, c.to_json(), c.source_hash, c.created_at),
+        )
+
+    def _insert_result(self, c: Candidate, r: EvalResult) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+            (c.id, r.to_json(), int(r.correct), r.score, r.speedup, time.time()),
+        )
+
+    def _remember(self, c: Candidate, r: Optional[EvalResult]) -> None:
+        entry = self._order.get(c.id)
+        if entry is None:
+            entry = self._order[c.id] = Scored(candidate=c)
+            self._by_hash.setdefault(c.source_hash, c.id)
+        if r is not None:
+            entry.result = r
+            self.device_s += r.device_s
+            self.selector.observe(entry)
+
+    def sample(self, rng: random.Random, n_inspirations: int = 3) -> tuple[Scored, list[Scored]]:
+        pick = self.select(rng, n_inspirations)
+        return pick.parent, pick.inspirations
+
+    def select(self, rng: random.Random, n_inspirations: int = 3) -> Selection:
+        """Like `sample`, also saying which island the child joins and why the parent was chosen."""
+        return self.selector.select(rng, n_inspirations)
+
+    def get(self, candidate_id: str) -> Optional[Scored]:
+        return self._order.get(candidate_id)
+
+    def best(self, k: int = 1) -> list[Scored]:
+        correct = [e for e in self._order.values() if e.result is not None and e.result.correct]
+        return sorted(correct, key=lambda e: -e.result.score)[:k]
+
+    def all(self) -> Iterable[Scored]:
+        return list(self._order.values())
+
+    def find_duplicate(self, source_hash: str) -> Optional[Scored]:
+        cid = self._by_hash.get(source_hash)
+        return self._order.get(cid) if cid else None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- beyond the interface: attempts, pending work, metadata -----------------------------------
+    def propose(self, candidate: Optional[Candidate], parent_id: Optional[str], mutation: Mutation,
+                context: dict[str, Any], error: Optional[str] = None) -> int:
+        """Record one mutation attempt, and the candidate it made (if any), in one transaction."""
+        with self._db:
+            self._db.execute("BEGIN")
+            if candidate is not None:
+                self._insert_candidate(candidate)
+            cur = self._db.execute(
+                "INSERT INTO attempts (parent_id, candidate_id, mutation, context, error, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (parent_id, candidate.id if candidate else None, mutation.to_json(), json.dumps(context), error,
+                 time.time()),
+            )
+        if candidate is not None:
+            self._remember(candidate, None)
+        self.attempt_count += 1
+        self.failed_attempts += error is not None
+        self.cost_usd += mutation.cost_usd
+        if parent_id is not None:
+            self.last_notes[parent_id] = list(mutation.notes)
+        return int(cur.lastrowid)
+
+    def pending(self) -> list[Candidate]:
+        """Candidates stored without a verdict (or with a harness failure): to evaluate, oldest first."""
+        return [e.candidate for e in self._order.values()
+                if e.result is None or e.result.status == Status.INFRA_ERROR]
+
+    def evaluated(self) -> list[Scored]:
+        """Candidates with a verdict from the candidate itself (harness failures excluded), oldest first."""
+        return [e for e in self._order.values() if e.result is not None and e.result.status != Status.INFRA_ERROR]
+
+    def attempts(self) -> list[dict[str, Any]]:
+        """Every mutation attempt, oldest first, as dicts (mutation and context parsed)."""
+        rows = self._db.execute(
+            "SELECT id, parent_id, candidate_id, mutation, context, error, created_at FROM attempts ORDER BY id")
+        return [
+            {"id": i, "parent_id": p, "candidate_id": c, "mutation": json.loads(m) if m else None,
+             "context": json.loads(x) if x else None, "error": e, "created_at": t}
+            for i, p, c, m, x, e, t in rows
+        ]
+
+    def lineage(self, candidate_id: str) -> list[Scored]:
+        """The candidate and its first-parent ancestors, seed first."""
+        chain, seen = [], set()
+        cur = self._order.get(candidate_id)
+        while cur is not None and cur.candidate.id not in seen:
+            seen.add(cur.candidate.id)
+            chain.append(cur)
+            pid = cur.candidate.parent_ids[0] if cur.candidate.parent_ids else None
+            cur = self._order.get(pid) if pid else None
+        return chain[::-1]
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def __len__(self) -> int:
+        return len(self._order)

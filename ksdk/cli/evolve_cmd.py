@@ -1,0 +1,156 @@
+"""`ksdk evolve` (start or resume a run) and `ksdk show RUN_DIR` (best, top-k, lineage)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ksdk.cli.main import app
+from ksdk.errors import KsdkError
+
+INTERRUPTED_EXIT = 130
+
+
+@app.command("evolve")
+def evolve_cmd(
+    task: Optional[Path] = typer.Argument(None, help="KernelBench-format task file (omit with --resume)"),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="backend name (see `ksdk backends`)"),
+    mutator: str = typer.Option("llm", "--mutator", "-m", help="mutator name: llm, params, or a plugin's"),
+    model: Optional[list[str]] = typer.Option(None, "--model", help="LLM as provider/name; repeat for an ensemble"),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="OpenAI-compatible server URL (vLLM, Ollama)"),
+    seed: Optional[Path] = typer.Option(None, "--seed", help="seed candidate file (default: TASK_seed.* beside it)"),
+    max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="stop after N evaluated candidates"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="stop after M minutes of wall time"),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="stop once the mutator spent USD"),
+    max_gpu_seconds: Optional[float] = typer.Option(None, "--max-gpu-seconds", help="stop after S device-seconds"),
+    target_speedup: Optional[float] = typer.Option(None, "--target-speedup", help="stop at this speedup"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="evaluation workers (default: one per device)"),
+    concurrency: Optional[int] = typer.Option(None, "--mutation-concurrency",
+                                              help="mutations in flight (default: workers + 1)"),
+    evaluator: Optional[str] = typer.Option(None, "--evaluator", help="URL of a `ksdk serve` evaluation service"),
+    random_seed: int = typer.Option(0, "--random-seed", help="seed of the selection's random choices"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory to create (must be new or empty)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this RUN_DIR"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress"),
+):
+    """Evolve faster kernels for TASK, or continue a run with --resume RUN_DIR."""
+    from ksdk.evolution.api import evolve, resume as resume_run
+
+    for name, value in (("--max-candidates", max_candidates), ("--max-minutes", max_minutes),
+                        ("--max-cost", max_cost), ("--max-gpu-seconds", max_gpu_seconds),
+                        ("--target-speedup", target_speedup), ("--workers", workers),
+                        ("--mutation-concurrency", concurrency)):
+        if value is not None and value <= 0 and not (name == "--max-cost" and value == 0):
+            raise KsdkError(f"{name} must be positive, got {value}")
+    budgets = dict(max_candidates=max_candidates, max_minutes=max_minutes, max_cost=max_cost,
+                   max_gpu_seconds=max_gpu_seconds, target_speedup=target_speedup)
+    if resume is not None:
+        if task is not None:
+            raise KsdkError("give either TASK (a new run) or --resume RUN_DIR, not both")
+        summary = resume_run(resume, progress=not quiet, **budgets)
+    else:
+        if task is None:
+            raise KsdkError("missing TASK: `ksdk evolve TASK.py --backend NAME --out RUN_DIR`, "
+                            "or `ksdk evolve --resume RUN_DIR`")
+        if backend is None:
+            raise KsdkError("missing --backend NAME (see `ksdk backends` for those installed here)")
+        if out is None:
+            raise KsdkError("missing --out RUN_DIR: the folder where the run is stored (new or empty)")
+        if mutator == "llm" and not model:
+            raise KsdkError("the llm mutator needs --model provider/name (e.g. openai/gpt-4o-mini, or "
+                            "hosted_vllm/NAME with --api-base URL); or use --mutator params, which needs no LLM")
+        summary = evolve(task, backend=backend, mutator=mutator, models=list(model or []), api_base=api_base,
+                         seed=seed, out=out, workers=workers, mutation_concurrency=concurrency,
+                         evaluator_url=evaluator, random_seed=random_seed, progress=not quiet, **budgets)
+    if summary.interrupted:
+        import sys
+
+        print(f"ksdk: interrupted; state saved. Continue with: ksdk evolve --resume {summary.run_dir}",
+              file=sys.stderr)
+        raise typer.Exit(INTERRUPTED_EXIT)
+
+
+@app.command("show")
+def show_cmd(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `ksdk evolve`"),
+    top: int = typer.Option(10, "--top", "-k", help="how many of the best candidates to list"),
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    source: bool = typer.Option(False, "--source", help="also print the best candidate's source"),
+):
+    """Show a run: its best candidate, the top-k table and the best candidate's lineage."""
+    from ksdk.archives.sqlite import SqliteArchive
+    from ksdk.evolution.config import ARCHIVE_FILE, RunConfig
+    from ksdk.evolution.report import verdict
+
+    if top < 1:
+        raise KsdkError(f"--top must be at least 1, got {top}")
+    config = RunConfig.load(run_dir)
+    archive = SqliteArchive(run_dir / ARCHIVE_FILE, selection=config.selection, must_exist=True)
+    try:
+        entries = archive.evaluated()
+        best = archive.best(top)
+        lineage = archive.lineage(best[0].candidate.id) if best else []
+
+        def row(e):
+            r, c = e.result, e.candidate
+            return {"id": c.id, "parent": c.parent_ids[0] if c.parent_ids else None, "generation": c.generation,
+                    "verdict": verdict(e), "speedup": r.speedup if r else None,
+                    "median_ms": r.candidate_timing.median_ms if r and r.candidate_timing else None,
+                    "mutator": c.mutation.mutator if c.mutation else "seed",
+                    "model": c.mutation.model if c.mutation else None}
+
+        data = {
+            "run_dir": str(run_dir), "task": config.task_name, "backend": config.backend, "mutator": config.mutator,
+            "models": config.models, "finished": config.finished, "stop_reason": config.stop_reason,
+            "candidates": len(archive), "evaluated": len(entries),
+            "valid": sum(1 for e in entries if e.result.correct), "attempts": archive.attempt_count,
+            "failed_attempts": archive.failed_attempts, "pending": len(archive.pending()),
+            "cost_usd": archive.cost_usd, "device_s": archive.device_s,
+            "best": row(best[0]) if best else None, "top": [row(e) for e in best],
+            "lineage": [row(e) for e in lineage],
+        }
+        if source and best:
+            data["best_source"] = best[0].candidate.source
+        if as_json:
+            print(json.dumps(data, indent=2))
+            return
+        _print_show(data)
+    finally:
+        archive.close()
+
+
+def _print_show(d: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=140)
+    state = "finished" if d["finished"] else "not finished (resume with --resume)"
+    con.print(f"[bold]{d['task']}[/] on {d['backend']} with {d['mutator']}"
+              + (f" ({', '.join(d['models'])})" if d["models"] else "") + f": {state}"
+              + (f", stopped: {d['stop_reason']}" if d["stop_reason"] else ""))
+    con.print(f"candidates {d['evaluated']} evaluated ({d['valid']} valid, {d['pending']} pending), "
+              f"attempts {d['attempts']} ({d['failed_attempts']} failed or duplicate), "
+              f"${d['cost_usd']:.4f}, {d['device_s']:.1f} device-s")
+    b = d["best"]
+    if b is None:
+        con.print("no correct candidate yet")
+        return
+    sp = f"{b['speedup']:.3f}x" if b["speedup"] is not None else "untimed"
+    con.print(f"best: [bold]{b['id']}[/] {sp} (generation {b['generation']})")
+    t = Table(title=f"top {len(d['top'])}")
+    for col in ("#", "id", "speedup", "median ms", "gen", "parent", "mutation"):
+        t.add_column(col)
+    for i, r in enumerate(d["top"], 1):
+        t.add_row(str(i), r["id"], f"{r['speedup']:.3f}x" if r["speedup"] is not None else "-",
+                  f"{r['median_ms']:.4f}" if r["median_ms"] is not None else "-", str(r["generation"]),
+                  r["parent"] or "-", r["mutator"] + (f" / {r['model']}" if r["model"] else ""))
+    con.print(t)
+    con.print("lineage of the best (seed first):")
+    for r in d["lineage"]:
+        sp = f"{r['speedup']:.3f}x" if r["speedup"] is not None else "-"
+        con.print(f"  {r['id']}  {r['verdict']:<28} {sp:>9}  {r['mutator']}")
+    if "best_source" in d:
+        con.print(d["best_source"], markup=False, highlight=False)

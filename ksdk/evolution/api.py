@@ -1,0 +1,343 @@
+"""The Python API: `evolve(task, backend=..., mutator=...)` and `resume(run_dir)`, the same runs as the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from pydantic import Field
+
+from ksdk.archives.selection import SelectionConfig
+from ksdk.errors import KsdkError, PluginError, RunDirError
+from ksdk.evolution.budgets import Budgets
+from ksdk.evolution.config import ARCHIVE_FILE, TASK_FILE, RunConfig
+from ksdk.interfaces.evaluator import Evaluator
+from ksdk.interfaces.mutator import Mutator
+from ksdk.models import Candidate, Model, Mutation, Task
+
+SEED_PATTERNS = ("{stem}_seed.*", "{stem}.seed.*", "seed_{stem}.*", "seed.*")
+LANGUAGE_EXTENSIONS = {"triton": (".py",), "c": (".c", ".h"), "cuda": (".cu", ".cpp"), "maca": (".maca", ".cpp")}
+
+
+class RunSummary(Model):
+    """What a run (or one resumed session of it) achieved, and where its files are."""
+
+    run_dir: str
+    task: str
+    backend: str
+    mutator: str
+    stop_reason: str
+    interrupted: bool = False
+    evaluated: int = 0
+    valid: int = 0
+    attempts: int = 0
+    failed_attempts: int = 0
+    best_id: Optional[str] = None
+    best_speedup: Optional[float] = None
+    best_path: Optional[str] = None
+    cost_usd: float = 0.0
+    device_s: float = 0.0
+    elapsed_s: float = 0.0
+    session_s: float = 0.0
+    session_evaluated: int = 0
+    evaluator_busy: float = Field(0.0, description="share of worker time spent evaluating in this session")
+    engine_ms_per_candidate: float = Field(0.0, description="the loop's own time per candidate, this session")
+    files: dict[str, str] = Field(default_factory=dict)
+
+
+def find_seed(task_path: Optional[str], language: str, explicit: Optional[Union[str, Path]] = None) -> Path:
+    """The seed candidate file: the one given, else one shipped beside the task (TASK_seed.<ext>, seed.<ext>)."""
+    if explicit is not None:
+        p = Path(explicit)
+        if not p.is_file():
+            raise KsdkError(f"seed file not found: {p}")
+        return p
+    if task_path:
+        tp = Path(task_path)
+        exts = LANGUAGE_EXTENSIONS.get(language, ())
+        for pattern in SEED_PATTERNS:
+            found = sorted(f for f in tp.parent.glob(pattern.format(stem=tp.stem)) if f.is_file() and f != tp)
+            preferred = [f for f in found if f.suffix in exts] or found
+            if preferred:
+                return preferred[0]
+    where = Path(task_path).parent if task_path else Path(".")
+    stem = Path(task_path).stem if task_path else "TASK"
+    ext = (LANGUAGE_EXTENSIONS.get(language) or (".py",))[0]
+    raise KsdkError(f"no seed candidate for task '{stem}': pass --seed FILE (a first working kernel), or put "
+                    f"{stem}_seed{ext} beside the task in {where}")
+
+
+def make_mutator(name: str, models: list[str], api_base: Optional[str], options: dict[str, Any],
+                 random_seed: int = 0) -> Mutator:
+    """A mutator from the `ksdk.mutators` registry, given only the settings its constructor accepts."""
+    from ksdk.registry import load
+
+    cls = load("mutators", name)
+    offered: dict[str, Any] = {"models": models or None, "model": models[0] if models else None,
+                               "api_base": api_base, "seed": random_seed, **options}
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in offered.items() if v is not None and (takes_any or k in params)}
+    if "models" in kwargs and "model" in kwargs:
+        kwargs.pop("model")  # a constructor taking both wants the list
+    if models and not ({"model", "models"} & set(kwargs)):
+        raise KsdkError(f"mutator '{name}' takes no model; drop --model or use --mutator llm")
+    try:
+        return cls(**kwargs)
+    except KsdkError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise PluginError(f"mutator '{name}' could not start: {e}") from None
+
+
+def make_evaluator(backend: str, url: Optional[str], workers: Optional[int]) -> Evaluator:
+    """The evaluator for a backend: local worker processes, or a `ksdk serve` service when a URL is given."""
+    from ksdk.cli.eval_cmd import make_evaluator as _make
+
+    return _make(backend, url, **({"workers": workers} if workers else {}))
+
+
+def _language(evaluator: Evaluator, backend: str) -> str:
+    lang = getattr(evaluator, "language", "") or ""
+    if not lang and backend:
+        from ksdk.registry import load_backend
+
+        lang = load_backend(backend).language
+    return lang
+
+
+def _check_new_run_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} exists and is not a folder; choose another path")
+    if out.is_dir() and any(out.iterdir()):
+        if (out / "run.json").is_file():
+            raise RunDirError(f"{out} already holds a run: continue it with `ksdk evolve --resume {out}` "
+                              "or choose a new --out")
+        raise RunDirError(f"{out} exists and is not empty; choose a new --out folder")
+
+
+def evolve(task: Union[str, Path, Task], *, backend: Union[str, Evaluator], mutator: Union[str, Mutator] = "params",
+           seed: Union[str, Path, Candidate, None] = None, out: Union[str, Path, None] = None,
+           models: Optional[list[str]] = None, model: Optional[str] = None, api_base: Optional[str] = None,
+           max_candidates: Optional[int] = None, max_minutes: Optional[float] = None,
+           max_cost: Optional[float] = None, max_gpu_seconds: Optional[float] = None,
+           target_speedup: Optional[float] = None, workers: Optional[int] = None,
+           mutation_concurrency: Optional[int] = None, selection: Optional[SelectionConfig] = None,
+           mutator_options: Optional[dict[str, Any]] = None, evaluator_url: Optional[str] = None,
+           random_seed: int = 0, progress: bool = True, handle_signals: bool = True) -> RunSummary:
+    """Run an evolution and return its summary. Budgets are totals; with none given, 100 candidates."""
+    return asyncio.run(evolve_async(**{k: v for k, v in locals().items()}))
+
+
+async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Evaluator],
+                       mutator: Union[str, Mutator] = "params", seed: Union[str, Path, Candidate, None] = None,
+                       out: Union[str, Path, None] = None, models: Optional[list[str]] = None,
+                       model: Optional[str] = None, api_base: Optional[str] = None,
+                       max_candidates: Optional[int] = None, max_minutes: Optional[float] = None,
+                       max_cost: Optional[float] = None, max_gpu_seconds: Optional[float] = None,
+                       target_speedup: Optional[float] = None, workers: Optional[int] = None,
+                       mutation_concurrency: Optional[int] = None, selection: Optional[SelectionConfig] = None,
+                       mutator_options: Optional[dict[str, Any]] = None, evaluator_url: Optional[str] = None,
+                       random_seed: int = 0, progress: bool = True, handle_signals: bool = True) -> RunSummary:
+    """`evolve` for code already inside an event loop."""
+    from ksdk.tasks import load_task
+
+    models = list(models or ([model] if model else []))
+    t = task if isinstance(task, Task) else load_task(task)
+    budgets = Budgets(max_candidates=max_candidates, max_minutes=max_minutes, max_cost_usd=max_cost,
+                      max_gpu_seconds=max_gpu_seconds, target_speedup=target_speedup)
+    run_dir = Path(out) if out is not None else Path("runs") / f"{t.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _check_new_run_dir(run_dir)
+    # Build everything that can fail on bad input before the run folder is created.
+    own_evaluator = isinstance(backend, str)
+    evaluator = make_evaluator(backend, evaluator_url, workers) if isinstance(backend, str) else backend
+    backend_name = backend if isinstance(backend, str) else evaluator.info().backend
+    try:
+        language = _language(evaluator, backend_name)
+        own_mutator = isinstance(mutator, str)
+        mut = make_mutator(mutator, models, api_base, mutator_options or {}, random_seed) \
+            if isinstance(mutator, str) else mutator
+        mutator_name = mutator if isinstance(mutator, str) else (getattr(mutator, "name", "") or type(mutator).__name__)
+        if isinstance(seed, Candidate):
+            seed_cand, seed_path = seed, None
+        else:
+            sp = find_seed(t.path, language, seed)
+            seed_cand = Candidate(source=sp.read_text(), language=language, mutation=Mutation(mutator="seed"))
+            seed_path = str(sp.resolve())
+    except BaseException:
+        if own_evaluator:
+            await evaluator.close()
+        raise
+    config = RunConfig(
+        task_name=t.name, task_path=t.path, backend=backend_name, evaluator_url=evaluator_url, workers=workers,
+        device=_device(evaluator), mutator=mutator_name, models=models, api_base=api_base,
+        mutator_options=mutator_options or {}, mutation_concurrency=mutation_concurrency, budgets=budgets,
+        selection=selection or SelectionConfig(), seed_path=seed_path, seed_language=language,
+        random_seed=random_seed,
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if t.path and Path(t.path).is_file():
+        shutil.copyfile(t.path, run_dir / TASK_FILE)
+    else:
+        (run_dir / TASK_FILE).write_text(t.source)
+    config.save(run_dir)
+    return await _session(config, run_dir, t, evaluator, mut, seed_cand, progress, handle_signals,
+                          own=(own_evaluator, own_mutator))
+
+
+def resume(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None, max_minutes: Optional[float] = None,
+           max_cost: Optional[float] = None, max_gpu_seconds: Optional[float] = None,
+           target_speedup: Optional[float] = None, progress: bool = True, handle_signals: bool = True) -> RunSummary:
+    """Continue a run from its RUN_DIR: pending candidates are evaluated, budgets (optionally raised) apply."""
+    return asyncio.run(resume_async(**{k: v for k, v in locals().items()}))
+
+
+async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None,
+                       max_minutes: Optional[float] = None, max_cost: Optional[float] = None,
+                       max_gpu_seconds: Optional[float] = None, target_speedup: Optional[float] = None,
+                       progress: bool = True, handle_signals: bool = True) -> RunSummary:
+    """`resume` for code already inside an event loop."""
+    from ksdk.tasks import load_task
+
+    run_dir = Path(run_dir)
+    config = RunConfig.load(run_dir)
+    config.budgets = config.budgets.merged(max_candidates=max_candidates, max_minutes=max_minutes,
+                                           max_cost_usd=max_cost, max_gpu_seconds=max_gpu_seconds,
+                                           target_speedup=target_speedup)
+    t = load_task(run_dir / TASK_FILE, name=config.task_name)
+    t.path = config.task_path or t.path
+    evaluator = make_evaluator(config.backend, config.evaluator_url, config.workers)
+    try:
+        mut = make_mutator(config.mutator, config.models, config.api_base, config.mutator_options,
+                           config.random_seed)
+    except BaseException:
+        await evaluator.close()
+        raise
+    config.resumed_at.append(time.time())
+    config.finished = False
+    config.save(run_dir)
+    return await _session(config, run_dir, t, evaluator, mut, None, progress, handle_signals, own=(True, True))
+
+
+def _device(evaluator: Evaluator):
+    try:
+        info = evaluator.info()
+    except Exception:
+        return None
+    devs = info.availability.devices
+    if getattr(evaluator, "interpret", False) or not devs:
+        from ksdk.models import DeviceInfo
+
+        return DeviceInfo(name=info.availability.fallback or "interpreter", kind="interpreter")
+    return devs[0]
+
+
+async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Evaluator, mutator: Mutator,
+                   seed: Optional[Candidate], progress: bool, handle_signals: bool,
+                   own: tuple[bool, bool]) -> RunSummary:
+    from ksdk.archives.sqlite import SqliteArchive
+    from ksdk.evolution.loop import INTERRUPTED, Evolution
+    from ksdk.evolution.progress import Progress
+    from ksdk.evolution.report import write_report
+
+    archive = SqliteArchive(run_dir / ARCHIVE_FILE, selection=config.selection)
+    removers = []
+    try:
+        if seed is not None and len(archive) == 0:
+            archive.set_meta("task_name", config.task_name)
+            archive.add(seed, None)
+        evo = Evolution(task, evaluator, mutator, archive, config.budgets, backend=config.backend,
+                        language=config.seed_language or "", mutator_name=config.mutator,
+                        mutation_concurrency=config.mutation_concurrency, inspirations=config.inspirations,
+                        random_seed=config.random_seed, progress=Progress(enabled=progress),
+                        elapsed_before=float(archive.get_meta("elapsed_s", 0.0) or 0.0))
+        if handle_signals:
+            removers = _install_signals(evo)
+        reason = await evo.run()
+        for remove in removers:
+            remove()
+        removers = []
+        interrupted = reason == INTERRUPTED
+        usage = evo.usage()
+        config.finished = not interrupted and not reason.startswith("internal error")
+        config.stop_reason = reason
+        config.save(run_dir)
+        best = archive.best(1)
+        facts = {
+            "task": config.task_name, "backend": config.backend,
+            "device": f"{config.device.name} ({config.device.kind})" if config.device else "?",
+            "mutator": config.mutator + (f" ({', '.join(config.models)})" if config.models else ""),
+            "stopped": reason, "candidates evaluated": str(usage.evaluated),
+            "valid": f"{usage.valid} ({usage.valid / max(usage.evaluated, 1):.0%})",
+            "mutation attempts": f"{archive.attempt_count} ({archive.failed_attempts} failed or duplicate)",
+            "best speedup": f"{best[0].result.speedup:.3f}x ({best[0].candidate.id})"
+            if best and best[0].result.speedup is not None else "-",
+            "cost": f"${usage.cost_usd:.4f}", "device time": f"{usage.device_s:.1f} s",
+            "wall time": f"{usage.elapsed_s / 60:.1f} min", "ksdk": config.ksdk_version,
+        }
+        files = write_report(archive, run_dir, facts, title=f"ksdk run: {config.task_name} on {config.backend}")
+        workers = max(1, evaluator.workers)
+        summary = RunSummary(
+            run_dir=str(run_dir), task=config.task_name, backend=config.backend, mutator=config.mutator,
+            stop_reason=reason, interrupted=interrupted, evaluated=usage.evaluated, valid=usage.valid,
+            attempts=archive.attempt_count, failed_attempts=archive.failed_attempts,
+            best_id=best[0].candidate.id if best else None,
+            best_speedup=best[0].result.speedup if best else None, best_path=files.get("best"),
+            cost_usd=usage.cost_usd, device_s=usage.device_s, elapsed_s=usage.elapsed_s, session_s=evo.session_s,
+            session_evaluated=evo.session_evaluated,
+            evaluator_busy=evo.eval_busy_s / (workers * evo.session_s) if evo.session_s else 0.0,
+            engine_ms_per_candidate=1000 * evo.engine_s / max(evo.session_evaluated, 1), files=files,
+        )
+        (run_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
+        evo.progress.message(_final_line(summary))
+        return summary
+    finally:
+        for remove in removers:
+            remove()
+        archive.close()
+        if own[1]:
+            await mutator.close()
+        if own[0]:
+            await evaluator.close()
+
+
+def _final_line(s: RunSummary) -> str:
+    best = f"best {s.best_speedup:.3f}x -> {s.best_path}" if s.best_speedup is not None else "no timed correct candidate"
+    return (f"done ({s.stop_reason}): {s.evaluated} candidates, {s.valid} valid, {best}; "
+            f"report: {s.files.get('html', '-')}")
+
+
+def _install_signals(evo) -> list:
+    """Ctrl-C / SIGTERM stop the run cleanly (state saved, report written); a second Ctrl-C cancels at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    hits = {"n": 0}
+
+    def on_signal():
+        hits["n"] += 1
+        if hits["n"] == 1:
+            from ksdk.evolution.loop import INTERRUPTED
+
+            evo.request_stop(INTERRUPTED, hard=True)
+        elif main is not None:
+            main.cancel()
+
+    removers = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal)
+            removers.append(lambda s=sig: loop.remove_signal_handler(s))
+        except (NotImplementedError, RuntimeError):
+            pass
+    return removers

@@ -1,0 +1,73 @@
+"""Budgets: when a run must stop (candidates, wall-clock, dollars, GPU-seconds, a target speedup)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from pydantic import Field, model_validator
+
+from ksdk.errors import BudgetError
+from ksdk.models import Model
+
+DEFAULT_MAX_CANDIDATES = 100  # used only when no budget at all is given, so a run always ends
+
+
+class Budgets(Model):
+    """Limits of one run, totals across resumes; None means no limit of that kind."""
+
+    max_candidates: Optional[int] = Field(None, ge=1, description="evaluated candidates, seed included")
+    max_minutes: Optional[float] = Field(None, gt=0, description="wall-clock minutes of running")
+    max_cost_usd: Optional[float] = Field(None, ge=0, description="mutator spend in US dollars")
+    max_gpu_seconds: Optional[float] = Field(None, gt=0, description="sum of device-seconds of evaluations")
+    target_speedup: Optional[float] = Field(None, gt=0, description="stop once a candidate reaches it")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> "Budgets":
+        if all(v is None for v in (self.max_candidates, self.max_minutes, self.max_cost_usd,
+                                   self.max_gpu_seconds, self.target_speedup)):
+            self.max_candidates = DEFAULT_MAX_CANDIDATES
+        return self
+
+    def merged(self, **overrides: Optional[float]) -> "Budgets":
+        """These budgets with the non-None overrides applied (a resumed run may raise its limits)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return Budgets(**data)
+        except Exception as e:  # pydantic names the field; say it as a budget problem
+            raise BudgetError(f"bad budget: {e}".splitlines()[0] + " (budgets must be positive numbers)") from None
+
+
+@dataclass
+class Usage:
+    """What a run has consumed so far (totals across resumes)."""
+
+    evaluated: int = 0
+    valid: int = 0
+    best_speedup: Optional[float] = None
+    elapsed_s: float = 0.0
+    cost_usd: float = 0.0
+    device_s: float = 0.0
+
+
+def exhausted(b: Budgets, u: Usage) -> Optional[str]:
+    """Why the run must stop now, or None."""
+    if b.target_speedup is not None and u.best_speedup is not None and u.best_speedup >= b.target_speedup:
+        return f"target speedup {b.target_speedup:g}x reached ({u.best_speedup:.3f}x)"
+    if b.max_candidates is not None and u.evaluated >= b.max_candidates:
+        return f"max candidates ({b.max_candidates}) evaluated"
+    if b.max_cost_usd is not None and u.cost_usd >= b.max_cost_usd:
+        return f"max cost ${b.max_cost_usd:g} spent (${u.cost_usd:.4f})"
+    if b.max_gpu_seconds is not None and u.device_s >= b.max_gpu_seconds:
+        return f"max GPU-seconds ({b.max_gpu_seconds:g}) used ({u.device_s:.1f} s)"
+    if b.max_minutes is not None and u.elapsed_s >= b.max_minutes * 60:
+        return f"max wall time ({b.max_minutes:g} min) reached"
+    return None
+
+
+def may_propose(b: Budgets, u: Usage, outstanding: int) -> bool:
+    """Whether one more mutation fits: candidates in flight count against max_candidates."""
+    if exhausted(b, u):
+        return False
+    return b.max_candidates is None or u.evaluated + outstanding < b.max_candidates
