@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from ksdk.interfaces.backend import Backend, EvalContext
-from ksdk.models import Availability, Candidate, EvalResult, Task
+from ksdk.models import Availability, Candidate, ErrorKind, EvalResult, Task
 from ksdk_triton_nvidia import probe as _probe
+
+HINTS = """\
+Triton on NVIDIA (ksdk backend triton_nvidia):
+- Define `class ModelNew(nn.Module)` with the reference Model's constructor and forward signature; its
+  forward must launch @triton.jit kernels that write every output (outputs computed by PyTorch ops alone,
+  cached or reused outputs, views of inputs and in-place writes to inputs are rejected).
+- Allocate outputs on every call with torch.empty_like(x) / device=x.device (never device='cuda': correctness
+  also runs in Triton's interpreter on the CPU).
+- Do not touch torch.cuda timing, streams, seeds, Triton's launch hooks or the reference module.
+- Constants marked `# ksdk:tune [..]` (BLOCK sizes, num_warps, num_stages) are tuned by the parameter mutator.
+"""
 
 
 class TritonNvidiaBackend(Backend):
@@ -36,3 +48,33 @@ class TritonNvidiaBackend(Backend):
         from ksdk_triton_nvidia.runner import evaluate
 
         return evaluate(task, candidate, ctx)
+
+    def hints(self) -> str:
+        return HINTS
+
+    def versions(self) -> dict[str, str]:
+        import platform
+
+        import torch
+        import triton
+
+        v = {"python": platform.python_version(), "torch": torch.__version__, "triton": triton.__version__}
+        if torch.version.cuda:
+            v["cuda"] = str(torch.version.cuda)
+        devs, _ = _probe.cuda_devices()
+        if devs and devs[0].driver:
+            v["driver"] = devs[0].driver
+        return v
+
+    def sticky_error(self, result: EvalResult) -> bool:
+        """Recycle after device faults, OOM and cheats (a cheater may have left patches behind)."""
+        from ksdk_triton_nvidia.diagnose import STICKY
+
+        if result.error_kind in (ErrorKind.DEVICE_FAULT, ErrorKind.OOM, ErrorKind.REWARD_HACK, ErrorKind.INFRA):
+            return True
+        return bool(result.message and result.device.kind == "gpu" and STICKY.search(result.message))
+
+    def example_candidates(self) -> Optional[dict[str, tuple[str, str]]]:
+        from ksdk_triton_nvidia.conformance import cases
+
+        return cases()

@@ -1,0 +1,120 @@
+"""Tensor plumbing for the harness: inputs on the evaluation device, clones, host copies, storages, poisoning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def flatten(out: Any) -> list:
+    """A model's output as a flat list (a tensor, or a tuple/list of tensors and numbers)."""
+    if isinstance(out, (tuple, list)):
+        items = []
+        for o in out:
+            items.extend(flatten(o))
+        return items
+    return [out]
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Move every tensor in a (nested) list/tuple to `device`; other values pass through."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(o, device) for o in obj)
+    return obj
+
+
+def clone(obj: Any) -> Any:
+    """Deep copy of tensors (fresh storage), other values as they are."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(clone(o) for o in obj)
+    return obj
+
+
+def host(obj: Any) -> tuple[np.ndarray, str]:
+    """A host numpy copy and the dtype name ('float32', 'bfloat16', ...); bf16 becomes float32 for numpy."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        name = str(t.dtype).replace("torch.", "")
+        if t.dtype in (torch.bfloat16,) or not _numpy_native(t.dtype):
+            t = t.float()
+        return t.cpu().numpy().copy(), name
+    a = np.asarray(obj)
+    return a, str(a.dtype)
+
+
+def _numpy_native(dtype: torch.dtype) -> bool:
+    return dtype in (torch.float16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
+                     torch.int64, torch.uint8, torch.bool)
+
+
+def hosts(outputs: list) -> tuple[list[np.ndarray], list[str]]:
+    arrays, names = [], []
+    for o in outputs:
+        a, n = host(o)
+        arrays.append(a)
+        names.append(n)
+    return arrays, names
+
+
+def storage(t: Any) -> tuple[int, int] | None:
+    """(address, bytes) of a tensor's whole storage, or None for non-tensors."""
+    if not isinstance(t, torch.Tensor):
+        return None
+    s = t.untyped_storage()
+    return s.data_ptr(), s.nbytes()
+
+
+def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """True when two (address, bytes) ranges share at least one byte."""
+    (pa, na), (pb, nb) = a, b
+    return na > 0 and nb > 0 and pa < pb + nb and pb < pa + na
+
+
+def storages(obj: Any) -> list[tuple[int, int]]:
+    return [s for s in (storage(t) for t in flatten(obj)) if s is not None]
+
+
+def same_values(a: Any, b: Any) -> bool:
+    """Bitwise equality of two (nested) tensor collections (for 'did the inputs change?')."""
+    fa, fb = flatten(a), flatten(b)
+    if len(fa) != len(fb):
+        return False
+    for x, y in zip(fa, fb):
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+            if x.shape != y.shape or not torch.equal(x, y):
+                return False
+    return True
+
+
+class Poison:
+    """Fill memory the next allocations will likely receive with NaN bytes (0xFF), so an output a candidate
+    forgot to write, or one read from another run's leftovers, shows up as NaN/garbage.
+
+    PyTorch's caching allocator (and glibc on the CPU) hands out best-fitting free blocks of the requested
+    size, so allocating, filling and freeing a few blocks of each output's size puts NaN into exactly the
+    blocks the candidate's `torch.empty(...)` would get next.
+    """
+
+    COPIES = 8
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.sizes: list[int] = []
+
+    def learn(self, outputs: list) -> None:
+        """Remember the byte sizes of the reference outputs (and their total)."""
+        sizes = [t.untyped_storage().nbytes() for t in outputs if isinstance(t, torch.Tensor)]
+        self.sizes = sorted(set(sizes + ([sum(sizes)] if len(sizes) > 1 else [])))
+
+    def __call__(self) -> None:
+        blocks = []
+        for n in self.sizes:
+            for _ in range(self.COPIES):
+                blocks.append(torch.empty(n, dtype=torch.uint8, device=self.device).fill_(255))
+        del blocks

@@ -1,0 +1,127 @@
+"""Device timing with CUDA events: warm-up, L2 flush between repetitions, side-stream work joined in.
+
+Every timing primitive is a private reference taken when this module is imported, which happens before
+any candidate is loaded; so a candidate that monkeypatches torch.cuda.Event, synchronize or streams
+cannot change what is measured (it is also caught by checks.Integrity and rejected).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+from ksdk.models import TimingSettings
+
+_EventBase = torch._C._CudaEventBase
+_new_event = torch.cuda.Event
+_record = _EventBase.record
+_elapsed = _EventBase.elapsed_time
+_sync = torch.cuda.synchronize
+_current_stream = torch.cuda.current_stream
+_external_stream = torch.cuda.ExternalStream
+_stream_wait = torch._C._CudaStreamBase.wait_event
+
+L2_FLUSH_BYTES = 256 * 1024 * 1024  # well above the 50 MB L2 of an H100/H200
+METHOD = "cuda events, L2 flushed (256 MB zeroed) before every repetition, side streams joined"
+
+
+def _event():
+    return _new_event(enable_timing=True)
+
+
+@dataclass
+class Measurement:
+    """Per-repetition times in ms and the output of the last timed call."""
+
+    samples_ms: list[float]
+    last_output: Any
+    calls: int
+
+
+class Timer:
+    """Times callables on the current CUDA device; one instance per evaluation (holds the flush buffer)."""
+
+    def __init__(self, settings: TimingSettings, device: torch.device):
+        self.settings = settings
+        self.device = device
+        self.flush = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device) if settings.flush_l2 else None
+        self._joins: dict[int, Any] = {}
+
+    def _join(self, streams: set[int]) -> None:
+        """Make the timing stream wait for work the candidate launched on other streams (seen by the launch hook)."""
+        cur = _current_stream()
+        for handle in streams:
+            if handle == cur.cuda_stream:
+                continue
+            ext = self._joins.get(handle)
+            if ext is None:
+                ext = self._joins[handle] = _external_stream(handle)
+            ev = _new_event()
+            _record(ev, ext)
+            _stream_wait(cur, ev)
+
+    def measure(self, fn: Callable[[], Any], side_streams: Callable[[], set[int]] = set) -> Measurement:
+        """Warm up, pick the repetition count from min_time_ms, then time each repetition with events."""
+        s = self.settings
+        cur = _current_stream()
+        out = None
+        _sync()
+        a, b = _event(), _event()
+        warm = max(1, s.warmup)
+        _record(a, cur)
+        for _ in range(warm):
+            out = fn()
+            self._join(side_streams())
+        _record(b, cur)
+        _sync()
+        est = max(_elapsed(a, b) / warm, 1e-4)
+        n = max(s.repetitions, math.ceil(s.min_time_ms / est)) if s.min_time_ms > 0 else s.repetitions
+        n = min(n, s.max_repetitions)
+        starts = [_event() for _ in range(n)]
+        ends = [_event() for _ in range(n)]
+        for i in range(n):
+            if self.flush is not None:
+                self.flush.zero_()
+            _record(starts[i], cur)
+            out = fn()
+            self._join(side_streams())
+            _record(ends[i], cur)
+        _sync()
+        return Measurement([_elapsed(x, y) for x, y in zip(starts, ends)], out, warm + n)
+
+    def hidden_work_ms(self, fn: Callable[[], Any], reps: int = 15) -> float:
+        """Median time of fn when the device is fully synchronized before the end event, minus that of an
+        empty call: counts work on any stream, including PyTorch side streams the launch hook cannot see."""
+
+        def bracketed(f) -> float:
+            times = []
+            for _ in range(reps):
+                if self.flush is not None:
+                    self.flush.zero_()
+                a, b = _event(), _event()
+                cur = _current_stream()
+                _record(a, cur)
+                f()
+                _sync()
+                _record(b, cur)
+                _sync()
+                times.append(_elapsed(a, b))
+            times.sort()
+            return times[len(times) // 2]
+
+        return bracketed(fn) - bracketed(lambda: None)
+
+
+def synchronize() -> None:
+    _sync()
+
+
+def optional_compile(model: torch.nn.Module) -> Optional[Callable]:
+    """torch.compile of the reference, or None where it cannot be built here."""
+    try:
+        return torch.compile(model)
+    except Exception:
+        return None
