@@ -1,0 +1,15 @@
+"""CudaNvidiaBackend: CUDA C++ candidates on NVIDIA GPUs through the shared native cffi binding (nvcc, libcudart, libcuda)."""
+
+from __future__ import annotations
+
+from ksdk_native.backend import NativeBackend
+from ksdk_native.dialect import CUDA
+
+
+class CudaNvidiaBackend(NativeBackend):
+    """Candidates are CUDA C++ kernels plus a launch description, compiled to a cubin and launched via cffi."""
+
+    name = "cuda_nvidia"
+    language = "cuda"
+    dialect = CUDA
+    extra = "cuda"

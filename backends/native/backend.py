@@ -1,0 +1,105 @@
+"""NativeBackend: the Backend every cffi dialect shares; a subclass names its Dialect and nothing else."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import ClassVar, Optional
+
+from ksdk.interfaces.backend import Backend, EvalContext
+from ksdk.models import Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, Task
+from ksdk_native.dialect import Dialect, ToolchainNotFound, locate
+
+CANDIDATE_HINTS = """\
+Candidates are {lang} C++ source compiled device-only by {compiler} ({fmt}) and launched through the runtime's
+module API. Kernels must be `extern "C" __global__`. A comment carries the launch description as JSON:
+  /* ksdk:launch {{"kernel": "k", "grid": ["cdiv(n, BLOCK)"], "block": ["BLOCK"], "shared_mem": 0,
+                  "scalars": [{{"name": "n", "type": "int64", "value": "in0.numel"}}]}} */
+Kernel arguments in order: the task's inputs (in0, in1, ...; device pointers), its outputs (out0, ...),
+the model's parameters (p0, ... in state_dict order), then the scalars. Expressions may use numeric
+#defines, scalars, inN/outN/pN .numel .shape[i] .ndim .nbytes, initN and cdiv/min/max.
+Several launches: {{"launches": [{{...}}, {{...}}], "scalars": [...], "workspaces": [{{"name": "ws", "bytes": "..."}}]}},
+a launch may list its own "args" by name. Declare tunables as `#define BLOCK 256 // ksdk:tune [128, 256, 512]`.
+Wave (warp) size here: {wave}. Outputs are poisoned before each run: write every element."""
+
+
+class NativeBackend(Backend):
+    """A native dialect's backend: probe its toolchain and devices, evaluate candidates in a worker."""
+
+    dialect: ClassVar[Dialect]
+    version = "0.1.0"
+
+    def __init__(self):
+        self._session = None
+
+    @classmethod
+    def probe(cls) -> Availability:
+        d = cls.dialect
+        if importlib.util.find_spec("cffi") is None:
+            return Availability(name=cls.name, available=False, reason="Python package cffi not installed",
+                                fix=f'pip install "ksdk[{cls.extra}]" (from a checkout: pip install ".[{cls.extra}]")')
+        try:
+            toolchain = locate(d)
+        except ToolchainNotFound as e:
+            return Availability(name=cls.name, available=False, reason=e.reason, fix=e.fix)
+        try:
+            from ksdk_native.binding import Binding, MissingSymbol, NativeError
+
+            binding = Binding(d, toolchain)
+            count = binding.device_count()
+        except ToolchainNotFound as e:
+            return Availability(name=cls.name, available=False, reason=e.reason, fix=e.fix)
+        except (NativeError, MissingSymbol) as e:
+            return Availability(name=cls.name, available=False,
+                                reason=f"the {d.vendor} runtime reports no usable device: {e}", fix=d.install_fix)
+        if count < 1:
+            return Availability(name=cls.name, available=False, reason=f"the {d.vendor} runtime sees no device",
+                                fix=f"check the driver and {d.visible_devices_env}")
+        try:
+            names = binding.device_names(count)
+        except (NativeError, MissingSymbol):
+            names = [f"{d.vendor} device {i}" for i in range(count)]
+        devices = [DeviceInfo(index=i, name=n, kind="gpu") for i, n in enumerate(names)]
+        return Availability(name=cls.name, available=True, devices=devices)
+
+    @classmethod
+    def device_env(cls, device: int) -> dict[str, str]:
+        var = cls.dialect.visible_devices_env
+        visible = os.environ.get(var)
+        if visible:
+            ids = [x.strip() for x in visible.split(",") if x.strip()]
+            return {var: ids[device] if device < len(ids) else str(device)}
+        return {var: str(device)}
+
+    def _open(self, device: int):
+        if self._session is None:
+            from ksdk_native.runner import open_session
+
+            self._session = open_session(self.dialect, device)
+        return self._session
+
+    def evaluate(self, task: Task, candidate: Candidate, ctx: EvalContext) -> EvalResult:
+        from ksdk_native.runner import evaluate
+
+        return evaluate(task, candidate, ctx, self.dialect, lambda: self._open(ctx.device), self.name, self.version)
+
+    def sticky_error(self, result: EvalResult) -> bool:
+        return result.error_kind == ErrorKind.DEVICE_FAULT
+
+    def hints(self) -> str:
+        d = self.dialect
+        return CANDIDATE_HINTS.format(lang=d.name.upper(), compiler=d.compiler, fmt=d.binary_format, wave=d.wave_size)
+
+    def versions(self) -> dict[str, str]:
+        out = {"ksdk_native": self.version, "dialect": self.dialect.name}
+        try:
+            toolchain = locate(self.dialect)
+        except ToolchainNotFound:
+            return out
+        from ksdk_native.compiler import compiler_version
+
+        if toolchain.compiler:
+            out[f"{self.dialect.name}_compiler"] = compiler_version(toolchain.compiler)
+        return out
+
+    extra: ClassVar[Optional[str]] = None  # the pip extra that installs what the backend needs
