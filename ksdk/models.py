@@ -149,7 +149,10 @@ class Mutation(Model):
     notes: list[str] = Field(default_factory=list)
 
 
-_COMMENT_LINE = re.compile(r"^\s*(#|//).*$")
+# '#' starts a Python comment but also a C/C++ preprocessor directive (#define TILE 32 is code, not a comment).
+_COMMENT_LINE = re.compile(
+    r"^\s*(//|#(?!\s*(define|undef|include|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line)\b)).*$"
+)
 
 
 def normalize_source(source: str) -> str:
