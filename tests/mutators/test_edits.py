@@ -1,0 +1,103 @@
+"""Reply parsing: SEARCH/REPLACE blocks (exact, whitespace/indent tolerant, failing, partial, malformed) and
+full programs (fenced, bare, mixed with prose)."""
+
+import pytest
+
+from ksdk.mutators.edits import ReplyError, apply_edits, extract_program, parse_edit_blocks, program_from_reply
+
+PARENT = """import torch
+
+def add(x, y):
+    z = x + y
+    return z
+
+xx = 10
+"""
+
+
+def block(search: str, replace: str) -> str:
+    return f"<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE"
+
+
+def test_exact_blocks_apply_in_order_on_whole_lines():
+    reply = "Here you go:\n" + block("    z = x + y", "    z = x * y") + "\n\n" + block("xx = 10", "xx = 11")
+    source, used, notes = program_from_reply(reply, PARENT, "triton", "auto")
+    assert used == "edits" and notes == []
+    assert source == PARENT.replace("x + y", "x * y").replace("xx = 10", "xx = 11")
+
+
+def test_search_does_not_match_inside_a_longer_line():
+    with pytest.raises(ReplyError, match="did not apply"):
+        program_from_reply(block("x = 10", "x = 3"), PARENT, "triton", "auto")
+
+
+def test_indentation_and_trailing_whitespace_are_tolerated():
+    reply = "```python\n" + block("z = x + y   \nreturn z", "z = x - y\nif z is None:\n    z = 0\nreturn z") + "\n```"
+    source, used, notes = program_from_reply(reply, PARENT, "triton", "edits")
+    assert "    z = x - y\n    if z is None:\n        z = 0\n    return z\n" in source
+    assert notes == ["edit block 1 matched ignoring indentation"]
+
+
+def test_a_block_that_does_not_apply_rejects_the_whole_edit_and_is_reported():
+    reply = block("    z = x + y", "    z = x * y") + "\n" + block("    return w", "    return 2 * w")
+    with pytest.raises(ReplyError, match="1 of 2 edit blocks did not apply .*discarded") as info:
+        program_from_reply(reply, PARENT, "triton", "auto")
+    assert len(info.value.notes) == 1
+    assert "edit block 2 did not apply" in info.value.notes[0] and "return w" in info.value.notes[0]
+
+
+@pytest.mark.parametrize(
+    "reply, problem",
+    [
+        ("<<<<<<< SEARCH\nxx = 10\n>>>>>>> REPLACE", "no ======= line"),
+        ("<<<<<<< SEARCH\nxx = 10\n=======\nxx = 2\n", "no >>>>>>> REPLACE"),
+        ("no blocks here", "no <<<<<<< SEARCH"),
+    ],
+)
+def test_malformed_blocks_are_errors(reply, problem):
+    with pytest.raises(ReplyError, match=problem):
+        parse_edit_blocks(reply)
+
+
+def test_empty_and_noop_edits_are_errors():
+    with pytest.raises(ReplyError, match="SEARCH section is empty"):
+        apply_edits(PARENT, parse_edit_blocks(block("", "x = 1")))
+    with pytest.raises(ReplyError, match="unchanged"):
+        program_from_reply(block("xx = 10", "xx = 10"), PARENT, "triton", "auto")
+    with pytest.raises(ReplyError, match="empty"):
+        program_from_reply("   ", PARENT, "triton", "auto")
+
+
+def test_deleting_lines():
+    source, _, _ = program_from_reply(block("xx = 10", ""), PARENT, "triton", "auto")
+    assert "xx" not in source and "return z" in source
+
+
+def test_full_program_largest_block_of_the_right_language_among_prose():
+    reply = (
+        "I'll first show the shell command:\n```bash\npip install triton\n```\n"
+        "A tiny snippet:\n```python\nx = 1\n```\nAnd the program:\n```python\n" + PARENT.replace("+", "-") + "```\nDone."
+    )
+    source, used, _ = program_from_reply(reply, PARENT, "triton", "auto")
+    assert used == "full" and source == PARENT.replace("+", "-")
+
+
+def test_full_program_without_fences_when_the_reply_is_code():
+    assert extract_program(PARENT.replace("+", "*"), "triton") == PARENT.replace("+", "*")
+    cu = '#include <cuda.h>\n__global__ void k(float* x) { x[0] = 1; }\n'
+    assert extract_program("```cuda\n" + cu + "```", "cuda") == cu
+    assert extract_program(cu, "cuda") == cu
+
+
+def test_prose_only_and_wrong_language_are_errors():
+    with pytest.raises(ReplyError, match="no triton program"):
+        program_from_reply("I think you should use shared memory.", PARENT, "triton", "auto")
+    with pytest.raises(ReplyError, match="tagged bash"):
+        program_from_reply("```bash\nls\n```", PARENT, "triton", "full")
+    with pytest.raises(ReplyError, match="unchanged"):
+        program_from_reply("```python\n" + PARENT + "```", PARENT, "triton", "auto")
+
+
+def test_edits_mode_refuses_a_full_program():
+    with pytest.raises(ReplyError, match="no <<<<<<< SEARCH"):
+        program_from_reply("```python\n" + PARENT + "```", PARENT, "triton", "edits")

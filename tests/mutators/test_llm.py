@@ -1,0 +1,166 @@
+"""LLMMutator for real through litellm: a local OpenAI-compatible server with scripted replies, and mock_response."""
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+
+from ksdk.interfaces.mutator import MutationRequest, Scored
+from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task
+from ksdk.mutators.llm import LLMMutator
+from ksdk.mutators.prompts import build_messages
+from ksdk.registry import load
+from ksdk.testing.scripted_llm import ScriptedLLM, ScriptedReply
+
+TASK = Task(
+    name="relu",
+    source="import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return torch.relu(x)\n",
+)
+PARENT_SRC = "import torch\nclass ModelNew(torch.nn.Module):\n    def forward(self, x):\n        return torch.relu(x)\n"
+CHILD_SRC = PARENT_SRC.replace("torch.relu(x)", "x.clamp(min=0)")
+FULL = f"Here is a faster version:\n```python\n{CHILD_SRC}```\nIt avoids a copy."
+EDITS = "<<<<<<< SEARCH\n        return torch.relu(x)\n=======\n        return x.clamp(min=0)\n>>>>>>> REPLACE\n"
+
+
+def request(notes=(), inspirations=()) -> MutationRequest:
+    failed = EvalResult(stage=Stage.CORRECTNESS, status=Status.FAILED, error_kind=ErrorKind.VALUE,
+                        message="out[0] differs from the reference by 0.5")
+    parent = Scored(candidate=Candidate(source=PARENT_SRC, generation=2, island=1), result=failed)
+    return MutationRequest(task=TASK, parent=parent, hints="Kernels must be @triton.jit functions.",
+                           backend="triton_nvidia", notes=list(notes), inspirations=list(inspirations))
+
+
+def propose(mutator: LLMMutator, req: MutationRequest):
+    return asyncio.run(mutator.propose(req))
+
+
+def scripted(server: ScriptedLLM, **kw) -> LLMMutator:
+    kw.setdefault("backoff_s", 0.01)
+    return LLMMutator(model="openai/scripted", api_base=server.url, api_key="test-key", **kw)
+
+
+def test_full_program_reply_makes_a_child_with_its_mutation_recorded():
+    with ScriptedLLM([ScriptedReply(FULL, prompt_tokens=321, completion_tokens=45)]) as server:
+        req = request()
+        out = propose(scripted(server), req)
+    assert out.error is None
+    child = out.candidate
+    assert child.source == CHILD_SRC and child.language == "triton"
+    assert child.parent_ids == [req.parent.candidate.id] and child.generation == 3 and child.island == 1
+    m = child.mutation
+    assert (m.mutator, m.model, m.reply_format, m.reply) == ("llm", "openai/scripted", "full", FULL)
+    assert (m.tokens_in, m.tokens_out) == (321, 45) and m.cost_usd == 0.0 and m.latency_s > 0
+    assert any("no price" in n for n in m.notes)
+    # The prompt reached the server: task, hints, parent source and its structured feedback.
+    sent = server.requests[0]["messages"][-1]["content"]
+    for part in ("class Model(", "@triton.jit", PARENT_SRC.strip(), "wrong_value", "differs from the reference"):
+        assert part in sent and part in m.prompt
+
+
+def test_edit_block_reply_applies_to_the_parent():
+    with ScriptedLLM([EDITS]) as server:
+        out = propose(scripted(server, reply_format="edits"), request())
+    assert out.candidate.source == CHILD_SRC and out.mutation.reply_format == "edits"
+    assert "<<<<<<< SEARCH" in server.requests[0]["messages"][-1]["content"]
+
+
+def test_malformed_reply_is_a_recorded_failure_and_its_problem_goes_to_the_next_prompt():
+    bad_edit = "<<<<<<< SEARCH\n        return relu(x)\n=======\n        return x\n>>>>>>> REPLACE"
+    with ScriptedLLM(["Sorry, I cannot help with that.", bad_edit, FULL]) as server:
+        mutator = scripted(server)
+        prose = propose(mutator, request())
+        assert prose.candidate is None and "no triton program" in prose.error
+        assert prose.mutation.reply.startswith("Sorry") and "class Model(" in prose.mutation.prompt
+        miss = propose(mutator, request())
+        assert miss.candidate is None and "did not apply" in miss.error
+        note = [n for n in miss.mutation.notes if "edit block 1 did not apply" in n]
+        assert note and "return relu(x)" in note[0]
+        fixed = propose(mutator, request(notes=miss.mutation.notes))
+    assert fixed.candidate is not None
+    last_prompt = server.requests[-1]["messages"][-1]["content"]
+    assert "edit block 1 did not apply" in last_prompt and "[call]" not in last_prompt
+
+
+def test_transient_errors_are_retried_then_succeed():
+    with ScriptedLLM([ScriptedReply.error(500), ScriptedReply.error(429), FULL]) as server:
+        out = propose(scripted(server, retries=3), request())
+    assert out.candidate is not None and len(server.requests) == 3
+    assert sum("retrying" in n for n in out.mutation.notes) == 2
+
+
+def test_permanent_errors_are_not_retried():
+    with ScriptedLLM([ScriptedReply.error(401, "bad key"), FULL]) as server:
+        out = propose(scripted(server, retries=3), request())
+    assert out.candidate is None and "AuthenticationError" in out.error and len(server.requests) == 1
+
+
+def test_a_slow_reply_times_out():
+    with ScriptedLLM([ScriptedReply(FULL, delay_s=30)]) as server:
+        out = propose(scripted(server, timeout_s=0.5, retries=0), request())
+    assert out.candidate is None and "timed out" in out.error and out.mutation.latency_s < 10
+
+
+def test_mock_response_through_litellm_with_a_priced_model():
+    mutator = LLMMutator(model="openai/gpt-4o", mock_response=FULL)
+    out = propose(mutator, request())
+    assert out.candidate.source == CHILD_SRC
+    assert out.mutation.cost_usd > 0 and mutator.cost_usd == pytest.approx(out.mutation.cost_usd)
+
+
+def test_budget_cap_stops_calls():
+    # gpt-4o prices: $2.5 / Mtok in, $10 / Mtok out -> 1000 in + 500 out = $0.0075 a call.
+    replies = [ScriptedReply(FULL, prompt_tokens=1000, completion_tokens=500) for _ in range(4)]
+    with ScriptedLLM(replies) as server:
+        mutator = LLMMutator(model="openai/gpt-4o", api_base=server.url, api_key="k", max_tokens=100,
+                             max_cost_usd=0.016)
+        outs = [propose(mutator, request()) for _ in range(3)]
+    assert [o.candidate is not None for o in outs] == [True, True, False]
+    assert "budget cap" in outs[2].error and "max_cost_usd" in outs[2].error
+    assert len(server.requests) == 2 and mutator.cost_usd == pytest.approx(0.015)
+
+
+def test_concurrency_limit_is_honoured_at_the_server():
+    with ScriptedLLM([ScriptedReply(FULL, delay_s=0.2) for _ in range(6)]) as server:
+        mutator = scripted(server, max_concurrency=2)
+
+        async def many():
+            return await asyncio.gather(*(mutator.propose(request()) for _ in range(6)))
+
+        outs = asyncio.run(many())
+    assert all(o.candidate is not None for o in outs)
+    assert server.max_in_flight == 2 and len(server.requests) == 6
+
+
+def test_ensemble_weights_pick_models():
+    with ScriptedLLM([FULL] * 4) as server:
+        mutator = LLMMutator(model=["openai/never", "openai/always"], weights=[0.0, 1.0], api_base=server.url,
+                             api_key="k", seed=1)
+        for _ in range(4):
+            assert propose(mutator, request()).mutation.model == "openai/always"
+    assert {r["model"] for r in server.requests} == {"always"}
+
+
+def test_prompt_stays_within_its_budget_and_keeps_the_parent_whole():
+    big = Scored(candidate=Candidate(source="x = 1\n" * 5000), result=EvalResult(status=Status.OK,
+                 stage=Stage.PERFORMANCE, speedup=1.5))
+    req = request(inspirations=[big, big])
+    req.task = TASK.model_copy(update={"source": TASK.source + "# padding\n" * 20000})
+    user = build_messages(req, "auto", max_chars=20_000)[-1]["content"]
+    assert len(user) < 22_000 and PARENT_SRC.strip() in user
+    assert "source left out" in user and "score 1.500" in user and "chars trimmed" in user
+
+
+def test_bad_options_are_clear_errors_and_the_entry_point_loads():
+    from ksdk.errors import KsdkError
+
+    with pytest.raises(KsdkError, match="reply_format"):
+        LLMMutator(model="openai/x", reply_format="diff")
+    with pytest.raises(KsdkError, match="weights"):
+        LLMMutator(model=["a/b", "c/d"], weights=[1.0])
+    assert load("mutators", "llm") is LLMMutator
+
+
+def test_importing_the_mutators_does_not_import_litellm():
+    code = "import sys, ksdk.mutators.llm, ksdk.mutators.params; assert 'litellm' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
