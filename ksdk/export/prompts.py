@@ -1,43 +1,60 @@
-"""The chat a step stands for: the mutator's own prompt when it recorded one, else one rebuilt from the context."""
+"""The chat a step stands for: the LLM mutator's recorded prompt, or the prompt it would have built (non-LLM steps)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Optional
 
 from ksdk.export.reader import Step
 from ksdk.export.revision import edit_blocks
+from ksdk.interfaces.mutator import MutationRequest
+from ksdk.models import Task
+from ksdk.mutators.prompts import SYSTEM, build_messages
 
-SYSTEM = ("You are an expert GPU kernel engineer. You improve a working kernel so that it stays correct and runs "
-          "faster on the target device. Reply with SEARCH/REPLACE edit blocks of the lines you change.")
-
-
-def _feedback(step: Step) -> str:
-    r = step.parent_result
-    return r.feedback() if r is not None else "(not evaluated)"
+_ROLES = ("system", "user", "assistant")
 
 
-def rebuild_prompt(step: Step) -> str:
-    """A user prompt for a step whose mutator asked no LLM (parameter tuning): task, parent, feedback, inspirations."""
-    lang = (step.parent.candidate.language if step.parent else "") or step.run.language or "text"
-    parts = [f"# Task: {step.task} (backend {step.run.backend}, device {step.device})"]
-    if step.run.task_source:
-        parts += ["## Reference (PyTorch)", f"```python\n{step.run.task_source.rstrip()}\n```"]
-    if step.parent is not None:
-        parts += ["## Current program", f"```{lang}\n{step.parent.candidate.source.rstrip()}\n```",
-                  "## Its evaluation", _feedback(step)]
-    for i, insp in enumerate(step.inspirations, 1):
-        score = f"score {insp.result.score:.3f}" if insp.result is not None else "not evaluated"
-        parts += [f"## Inspiration {i} ({score})", f"```{lang}\n{insp.candidate.source.rstrip()}\n```"]
-    parts.append("Improve the current program. Reply with SEARCH/REPLACE edit blocks.")
-    return "\n\n".join(parts)
+def parse_rendered(prompt: str) -> list[dict[str, str]]:
+    """Invert ksdk.mutators.prompts.render ('[system]\\n...\\n\\n[user]\\n...'); plain text is one user turn."""
+    if prompt.startswith("[system]\n"):
+        body = prompt[len("[system]\n"):]
+        # the system text is the mutator's fixed preamble: the first user marker after it ends it
+        system, sep, user = body.partition("\n\n[user]\n")
+        if sep:
+            return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        return [{"role": "system", "content": body}]
+    if prompt.startswith("[user]\n"):
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt[len("[user]\n"):]}]
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+
+@lru_cache(maxsize=64)
+def _task(name: str, source: str) -> Task:
+    return Task(name=name, source=source)
+
+
+def rebuild_messages(step: Step) -> list[dict[str, str]]:
+    """The LLM mutator's messages for a step made without an LLM, asking for edit blocks (the revision's format)."""
+    if step.parent is None:
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"# Task: {step.task}"}]
+    notes = step.context.get("notes") if isinstance(step.context.get("notes"), list) else []
+    request = MutationRequest(
+        task=_task(step.task, step.run.task_source or ""),
+        parent=step.parent,
+        inspirations=step.inspirations,
+        backend=step.run.backend,
+        language=step.parent.candidate.language or step.run.language or "triton",
+        notes=[n for n in notes if isinstance(n, str)],
+    )
+    return build_messages(request, reply_format="edits")
 
 
 def prompt_messages(step: Step) -> list[dict[str, str]]:
     """System and user turns: the recorded LLM prompt verbatim, or a rebuilt one for non-LLM mutators."""
     m = step.mutation
     if m is not None and m.prompt:
-        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": m.prompt}]
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": rebuild_prompt(step)}]
+        return parse_rendered(m.prompt)
+    return rebuild_messages(step)
 
 
 def revision(step: Step) -> Optional[str]:

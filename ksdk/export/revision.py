@@ -20,12 +20,7 @@ def _occurrences(text: str, part: str) -> int:
     return n
 
 
-def edit_blocks(parent: str, child: str, context: int = 0) -> str:
-    """SEARCH/REPLACE blocks that turn `parent` into `child`, one per changed hunk.
-
-    Each SEARCH text is widened with surrounding lines until it occurs exactly once in the parent, so the blocks
-    apply unambiguously, as the LLM mutator requires of its own replies.
-    """
+def _edit_blocks(parent: str, child: str, context: int) -> str:
     a, b = parent.split("\n"), child.split("\n")
     blocks = []
     ops = [op for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if op[0] != "equal"]
@@ -44,22 +39,29 @@ def edit_blocks(parent: str, child: str, context: int = 0) -> str:
         text = "\n".join(cur)
         while True:
             search = "\n".join(cur[lo:hi])
-            if (search.strip() and _occurrences(text, search) == 1) or (lo == 0 and hi == len(cur)):
+            replace = cur[lo:j1] + b[j1:j2] + cur[end:hi]
+            # a REPLACE of one blank line reads as an empty one (a deletion): widen instead
+            if (search.strip() and _occurrences(text, search) == 1 and replace != [""]) or (
+                    lo == 0 and hi == len(cur)):
                 break
             lo, hi = max(0, lo - 1), min(len(cur), hi + 1)
-        blocks.append(_block(cur[lo:hi], cur[lo:j1] + b[j1:j2] + cur[end:hi]))
+        blocks.append(_block(cur[lo:hi], replace))
     return "\n\n".join(blocks)
 
 
-def apply_edit_blocks(parent: str, reply: str) -> str:
-    """Apply SEARCH/REPLACE blocks to `parent` (each SEARCH text must occur exactly once); used to check renders."""
-    out = parent
-    for chunk in reply.split(SEARCH + "\n")[1:]:
-        body = chunk.split("\n" + REPLACE)[0]
-        lines = body.split("\n")
-        k = lines.index(DIVIDER)
-        search, replace = "\n".join(lines[:k]), "\n".join(lines[k + 1:])
-        if _occurrences(out, search) != 1:
-            raise ValueError(f"SEARCH text occurs {_occurrences(out, search)} times in the parent")
-        out = out.replace(search, replace, 1)
-    return out
+def edit_blocks(parent: str, child: str, context: int = 0) -> str:
+    """SEARCH/REPLACE blocks (ksdk.mutators.edits' format) that turn `parent` into `child`, one per changed hunk.
+
+    Each SEARCH is the changed lines, widened with neighbours until it is non-blank and occurs exactly once. The
+    result is checked with the LLM mutator's own applier; where blank-only text defeats the format, one block
+    replacing the whole program is used instead.
+    """
+    from ksdk.mutators.edits import ReplyError, apply_edits, parse_edit_blocks
+
+    reply = _edit_blocks(parent, child, context)
+    try:
+        if apply_edits(parent, parse_edit_blocks(reply)).source == child:
+            return reply
+    except ReplyError:
+        pass
+    return _block(parent.split("\n"), child.split("\n"))

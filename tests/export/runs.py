@@ -8,7 +8,9 @@ from typing import Optional
 from ksdk.archives.sqlite import SqliteArchive
 from ksdk.evolution.config import RunConfig
 from ksdk.export.revision import edit_blocks
-from ksdk.models import Candidate, DeviceInfo, ErrorKind, EvalResult, Mutation, Stage, Status
+from ksdk.interfaces.mutator import MutationRequest
+from ksdk.models import Candidate, DeviceInfo, ErrorKind, EvalResult, Mutation, Stage, Status, Task
+from ksdk.mutators.prompts import build_messages, render
 
 TASK_SRC = "import torch\nclass Model(torch.nn.Module):\n    pass\ndef get_inputs(): return []\ndef get_init_inputs(): return []\n"
 
@@ -53,6 +55,12 @@ class RunBuilder:
         self.archive.add(c, self.verdict(c, kind, speedup))
         return c
 
+    def prompt(self, parent: Candidate, how: str) -> str:
+        """What the LLM mutator would have recorded as its prompt for this parent."""
+        task = Task(name=self.task, source=TASK_SRC)
+        request = MutationRequest(task=task, parent=self.archive.get(parent.id), backend=self.backend)
+        return render(build_messages(request, reply_format=how))
+
     def step(self, parent: Candidate, source: Optional[str], kind: Optional[str] = "correct",
              speedup: Optional[float] = None, how: str = "full", inspirations: tuple[Candidate, ...] = (),
              error: Optional[str] = None) -> Optional[Candidate]:
@@ -62,12 +70,11 @@ class RunBuilder:
         if how == "params":
             mut = Mutation(mutator="params", reply_format="params", params={"BLOCK": 0})
         elif how == "malformed":
-            mut = Mutation(mutator="llm", model="m", prompt=f"prompt {self.n}", reply="no code here",
+            mut = Mutation(mutator="llm", model="m", prompt=self.prompt(parent, "edits"), reply="no code here",
                            reply_format="edits")
         else:
             reply = (f"```python\n{source}```" if how == "full" else edit_blocks(parent.source, source))
-            mut = Mutation(mutator="llm", model="m", prompt=f"prompt {self.n} for {parent.id}", reply=reply,
-                           reply_format=how)
+            mut = Mutation(mutator="llm", model="m", prompt=self.prompt(parent, how), reply=reply, reply_format=how)
         child = None
         if how != "malformed" and error is None:
             child = Candidate(source=source, language="triton", parent_ids=[parent.id], mutation=mut)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ksdk.export.revision import apply_edit_blocks
 from ksdk.export.rl import RewardConfig, export_rl, load_reward_config
 from ksdk.export.sft import SftOptions, export_sft, split_tasks
 from ksdk.models import source_hash
+from ksdk.mutators.edits import apply_edits, parse_edit_blocks
+from ksdk.mutators.prompts import render
 
 from .runs import standard_run
 
@@ -83,10 +84,11 @@ def test_sft_recreates_exactly_the_kept_steps(three_runs, tmp_path):
         parent, child, mut = by_id[(r["run"], r["step"])]
         answer = r["messages"][2]["content"]
         if mut.get("reply"):  # the LLM's own reply and prompt, verbatim
-            assert answer == mut["reply"] and r["messages"][1]["content"] == mut["prompt"]
-        else:  # a parameter step: edit blocks that turn the parent into the child
-            assert r["reply_format"] == "edits" and apply_edit_blocks(parent["source"], answer) == child["source"]
-            assert parent["source"] in r["messages"][1]["content"]
+            assert answer == mut["reply"] and render(r["messages"][:2]) == mut["prompt"]
+        else:  # a parameter step: edit blocks (applied by the LLM mutator's own code) that make the child
+            assert r["reply_format"] == "edits"
+            assert apply_edits(parent["source"], parse_edit_blocks(answer)).source == child["source"]
+            assert parent["source"].rstrip() in r["messages"][1]["content"] and "SEARCH" in r["messages"][1]["content"]
         assert r["gain"] >= 1.05 and r["backend"] in ("cpu_c", "triton_nvidia") and r["device"]
     assert {(r["backend"], r["device"]) for r in recs} == {("cpu_c", "cpu0"), ("triton_nvidia", "NVIDIA H100")}
     card = (tmp_path / "out" / "data.card.md").read_text()
@@ -135,7 +137,7 @@ def test_rl_every_step_with_documented_reward(three_runs, tmp_path):
     assert one[1]["reward"] == pytest.approx(cfg.base + cfg.compiled + cfg.correct + math.log2(1.5))
     assert one[12]["reward"] == pytest.approx(cfg.base + cfg.compiled + cfg.correct + cfg.repair)  # fixed a bug
     assert one[14]["outcome"] == "duplicate" and one[14]["reward"] == cfg.duplicate
-    assert one[1]["prompt"][1]["content"].startswith("prompt 1") and one[1]["child_result"]["speedup"] == 1.5
+    assert "## Current program" in one[1]["prompt"][1]["content"] and one[1]["child_result"]["speedup"] == 1.5
 
 
 def test_reward_config_file(three_runs, tmp_path):
