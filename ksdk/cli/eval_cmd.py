@@ -52,7 +52,7 @@ def eval_(
     candidate: Path = typer.Argument(..., help="candidate source file"),
     backend: str = typer.Option("triton_nvidia", "--backend", "-b", help="backend name (see `ksdk backends`)"),
     as_json: bool = typer.Option(False, "--json", help="print the EvalResult as JSON"),
-    evaluator: Optional[str] = typer.Option(None, "--evaluator", help="URL of a `ksdk serve` evaluation service"),
+    evaluator: Optional[str] = typer.Option(None, "--evaluator", help="URL of a `ksdk serve` evaluation service (comma-separated: several, one backend)"),
 ):
     """Evaluate one candidate against a task and print the verdict."""
     from ksdk.models import Candidate
@@ -86,6 +86,11 @@ def make_evaluator(backend: str, url: Optional[str] = None, **kwargs):
 
     if url:
         cls = load("evaluators", "service")
-        return cls(url, backend=backend, **kwargs)
+        urls = [u.strip() for u in url.split(",") if u.strip()]
+        if len(urls) > 1:  # several services of one backend (one per GPU or machine) used as one pool
+            from ksdk.service.multi import MultiEvaluator
+
+            return MultiEvaluator([cls(u, backend=backend, **kwargs) for u in urls])
+        return cls(urls[0] if urls else url, backend=backend, **kwargs)
     cls = load("evaluators", "local")
     return cls(backend, **kwargs)
