@@ -44,8 +44,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     _register()
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        code = app(args=argv, standalone_mode=False)
+        # without standalone mode click returns a command's typer.Exit code instead of raising it
+        return code if isinstance(code, int) else 0
     except typer.Exit as e:
         return e.exit_code
     except KsdkError as e:
