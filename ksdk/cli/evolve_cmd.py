@@ -21,6 +21,8 @@ def evolve_cmd(
     mutator: str = typer.Option("llm", "--mutator", "-m", help="mutator name: llm, params, or a plugin's"),
     model: Optional[list[str]] = typer.Option(None, "--model", help="LLM as provider/name; repeat for an ensemble"),
     api_base: Optional[str] = typer.Option(None, "--api-base", help="OpenAI-compatible server URL (vLLM, Ollama)"),
+    option: Optional[list[str]] = typer.Option(None, "--mutator-option",
+                                               help="KEY=VALUE passed to the mutator (JSON values), repeatable"),
     seed: Optional[Path] = typer.Option(None, "--seed", help="seed candidate file (default: TASK_seed.* beside it)"),
     max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="stop after N evaluated candidates"),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="stop after M minutes of wall time"),
@@ -64,13 +66,27 @@ def evolve_cmd(
                             "hosted_vllm/NAME with --api-base URL); or use --mutator params, which needs no LLM")
         summary = evolve(task, backend=backend, mutator=mutator, models=list(model or []), api_base=api_base,
                          seed=seed, out=out, workers=workers, mutation_concurrency=concurrency,
-                         evaluator_url=evaluator, random_seed=random_seed, progress=not quiet, **budgets)
+                         evaluator_url=evaluator, random_seed=random_seed, progress=not quiet,
+                         mutator_options=_options(option or []), **budgets)
     if summary.interrupted:
         import sys
 
         print(f"ksdk: interrupted; state saved. Continue with: ksdk evolve --resume {summary.run_dir}",
               file=sys.stderr)
         raise typer.Exit(INTERRUPTED_EXIT)
+
+
+def _options(specs: list[str]) -> dict:
+    out = {}
+    for spec in specs:
+        key, eq, raw = spec.partition("=")
+        if not eq or not key.isidentifier():
+            raise KsdkError(f"bad --mutator-option '{spec}': use KEY=VALUE, e.g. --mutator-option temperature=0.2")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw  # a bare string
+    return out
 
 
 @app.command("show")

@@ -73,24 +73,46 @@ def find_seed(task_path: Optional[str], language: str, explicit: Optional[Union[
                     f"{stem}_seed{ext} beside the task in {where}")
 
 
+def parse_models(specs: list[str]) -> tuple[list[str], Optional[list[float]]]:
+    """'provider/name' or 'provider/name=WEIGHT' specs -> names and weights (None when none is given)."""
+    names, weights = [], []
+    for spec in specs:
+        name, _, weight = spec.partition("=")
+        if not name:
+            raise KsdkError(f"bad --model '{spec}': use provider/name, or provider/name=WEIGHT for an ensemble")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise KsdkError(f"bad --model '{spec}': the weight after '=' must be a number") from None
+        if w < 0:
+            raise KsdkError(f"bad --model '{spec}': the weight must be >= 0")
+        names.append(name)
+        weights.append(w)
+    return names, (weights if any("=" in s for s in specs) else None)
+
+
 def make_mutator(name: str, models: list[str], api_base: Optional[str], options: dict[str, Any],
-                 random_seed: int = 0) -> Mutator:
-    """A mutator from the `ksdk.mutators` registry, given only the settings its constructor accepts."""
+                 random_seed: int = 0, max_cost_usd: Optional[float] = None) -> Mutator:
+    """A mutator from the `ksdk.mutators` registry, given only the settings its constructor declares."""
     from ksdk.registry import load
 
     cls = load("mutators", name)
-    offered: dict[str, Any] = {"models": models or None, "model": models[0] if models else None,
-                               "api_base": api_base, "seed": random_seed, **options}
     try:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         params = {}
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in offered.items() if v is not None and (takes_any or k in params)}
-    if "models" in kwargs and "model" in kwargs:
-        kwargs.pop("model")  # a constructor taking both wants the list
-    if models and not ({"model", "models"} & set(kwargs)):
-        raise KsdkError(f"mutator '{name}' takes no model; drop --model or use --mutator llm")
+    names, weights = parse_models(models)
+    offered: dict[str, Any] = {"api_base": api_base, "seed": random_seed, "weights": weights,
+                               "max_cost_usd": max_cost_usd}
+    if names:
+        if "models" in params:
+            offered["models"] = names
+        elif "model" in params:
+            offered["model"] = names if len(names) > 1 else names[0]
+        else:
+            raise KsdkError(f"mutator '{name}' takes no model; drop --model or use --mutator llm")
+    offered.update(options)
+    kwargs = {k: v for k, v in offered.items() if v is not None and (k in params or k in options)}
     try:
         return cls(**kwargs)
     except KsdkError:
@@ -164,8 +186,8 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
     try:
         language = _language(evaluator, backend_name)
         own_mutator = isinstance(mutator, str)
-        mut = make_mutator(mutator, models, api_base, mutator_options or {}, random_seed) \
-            if isinstance(mutator, str) else mutator
+        mut = make_mutator(mutator, models, api_base, mutator_options or {}, random_seed,
+                           budgets.max_cost_usd) if isinstance(mutator, str) else mutator
         mutator_name = mutator if isinstance(mutator, str) else (getattr(mutator, "name", "") or type(mutator).__name__)
         if isinstance(seed, Candidate):
             seed_cand, seed_path = seed, None
@@ -215,10 +237,12 @@ async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[in
                                            target_speedup=target_speedup)
     t = load_task(run_dir / TASK_FILE, name=config.task_name)
     t.path = config.task_path or t.path
+    spent = _spent(run_dir)
     evaluator = make_evaluator(config.backend, config.evaluator_url, config.workers)
     try:
+        left = None if config.budgets.max_cost_usd is None else max(config.budgets.max_cost_usd - spent, 0.0)
         mut = make_mutator(config.mutator, config.models, config.api_base, config.mutator_options,
-                           config.random_seed)
+                           config.random_seed, left)
     except BaseException:
         await evaluator.close()
         raise
@@ -226,6 +250,16 @@ async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[in
     config.finished = False
     config.save(run_dir)
     return await _session(config, run_dir, t, evaluator, mut, None, progress, handle_signals, own=(True, True))
+
+
+def _spent(run_dir: Path) -> float:
+    from ksdk.archives.sqlite import SqliteArchive
+
+    archive = SqliteArchive(run_dir / ARCHIVE_FILE, must_exist=True)
+    try:
+        return archive.cost_usd
+    finally:
+        archive.close()
 
 
 def _device(evaluator: Evaluator):

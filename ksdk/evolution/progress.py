@@ -109,7 +109,7 @@ class Progress:
                                 f"attempts {s.attempts} ({s.failed_attempts} failed or duplicate)")
         t.add_row("best speedup", best)
         t.add_row("throughput", f"{s.per_hour:.0f} evaluations/hour")
-        t.add_row("spent", f"${s.cost_usd:.4f}  {s.device_s:.1f} GPU-s  {s.elapsed_s / 60:.1f} min")
+        t.add_row("spent", f"${s.cost_usd:.4f}  {s.device_s:.1f} device-s  {s.elapsed_s / 60:.1f} min")
         t.add_row("in flight", f"{s.mutating} mutating, {s.queued} queued, {s.evaluating} evaluating"
                                + (f"  [{s.mode}]" if s.mode else ""))
         return t

@@ -1,0 +1,177 @@
+"""The loop: the seed first, every budget stops the run, duplicates are never re-evaluated, failures are data."""
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from ksdk.evolution.api import evolve
+from ksdk.interfaces.mutator import MutationOutcome, Mutator
+from ksdk.models import Candidate, Mutation, Task
+from toy_plugins import InProcessToyEvaluator, StepMutator
+
+TASK = Task(name="toy", source="")
+
+
+def seed(x=1, sleep=0.0):
+    return Candidate(source=f"X = {x}\nSLEEP = {sleep}\n", language="toy")
+
+
+def run(tmp_path, mutator=None, evaluator=None, s=None, **kw):
+    evaluator = evaluator or InProcessToyEvaluator(workers=kw.pop("workers", 1))
+    summary = evolve(TASK, backend=evaluator, mutator=mutator or StepMutator(), seed=s or seed(),
+                     out=tmp_path / "run", progress=False, handle_signals=False, **kw)
+    return summary, evaluator
+
+
+def rows(tmp_path, sql):
+    db = sqlite3.connect(tmp_path / "run" / "archive.sqlite")
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def test_max_candidates_counts_the_seed_which_is_evaluated_before_any_mutation(tmp_path):
+    summary, ev = run(tmp_path, max_candidates=5)
+    assert summary.evaluated == 5 and "max candidates" in summary.stop_reason and not summary.interrupted
+    assert summary.best_speedup == 5.0  # X = 1..5
+    (seed_done,), = rows(tmp_path, "SELECT min(evaluated_at) FROM results")
+    (first_attempt,), = rows(tmp_path, "SELECT min(created_at) FROM attempts")
+    assert seed_done <= first_attempt
+    assert rows(tmp_path, "SELECT count(*) FROM results")[0][0] == 5
+    assert len(ev.calls) == len(set(ev.calls)) == 5
+
+
+def test_target_speedup_stops_the_run(tmp_path):
+    summary, _ = run(tmp_path, max_candidates=50, target_speedup=4.0)
+    assert "target speedup" in summary.stop_reason and summary.best_speedup >= 4.0
+    assert summary.evaluated < 10
+
+
+def test_max_cost_stops_the_run(tmp_path):
+    summary, _ = run(tmp_path, mutator=StepMutator(cost_per_call=0.1), max_candidates=50, max_cost=0.35)
+    assert "max cost" in summary.stop_reason
+    assert 0.35 <= summary.cost_usd <= 0.35 + 0.1 * 2  # the calls already in flight may land
+    (spent,), = rows(tmp_path, "SELECT sum(json_extract(mutation, '$.cost_usd')) FROM attempts")
+    assert spent == pytest.approx(summary.cost_usd)
+
+
+def test_max_gpu_seconds_stops_the_run(tmp_path):
+    summary, _ = run(tmp_path, s=seed(sleep=0.05), max_candidates=50, max_gpu_seconds=0.2)
+    assert "GPU-seconds" in summary.stop_reason
+    assert 0.2 <= summary.device_s < 0.2 + 0.05 * 4 and summary.evaluated < 10
+
+
+def test_max_minutes_stops_the_run_and_cancels_slow_evaluations(tmp_path):
+    summary, _ = run(tmp_path, s=seed(sleep=0.3), max_candidates=1000, max_minutes=0.01)
+    assert "wall time" in summary.stop_reason and 0.6 <= summary.session_s < 3.0
+    (pending,), = rows(tmp_path, "SELECT count(*) FROM candidates WHERE id NOT IN (SELECT candidate_id FROM results)")
+    assert pending <= 1  # the evaluation cut short stays pending for a resume
+
+
+class SameChild(Mutator):
+    """Always proposes the same program and says one edit block did not apply."""
+
+    name = "same"
+
+    def __init__(self):
+        self.notes_seen = []
+
+    async def propose(self, request):
+        self.notes_seen.append(list(request.notes))
+        m = Mutation(mutator="same", notes=["SEARCH block 2 did not match the parent"])
+        return MutationOutcome(candidate=Candidate(source="X = 2\n", language="toy"), mutation=m)
+
+
+def test_duplicates_are_recorded_not_reevaluated_and_unapplied_edits_reach_the_next_prompt(tmp_path):
+    mut = SameChild()
+    summary, ev = run(tmp_path, mutator=mut, max_candidates=20)
+    assert len(ev.calls) == 2  # the seed and X = 2, once
+    assert summary.evaluated == 2 and "in a row" in summary.stop_reason
+    dups = rows(tmp_path, "SELECT count(*) FROM attempts WHERE error LIKE 'duplicate of%' AND candidate_id IS NULL")
+    assert dups[0][0] >= 10
+    assert mut.notes_seen[0] == [] and ["SEARCH block 2 did not match the parent"] in mut.notes_seen[1:]
+
+
+class Flaky(Mutator):
+    """Raises, replies with garbage, or proposes X + 1, in turn."""
+
+    name = "flaky"
+
+    def __init__(self):
+        self.n = 0
+
+    async def propose(self, request):
+        self.n += 1
+        if self.n % 3 == 1:
+            raise RuntimeError("provider exploded")
+        if self.n % 3 == 2:
+            return MutationOutcome(mutation=Mutation(mutator="flaky", reply="no code here"), error="malformed reply")
+        return await StepMutator().propose(request)
+
+
+def test_failed_mutations_are_recorded_attempts_and_the_run_goes_on(tmp_path):
+    summary, _ = run(tmp_path, mutator=Flaky(), max_candidates=4)
+    assert summary.evaluated == 4
+    errors = [e for (e,) in rows(tmp_path, "SELECT error FROM attempts WHERE error IS NOT NULL")]
+    assert any("provider exploded" in e for e in errors) and "malformed reply" in errors
+    (ctx,), = rows(tmp_path, "SELECT context FROM attempts WHERE error = 'malformed reply' LIMIT 1")
+    assert '"parent_id"' in ctx and '"feedback"' in ctx
+
+
+class Slow(StepMutator):
+    def __init__(self):
+        super().__init__(latency_s=0.15)
+        self.in_flight = self.max_in_flight = 0
+
+    async def propose(self, request):
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await super().propose(request)
+        finally:
+            self.in_flight -= 1
+
+
+class Spread(Slow):
+    """X + k for a random k, so concurrent proposals from one parent differ."""
+
+    async def propose(self, request):
+        out = await super().propose(request)
+        import random
+
+        k = random.Random(request.parent.candidate.id + str(self.max_in_flight) + str(id(out))).randint(1, 10 ** 6)
+        out.candidate.source = out.candidate.source.replace("X = ", f"Y = {k}\nX = ", 1)
+        return out
+
+
+def test_mutations_overlap_evaluations_up_to_the_configured_concurrency(tmp_path):
+    mut = Spread()
+    summary, ev = run(tmp_path, mutator=mut, s=seed(sleep=0.05), workers=2, mutation_concurrency=4,
+                      max_candidates=14)
+    assert summary.evaluated == 14
+    assert mut.max_in_flight == 4 and ev.max_in_flight == 2
+
+
+def test_new_run_refuses_a_used_folder(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    from ksdk.errors import RunDirError
+
+    with pytest.raises(RunDirError, match="not empty"):
+        run(tmp_path, max_candidates=2)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_report_files_exist_and_the_html_is_self_contained(tmp_path):
+    summary, _ = run(tmp_path, max_candidates=6)
+    d = tmp_path / "run"
+    assert summary.files["best"].endswith("best.py") and (d / "best.py").read_text().startswith("X = 6")
+    png = (d / "progress.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    page = (d / "report.html").read_text()
+    assert "data:image/png;base64," in page and page.count("<details") == 6
+    for external in ("src='http", 'src="http', "href=", "<script src", "<link", "@import", "url("):
+        assert external not in page
+    assert "6.000x" in page and "best path" in page

@@ -1,0 +1,110 @@
+"""Test doubles for the evolution tests, registered through entry points like any plugin.
+
+ToySpeedBackend: a "program" is a few `NAME = value` lines; its speedup is a known function of them, and
+it sleeps SLEEP seconds to stand in for device work. StepMutator: proposes X + 1 (no LLM), optionally
+charging a fixed cost and waiting a fixed latency per call.
+"""
+
+import asyncio
+import re
+import time
+
+from ksdk.interfaces.backend import Backend, EvalContext
+from ksdk.interfaces.evaluator import Evaluator
+from ksdk.interfaces.mutator import MutationOutcome, Mutator
+from ksdk.models import (Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, EvaluatorInfo, Mutation, Stage,
+                         Status, TimingStats)
+
+_VAL = re.compile(r"^(\w+)\s*=\s*([-\d.]+)", re.M)
+
+
+def values(source):
+    return {k: float(v) for k, v in _VAL.findall(source)}
+
+
+def _stats(ms):
+    return TimingStats(median_ms=ms, iqr_ms=0.0, mean_ms=ms, std_ms=0.0, min_ms=ms, max_ms=ms, n=3, method="toy")
+
+
+class ToySpeedBackend(Backend):
+    name = "toy_speed"
+    language = "toy"
+
+    @classmethod
+    def probe(cls):
+        return Availability(name="toy_speed", available=True, devices=[DeviceInfo(index=0, name="toy-device")])
+
+    def hints(self):
+        return "toy programs: raise X, keep BROKEN out"
+
+    def evaluate(self, task, candidate, ctx):
+        v = values(candidate.source)
+        time.sleep(v.get("SLEEP", 0.0))
+        ctx.stage(Stage.COMPILE)
+        r = EvalResult(backend="toy_speed", stage=Stage.COMPILE)
+        if "BROKEN" in candidate.source:
+            return r.fail(Stage.COMPILE, ErrorKind.COMPILE, "BROKEN is not a valid statement", line=1)
+        ctx.stage(Stage.CORRECTNESS)
+        if v.get("X", 0) < 0:
+            return r.fail(Stage.CORRECTNESS, ErrorKind.VALUE, "negative X computes the wrong values")
+        x = v.get("X", 1.0)
+        base = 10.0
+        cand = base / max(1.0, min(x, v.get("CAP", 1e9)))
+        r.stage, r.status = Stage.PERFORMANCE, Status.OK
+        r.candidate_timing, r.baseline_timing, r.baseline = _stats(cand), _stats(base), "toy reference"
+        r.speedup = base / cand
+        return r
+
+
+class StepMutator(Mutator):
+    name = "toy_step"
+
+    def __init__(self, cost_per_call=0.0, latency_s=0.0, seed=0):
+        self._cost, self._latency, self._spent = float(cost_per_call), float(latency_s), 0.0
+
+    @property
+    def cost_usd(self):
+        return self._spent
+
+    async def propose(self, request):
+        if self._latency:
+            await asyncio.sleep(self._latency)
+        self._spent += self._cost
+        src = request.parent.candidate.source
+        x = values(src).get("X", 1.0)
+        new = re.sub(r"^X\s*=.*$", f"X = {int(x) + 1}", src, flags=re.M)
+        m = Mutation(mutator="toy_step", params={"X": int(x) + 1}, cost_usd=self._cost)
+        return MutationOutcome(candidate=Candidate(source=new, language=request.language), mutation=m)
+
+
+
+class InProcessToyEvaluator(Evaluator):
+    """Runs ToySpeedBackend in this process (no worker processes), for fast loop tests; counts concurrency."""
+
+    language = "toy"
+
+    def __init__(self, workers=1):
+        self._workers, self.calls, self.in_flight, self.max_in_flight = workers, [], 0, 0
+        self.backend = ToySpeedBackend()
+
+    @property
+    def workers(self):
+        return self._workers
+
+    async def evaluate(self, task, candidate):
+        self.calls.append(candidate.id)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        t0 = time.perf_counter()
+        try:
+            r = await asyncio.to_thread(self.backend.evaluate, task, candidate, EvalContext())
+        finally:
+            self.in_flight -= 1
+        r.candidate_id, r.device_s = candidate.id, time.perf_counter() - t0
+        return r
+
+    def info(self):
+        return EvaluatorInfo(backend="toy_speed", workers=self._workers, availability=ToySpeedBackend.probe())
+
+    def hints(self):
+        return self.backend.hints()
