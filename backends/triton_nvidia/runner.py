@@ -108,6 +108,7 @@ class _Evaluation:
         self.task_module = self.module = self.ref = None
         self.first_launches: list = []
         self.min_launches = 1
+        self.earlier_hosts: list = []  # host copies of the candidate's earlier outputs (cache detection)
 
     def enter(self, stage: Stage) -> None:
         self.stage = stage
@@ -254,11 +255,8 @@ class _Evaluation:
         self.min_launches = min(self.min_launches, launches)
         problem = checks.aliasing_problem(out, inputs)
         if problem:
-            raise Reject(ErrorKind.ALIASING, f"trial {i}: {problem}")
-        problem = checks.reuse_problem(out, earlier)
-        if problem:
             raise Reject(ErrorKind.REWARD_HACK, f"trial {i}: {problem}")
-        problem = checks.unwritten_problem(out, stored)
+        problem = checks.reuse_problem(out, earlier)
         if problem:
             raise Reject(ErrorKind.REWARD_HACK, f"trial {i}: {problem}")
         if not tensors.same_values(inputs, before):
@@ -267,6 +265,15 @@ class _Evaluation:
         arrays, names = tensors.hosts(out)
         ref_arrays, ref_names = self.refs[i]
         found, failure = compare_outputs(arrays, ref_arrays, self.task.tolerance, names, ref_names)
+        if failure and any(_same_arrays(arrays, earlier_out) for earlier_out in self.earlier_hosts):
+            raise Reject(ErrorKind.REWARD_HACK, f"trial {i}: forward returned exactly the values it returned for "
+                         "other inputs earlier: results are cached (by input address, shape or call count)")
+        self.earlier_hosts.append(arrays)
+        if failure and failure[0] in (ErrorKind.SHAPE, ErrorKind.DTYPE):
+            raise Reject(failure[0], f"trial {i}: {failure[1]}")
+        problem = checks.unwritten_problem(out, stored)
+        if problem:
+            raise Reject(ErrorKind.REWARD_HACK, f"trial {i}: {problem}")
         if failure:
             self.result.outputs = found
             self.result.trials = i + 1
@@ -358,6 +365,15 @@ class _Evaluation:
         if failure:
             raise Reject(ErrorKind.REWARD_HACK, f"the output of the last timed call is wrong ({failure[1]}): the "
                          "candidate does less (or different) work when called repeatedly")
+        # One more call on poisoned memory: a candidate that gets lazy after many calls is lazy here too, and
+        # stale correct values left in recycled blocks by earlier calls cannot hide it.
+        out, launches, _ = self._call(self.new, cand_in)
+        arrays, names = tensors.hosts(out)
+        _, failure = compare_outputs(arrays, self.refs[0][0], self.task.tolerance, names, self.refs[0][1])
+        if failure or launches < self.min_launches:
+            raise Reject(ErrorKind.REWARD_HACK, "after being timed, forward no longer computes the output "
+                         f"({failure[1] if failure else f'{launches} kernel launches'}): the candidate does less "
+                         "work when called repeatedly")
         cand = summarize(meas.samples_ms, timing.METHOD)
         hidden = timer.hidden_work_ms(lambda: self.new(*cand_in)) - cand.median_ms
         if hidden > 0.5 * cand.median_ms + 0.05:
@@ -377,6 +393,12 @@ def tensors_flat(out: Any) -> list:
     from ksdk_triton_nvidia.tensors import flatten
 
     return flatten(out)
+
+
+def _same_arrays(a: list, b: list) -> bool:
+    import numpy as np
+
+    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b))
 
 
 def _merge(worst: list[OutputCheck], found: list[OutputCheck]) -> list[OutputCheck]:

@@ -1,0 +1,42 @@
+"""Trick (GPU): heavy work on a private side stream that forward never joins, hidden from the timer."""
+
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def fused_kernel(x_ptr, y_ptr, out_ptr, n, scale, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask)
+    y = tl.load(y_ptr + offs, mask=mask)
+    tl.store(out_ptr + offs, tl.maximum(x * scale + y, 0.0), mask=mask)
+
+
+def launch(x, y, out, scale):
+    n = x.numel()
+    fused_kernel[(triton.cdiv(n, 256),)](x, y, out, n, scale, BLOCK=256)
+    return out
+
+
+_side = None
+
+
+class ModelNew(nn.Module):
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x, y):
+        global _side
+        if x.is_cuda:
+            if _side is None:
+                _side = torch.cuda.Stream()
+            with torch.cuda.stream(_side):
+                a = torch.randn(4096, 4096, device=x.device)
+                for _ in range(20):
+                    a = a @ a
+                    a = a / a.norm()
+        return launch(x, y, torch.empty_like(x), self.scale)
