@@ -1,0 +1,105 @@
+"""The runner end to end over the runtime test double: verdicts, poisoning, faults, baselines, line mapping."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ksdk.interfaces.backend import EvalContext
+from ksdk.models import Candidate, ErrorKind, Stage, Status, TimingSettings
+from ksdk.tasks import task_from_source
+from ksdk_maca_metax.backend import MacaMetaxBackend
+from nativekit import host_kernel, vector_add_task
+
+FAST = TimingSettings(warmup=1, repetitions=3, min_time_ms=0.0, max_repetitions=5, flush_l2=True)
+
+
+def run(source: str, task_source: str | None = None, trials: int = 2, **ctx):
+    task = task_from_source("vadd", task_source or vector_add_task(), correctness_trials=trials, timing=FAST)
+    backend = MacaMetaxBackend()
+    result = backend.evaluate(task, Candidate(source=source, language="maca"), EvalContext(**ctx))
+    return result, backend
+
+
+def test_correct_candidate_is_timed_against_the_host_reference(maca_root):
+    r, _ = run(host_kernel())
+    assert r.status == Status.OK and r.stage == Stage.PERFORMANCE, r.message
+    assert r.trials == 2 and all(o.ok for o in r.outputs)
+    assert r.candidate_timing.n >= 3 and "L2 flushed" in r.candidate_timing.method
+    assert r.baseline == "the task's reference on the host CPU" and r.speedup > 0
+    assert r.device.name == "ksdk runtime test double (host CPU)"
+    k = r.kernels[0]
+    assert k.name == "vector_add" and k.registers is None  # MACA's attribute numbers are unconfirmed
+    assert k.extra["unconfirmed_attributes"]["num_regs"] == 32 and k.extra["wave_size"] == 64
+
+
+def test_shipped_native_baseline_is_used_and_named(maca_root):
+    r, _ = run(host_kernel(), vector_add_task(baseline=host_kernel()))
+    assert r.status == Status.OK, r.message
+    assert "naive maca kernel" in r.baseline and r.baseline_timing.method.startswith("maca events")
+
+
+def test_wrong_values_fail_correctness(maca_root):
+    r, _ = run(host_kernel("a[i] - b[i]"))
+    assert (r.status, r.stage, r.error_kind) == (Status.FAILED, Stage.CORRECTNESS, ErrorKind.VALUE)
+    assert not r.outputs[0].ok and "trial 1" in r.message
+
+
+def test_unwritten_outputs_are_caught_by_the_poison(maca_root):
+    r, _ = run(host_kernel("a[i] + b[i]").replace("if (i < n) out[i]", "if (i < n / 2) out[i]"))
+    assert r.error_kind == ErrorKind.NAN_INF and r.stage == Stage.CORRECTNESS
+
+
+def test_kernel_fault_is_a_device_fault_that_recycles_the_worker(maca_root):
+    r, backend = run(host_kernel().replace("return 0;\n}", "return 1;\n}"))
+    assert (r.stage, r.error_kind) == (Stage.CORRECTNESS, ErrorKind.DEVICE_FAULT)
+    assert "illegal memory access" in r.message and backend.sticky_error(r)
+
+
+def test_compile_error_points_at_the_candidate_line(maca_root):
+    src = host_kernel().replace("int64_t n = ", "int64_t n = undefined_thing + ")
+    r, _ = run(src)
+    assert (r.stage, r.error_kind) == (Stage.COMPILE, ErrorKind.COMPILE)
+    assert r.line == src.splitlines().index(next(l for l in src.splitlines() if "undefined_thing" in l)) + 1
+    assert "candidate.maca" in r.message and "/tmp/" not in r.message
+
+
+def test_unexported_kernel_is_a_missing_entry_at_compile(maca_root):
+    r, _ = run(host_kernel().replace("int vector_add(", "static int vector_add(") + "void *keep = vector_add;\n")
+    assert (r.stage, r.error_kind) == (Stage.COMPILE, ErrorKind.MISSING_ENTRY)
+    assert 'extern "C"' in r.message
+
+
+def test_bad_launch_description_fails_at_load_with_its_line(maca_root):
+    src = "// a comment\n" + host_kernel().replace('"block": ["BLOCK"]', '"block": ["BLOK"]')
+    r, _ = run(src)
+    assert (r.stage, r.error_kind, r.line) == (Stage.LOAD, ErrorKind.SYNTAX, 2)
+    assert "unknown name 'BLOK'" in r.message
+
+
+def test_skip_performance_says_why(maca_root):
+    r, _ = run(host_kernel(), skip_performance=True)
+    assert r.correct and r.stage == Stage.CORRECTNESS and r.performance_skipped and r.speedup is None
+
+
+def test_worker_recycled_after_fault_then_next_verdict_is_fine(maca_root):
+    """Through LocalEvaluator's real worker processes (MACA_PATH reaches the worker via the allowlist)."""
+    from ksdk.evaluation.local import LocalEvaluator
+
+    task = task_from_source("vadd", vector_add_task(), correctness_trials=1, timing=FAST)
+
+    async def go():
+        ev = LocalEvaluator("maca_metax", cache=False)
+        try:
+            bad = await ev.evaluate(task, Candidate(source=host_kernel().replace("return 0;\n}", "return 1;\n}"),
+                                                    language="maca"))
+            good = await ev.evaluate(task, Candidate(source=host_kernel(), language="maca"))
+            return bad, good
+        finally:
+            await ev.close()
+
+    bad, good = asyncio.run(go())
+    assert bad.error_kind == ErrorKind.DEVICE_FAULT
+    assert any("recycled" in w for w in bad.warnings)
+    assert good.status == Status.OK and good.stage == Stage.PERFORMANCE, good.message
