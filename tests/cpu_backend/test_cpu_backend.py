@@ -21,7 +21,7 @@ ORDER = ["crash", "good_after_crash", "broken_compile", "skips_output", "writes_
 def _tuned_seed() -> str:
     from ksdk.mutators.tunables import apply_tunables
 
-    return apply_tunables((QUICKSTART / "seed.c").read_text(),
+    return apply_tunables((QUICKSTART / "matmul_seed.c").read_text(),
                           {"LOOP_IKJ": 1, "BLOCK_I": 32, "BLOCK_J": 128, "BLOCK_K": 64, "UNROLL_J": 4})
 
 
@@ -38,7 +38,7 @@ def verdicts():
         "broken_compile": (add, cases.BROKEN_COMPILE), "skips_output": (add, cases.SKIPS_OUTPUT),
         "writes_input": (add, cases.WRITES_INPUT), "wrong_signature": (add, cases.WRONG_SIGNATURE),
         "scale_good": (scale, cases.SCALE_GOOD),
-        "seed": (mm, (QUICKSTART / "seed.c").read_text()), "tuned": (mm, _tuned_seed()),
+        "seed": (mm, (QUICKSTART / "matmul_seed.c").read_text()), "tuned": (mm, _tuned_seed()),
     }
 
     async def go():
