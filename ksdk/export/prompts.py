@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Optional
 
@@ -33,11 +34,32 @@ def _task(name: str, source: str) -> Task:
     return Task(name=name, source=source)
 
 
+_REBUILT: "OrderedDict[tuple, list[dict[str, str]]]" = OrderedDict()
+
+
 def rebuild_messages(step: Step) -> list[dict[str, str]]:
     """The LLM mutator's messages for a step made without an LLM, asking for edit blocks (the revision's format)."""
     if step.parent is None:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"# Task: {step.task}"}]
     notes = step.context.get("notes") if isinstance(step.context.get("notes"), list) else []
+    # a tuner proposes many children of one parent: build each distinct prompt once (bounded cache)
+    key = (str(step.run.path), step.parent.candidate.id, tuple(step.inspiration_ids), tuple(map(str, notes)))
+    if key in _REBUILT:
+        _REBUILT.move_to_end(key)
+        return list(_REBUILT[key])
+    messages = _build(step, notes)
+    _REBUILT[key] = messages
+    if len(_REBUILT) > 256:
+        _REBUILT.popitem(last=False)
+    return list(messages)
+
+
+def reset() -> None:
+    """Forget rebuilt prompts (each export starts clean, so a resumed run's new verdicts show)."""
+    _REBUILT.clear()
+
+
+def _build(step: Step, notes: list) -> list[dict[str, str]]:
     request = MutationRequest(
         task=_task(step.task, step.run.task_source or ""),
         parent=step.parent,

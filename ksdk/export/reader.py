@@ -6,8 +6,9 @@ import json
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 from urllib.parse import quote
 
 from pydantic import ValidationError
@@ -54,7 +55,17 @@ class Step:
     context: dict[str, Any]
     error: Optional[str]
     created_at: Optional[float]
-    inspirations: list[Scored] = field(default_factory=list)
+    inspiration_ids: list[str] = field(default_factory=list)
+    parent_raw: Optional[str] = field(default=None, repr=False)  # the results rows' JSON text, as stored
+    child_raw: Optional[str] = field(default=None, repr=False)
+    _load: Optional[Callable[[str], Optional[Scored]]] = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def inspirations(self) -> list[Scored]:
+        """The archive programs the mutator was shown beside the parent (read on first use, while streaming)."""
+        if self._load is None:
+            return []
+        return [s for s in map(self._load, self.inspiration_ids) if s is not None]
 
     @property
     def key(self) -> str:
@@ -73,7 +84,7 @@ class Step:
     def child_result(self) -> Optional[EvalResult]:
         return self.child.result if self.child else None
 
-    @property
+    @cached_property
     def outcome(self) -> str:
         """'malformed' (no program), 'duplicate' (a program already in the archive, not re-evaluated), 'pending'
         (not evaluated yet), 'infra' (harness failure), 'build_failed', 'incorrect' or 'correct'."""
@@ -88,7 +99,7 @@ class Step:
             return "correct"
         return "build_failed" if not compiled(r) else "incorrect"
 
-    @property
+    @cached_property
     def gain(self) -> Optional[float]:
         """Child speedup over parent speedup, when both are correct and timed; None otherwise."""
         p, c = self.parent_result, self.child_result
@@ -209,7 +220,7 @@ class RunReader:
         self.run = run
         self.batch = batch
         self.busy_timeout_s = busy_timeout_s
-        self._cache: OrderedDict[str, Optional[Scored]] = OrderedDict()
+        self._cache: OrderedDict[str, Optional[tuple[Scored, Optional[str]]]] = OrderedDict()
         self._cache_size = cache
         self._con: Optional[sqlite3.Connection] = None
 
@@ -217,7 +228,7 @@ class RunReader:
         """Number of attempts (steps) in the run."""
         return int(self._q("SELECT COUNT(*) FROM attempts").fetchone()[0])
 
-    def steps(self, with_inspirations: bool = True) -> Iterator[Step]:
+    def steps(self) -> Iterator[Step]:
         """Every attempt, oldest first, with parent and child joined and parsed."""
         sql = ("SELECT a.id, a.parent_id, a.candidate_id, a.mutation, a.context, a.error, a.created_at, "
                "c.candidate, r.result FROM attempts a "
@@ -231,10 +242,10 @@ class RunReader:
                 raise RunDirError(_sqlite_problem(self.run.path / ARCHIVE, e)) from None
             if not rows:
                 return
-            for aid, parent_id, child_id, mut, ctx, error, created, cand, res in rows:
-                yield self._step(aid, parent_id, child_id, mut, ctx, error, created, cand, res, with_inspirations)
+            for row in rows:
+                yield self._step(*row)
 
-    def _step(self, aid, parent_id, child_id, mut, ctx, error, created, cand, res, with_inspirations) -> Step:
+    def _step(self, aid, parent_id, child_id, mut, ctx, error, created, cand, res) -> Step:
         where = f"attempt {aid}"
         context = self._json(ctx, where, "context") if ctx else {}
         if not isinstance(context, dict):
@@ -251,32 +262,33 @@ class RunReader:
         # rather than the sampled parent, and the revision must be read against what it really edited
         if child is not None and child.candidate.parent_ids:
             parent_id = child.candidate.parent_ids[0]
-        parent = self.get(parent_id) if parent_id else None
-        insp: list[Scored] = []
-        if with_inspirations:
-            for iid in _inspiration_ids(context):
-                s = self.get(iid)
-                if s is not None:
-                    insp.append(s)
-        return Step(run=self.run, attempt_id=int(aid), parent=parent, child=child, mutation=mutation,
-                    context=context, error=error, created_at=created, inspirations=insp)
+        found = self._get(parent_id) if parent_id else None
+        return Step(run=self.run, attempt_id=int(aid), parent=found[0] if found else None, child=child,
+                    mutation=mutation, context=context, error=error, created_at=created,
+                    inspiration_ids=_inspiration_ids(context), parent_raw=found[1] if found else None,
+                    child_raw=res if child is not None else None, _load=self.get)
 
     def get(self, candidate_id: str) -> Optional[Scored]:
-        """One candidate with its verdict (LRU-cached: parents and inspirations repeat across steps)."""
+        """One candidate with its verdict, or None."""
+        found = self._get(candidate_id)
+        return found[0] if found else None
+
+    def _get(self, candidate_id: str) -> Optional[tuple[Scored, Optional[str]]]:
+        # LRU-cached: parents and inspirations repeat across neighbouring steps
         if candidate_id in self._cache:
             self._cache.move_to_end(candidate_id)
             return self._cache[candidate_id]
         row = self._q("SELECT c.candidate, r.result FROM candidates c LEFT JOIN results r "
                       "ON r.candidate_id = c.id WHERE c.id = ?", (candidate_id,)).fetchone()
-        s = None
+        found = None
         if row is not None:
             c = self._model(Candidate, row[0], f"candidate {candidate_id}", "candidate")
             r = self._model(EvalResult, row[1], f"result of {candidate_id}", "result") if row[1] else None
-            s = Scored(candidate=c, result=r)
-        self._cache[candidate_id] = s
+            found = (Scored(candidate=c, result=r), row[1])
+        self._cache[candidate_id] = found
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return s
+        return found
 
     def close(self) -> None:
         if self._con is not None:
@@ -347,8 +359,8 @@ def open_runs(paths: Iterable[str | Path]) -> list[RunInfo]:
     return runs
 
 
-def iter_steps(runs: list[RunInfo], batch: int = 512, with_inspirations: bool = True) -> Iterator[Step]:
+def iter_steps(runs: list[RunInfo], batch: int = 512) -> Iterator[Step]:
     """Steps of several runs, run by run in the order given, attempts in the order they were made."""
     for run in runs:
         with RunReader(run, batch=batch) as reader:
-            yield from reader.steps(with_inspirations=with_inspirations)
+            yield from reader.steps()

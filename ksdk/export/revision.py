@@ -20,10 +20,26 @@ def _occurrences(text: str, part: str) -> int:
     return n
 
 
+def _same_length_ops(a: list[str], b: list[str], most: int = 8) -> list[tuple] | None:
+    """Line-by-line changes of two equally long texts (the common case: tuned values); None when many differ."""
+    diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    if len(diff) > most:
+        return None
+    ops: list[tuple] = []
+    for i in diff:
+        if ops and ops[-1][2] == i:
+            ops[-1] = ("replace", ops[-1][1], i + 1, ops[-1][3], i + 1)
+        else:
+            ops.append(("replace", i, i + 1, i, i + 1))
+    return ops
+
+
 def _edit_blocks(parent: str, child: str, context: int) -> str:
     a, b = parent.split("\n"), child.split("\n")
     blocks = []
-    ops = [op for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if op[0] != "equal"]
+    ops = _same_length_ops(a, b) if len(a) == len(b) else None
+    if ops is None:
+        ops = [op for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if op[0] != "equal"]
     # merge hunks that overlap once widened by `context`, so no two SEARCH texts share lines
     merged: list[list[int]] = []
     for _, i1, i2, j1, j2 in ops:

@@ -13,8 +13,9 @@ from pydantic import Field, ValidationError
 from ksdk.errors import KsdkError
 from ksdk.export.card import ExportStats
 from ksdk.export.pipeline import TRAIN, run_export
-from ksdk.export.prompts import prompt_messages, revision
+from ksdk.export.prompts import prompt_messages, reset, revision
 from ksdk.export.reader import RunInfo, Step, iter_steps, open_runs
+from ksdk.export.writers import RawJson
 from ksdk.models import Model
 
 
@@ -78,18 +79,22 @@ def reward(step: Step, cfg: RewardConfig) -> Optional[float]:
     return r
 
 
+def _raw(text: Optional[str]) -> Optional[RawJson]:
+    return RawJson(text) if text else None
+
+
 def rl_record(step: Step, value: float) -> dict[str, Any]:
     """One RL example: prompt messages, the reply, raw parent/child verdicts (or the mutation error), reward."""
     m = step.mutation
-    pr, cr = step.parent_result, step.child_result
     return {
         "prompt": prompt_messages(step),
         "completion": revision(step) or "",
         "reward": value,
         "outcome": step.outcome,
         "gain": step.gain,
-        "parent_result": json.loads(pr.to_json()) if pr else None,
-        "child_result": json.loads(cr.to_json()) if cr else None,
+        # the verdicts exactly as the archive stored them (JSON objects in JSONL, JSON text in Parquet)
+        "parent_result": _raw(step.parent_raw),
+        "child_result": _raw(step.child_raw),
         "error": step.error,
         "task": step.task,
         "backend": step.run.backend,
@@ -116,7 +121,7 @@ def rl_schema(pa):
     ])
 
 
-def _records(runs: list[RunInfo], cfg: RewardConfig, stats: ExportStats, fmt: str,
+def _records(runs: list[RunInfo], cfg: RewardConfig, stats: ExportStats,
              batch: int) -> Iterator[tuple[str, dict[str, Any]]]:
     for step in iter_steps(runs, batch=batch):
         stats.saw(step.task, step.outcome)
@@ -128,9 +133,6 @@ def _records(runs: list[RunInfo], cfg: RewardConfig, stats: ExportStats, fmt: st
             stats.dropped[f"no reward ({step.outcome})"] += 1
             continue
         rec = rl_record(step, value)
-        if fmt == "parquet":  # verdict shapes vary; Parquet keeps them as JSON text
-            for k in ("parent_result", "child_result"):
-                rec[k] = json.dumps(rec[k]) if rec[k] is not None else None
         stats.kept(step.task, TRAIN, step.run.backend, step.device, step.gain, value)
         yield TRAIN, rec
 
@@ -140,9 +142,10 @@ def export_rl(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "jsonl
     """Export every step of the runs with its reward to `out` (+ `.card.md`)."""
     cfg = reward_config or RewardConfig()
     runs = open_runs(run_dirs)
+    reset()
     filters = {"steps": "every mutation attempt (failed ones included)",
                "reward": ", ".join(f"{k}={v}" for k, v in cfg.model_dump().items())}
     stats = ExportStats(kind="rl", runs=runs, filters=filters)
     for r in runs:
         stats.tasks[r.task]
-    return run_export(Path(out), fmt, [TRAIN], rl_schema, stats, _records(runs, cfg, stats, fmt, batch))
+    return run_export(Path(out), fmt, [TRAIN], rl_schema, stats, _records(runs, cfg, stats, batch))

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from ksdk.export.card import ExportStats
 from ksdk.export.pipeline import TRAIN, VAL, run_export
-from ksdk.export.prompts import prompt_messages, revision
+from ksdk.export.prompts import prompt_messages, reset, revision
 from ksdk.export.reader import RunInfo, Step, iter_steps, open_runs
 from ksdk.models import Model
 
@@ -115,6 +115,7 @@ def export_sft(run_dirs: Sequence[str | Path], out: str | Path, fmt: str = "json
     """Export SFT data from run directories to `out` (+ `.val` file when tasks are held out, + `.card.md`)."""
     opts = options or SftOptions()
     runs = open_runs(run_dirs)
+    reset()
     val = split_tasks([r.task for r in runs], opts.val_fraction, opts.seed)
     filters = {"both correct": "parent and child passed correctness", "min_gain": f"{opts.min_gain:g}x",
                "dedup": "by normalized child source" if opts.dedup else "off",

@@ -13,6 +13,10 @@ from ksdk.errors import KsdkError
 FORMATS = ("jsonl", "parquet")
 
 
+class RawJson(str):
+    """A field value that already is JSON text (a stored verdict): JSONL embeds it as is, Parquet stores the text."""
+
+
 class ExportError(KsdkError):
     """An export could not be written (bad output path, missing optional dependency)."""
 
@@ -78,7 +82,17 @@ class JsonlWriter(RecordWriter):
         self._fh = open(self._file.tmp, "w", encoding="utf-8", buffering=1 << 20)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False))
+        raw = [(k, v) for k, v in record.items() if isinstance(v, RawJson)]
+        if not raw:
+            self._fh.write(json.dumps(record, ensure_ascii=False))
+        else:  # splice stored JSON in verbatim: re-parsing and re-encoding it would double the export's cost
+            rest = {k: v for k, v in record.items() if not isinstance(v, RawJson)}
+            text = json.dumps(rest, ensure_ascii=False)
+            self._fh.write(text[:-1])
+            for k, v in raw:
+                self._fh.write(f"{', ' if rest else ''}{json.dumps(k)}: {v}")
+                rest = True
+            self._fh.write("}")
         self._fh.write("\n")
         self.count += 1
 
@@ -105,7 +119,7 @@ class ParquetWriter(RecordWriter):
         self.batch = batch
 
     def write(self, record: dict[str, Any]) -> None:
-        self._rows.append(record)
+        self._rows.append({k: str(v) if isinstance(v, RawJson) else v for k, v in record.items()})
         self.count += 1
         if len(self._rows) >= self.batch:
             self._flush()
