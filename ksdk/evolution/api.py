@@ -347,7 +347,7 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
 def _final_line(s: RunSummary) -> str:
     best = f"best {s.best_speedup:.3f}x -> {s.best_path}" if s.best_speedup is not None else "no timed correct candidate"
     return (f"done ({s.stop_reason}): {s.evaluated} candidates, {s.valid} valid, {best}; "
-            f"report: {s.files.get('html', '-')}")
+            f"report: {s.files.get('report', '-')}")
 
 
 def _install_signals(evo) -> list:

@@ -42,7 +42,7 @@ class Snapshot:
     def line(self) -> str:
         best = f"{self.best_speedup:.3f}x" if self.best_speedup is not None else "-"
         return (f"candidates {self.evaluated}{self.limit} | valid {self.valid_share:.0%} | best {best} | "
-                f"{self.per_hour:.0f} eval/h | ${self.cost_usd:.4f} | {self.device_s:.0f} GPU-s | "
+                f"{self.per_hour:.0f} eval/h | ${self.cost_usd:.4f} | {self.device_s:.0f} device-s | "
                 f"{self.elapsed_s / 60:.1f} min")
 
 

@@ -195,6 +195,6 @@ def write_report(archive: SqliteArchive, run_dir: Path, facts: dict[str, str], t
         out["best"] = str(best)
     plot = write_plot(archive, run_dir / "progress.png")
     out["plot"] = str(plot)
-    out["html"] = str(write_html(archive, run_dir, title or "ksdk run report", facts, plot))
+    out["report"] = str(write_html(archive, run_dir, title or "ksdk run report", facts, plot))
     return out
 
