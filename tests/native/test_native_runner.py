@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from ksdk.interfaces.backend import EvalContext
 from ksdk.models import Candidate, ErrorKind, Stage, Status, TimingSettings
 from ksdk.tasks import task_from_source
+from ksdk.testing.conformance import BackendConformance, Case
 from ksdk_maca_metax.backend import MacaMetaxBackend
-from nativekit import host_kernel, vector_add_task
+from nativekit import BIAS_RELU_HOST, host_kernel, vector_add_task
 
 FAST = TimingSettings(warmup=1, repetitions=3, min_time_ms=0.0, max_repetitions=5, flush_l2=True)
 
 
 def run(source: str, task_source: str | None = None, trials: int = 2, **ctx):
-    task = task_from_source("vadd", task_source or vector_add_task(), correctness_trials=trials, timing=FAST)
+    task = task_from_source("vadd", task_source or vector_add_task(torch=False), correctness_trials=trials,
+                            timing=FAST)
     backend = MacaMetaxBackend()
     result = backend.evaluate(task, Candidate(source=source, language="maca"), EvalContext(**ctx))
     return result, backend
@@ -35,9 +38,20 @@ def test_correct_candidate_is_timed_against_the_host_reference(maca_root):
 
 
 def test_shipped_native_baseline_is_used_and_named(maca_root):
-    r, _ = run(host_kernel(), vector_add_task(baseline=host_kernel()))
+    r, _ = run(host_kernel(), vector_add_task(baseline=host_kernel(), torch=False))
     assert r.status == Status.OK, r.message
     assert "naive maca kernel" in r.baseline and r.baseline_timing.method.startswith("maca events")
+
+
+def test_torch_task_with_a_parameter_passes_inputs_outputs_then_parameters(maca_root):
+    """The example task's Model (torch, a learned bias) with a host-C kernel: argument order in0, out0, p0."""
+    example = (Path(__file__).parents[2] / "examples" / "maca_metax" / "task.py").read_text()
+    small = example.replace("ROWS, COLS = 8192, 4096", "ROWS, COLS = 64, 48")
+    r, _ = run(BIAS_RELU_HOST, small)
+    assert r.status == Status.OK, r.message
+    assert r.outputs[0].shape == [64, 48] and r.outputs[0].dtype == "float32"
+    # NATIVE_BASELINE there is CUDA/MACA device code the host compiler rejects: fall back, and say so
+    assert r.baseline == "the task's reference on the host CPU" and "NATIVE_BASELINE unusable" in r.warnings[0]
 
 
 def test_wrong_values_fail_correctness(maca_root):
@@ -87,7 +101,7 @@ def test_worker_recycled_after_fault_then_next_verdict_is_fine(maca_root):
     """Through LocalEvaluator's real worker processes (MACA_PATH reaches the worker via the allowlist)."""
     from ksdk.evaluation.local import LocalEvaluator
 
-    task = task_from_source("vadd", vector_add_task(), correctness_trials=1, timing=FAST)
+    task = task_from_source("vadd", vector_add_task(torch=False), correctness_trials=1, timing=FAST)
 
     async def go():
         ev = LocalEvaluator("maca_metax", cache=False)
@@ -103,3 +117,23 @@ def test_worker_recycled_after_fault_then_next_verdict_is_fine(maca_root):
     assert bad.error_kind == ErrorKind.DEVICE_FAULT
     assert any("recycled" in w for w in bad.warnings)
     assert good.status == Status.OK and good.stage == Stage.PERFORMANCE, good.message
+
+
+class TestMacaMetaxConformanceOverTheDouble(BackendConformance):
+    """The conformance kit for maca_metax, on CPU: MACA's real dialect over the runtime test double."""
+
+    backend = "maca_metax"
+
+    @pytest.fixture(autouse=True)
+    def _double(self, maca_root):
+        yield
+
+    def cases(self):
+        settings = {"correctness_trials": 1, "timing": FAST.model_dump()}
+        task = vector_add_task(torch=False)
+        return {
+            "good": Case(task, host_kernel(), settings),
+            "broken_load": Case(task, "int vector_add(void) { return 0; }  /* no launch description */", settings),
+            "broken_compile": Case(task, host_kernel("a[i] +* b[i]"), settings),
+            "wrong": Case(task, host_kernel("a[i] * b[i]"), settings),
+        }
