@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -42,7 +43,12 @@ class Built:
     path: Path
     fn: Any
     ffi: Any
+    lib: Any
     size_bytes: int
+
+    def close(self) -> None:
+        """dlclose the object, so a long-lived worker does not accumulate every candidate it has run."""
+        self.ffi.dlclose(self.lib)
 
 
 def strip_comments(source: str) -> str:
@@ -109,9 +115,9 @@ def compile_source(source: str, prototype: str) -> Path:
                 text += f"\n\nthe entry function must match this prototype exactly:\n  {prototype}"
             raise CompileError(text or f"the C compiler exited with code {proc.returncode}",
                                int(m.group(1)) if m else None)
-        # Atomic publish: another worker may be building the same key.
+        # Atomic publish (another worker may build the same key): copy beside the target, then rename.
         staged = out.with_suffix(f".{os.getpid()}.tmp")
-        os.replace(tmp, staged)
+        shutil.copyfile(tmp, staged)
         os.replace(staged, out)
     return out
 
@@ -127,7 +133,7 @@ def load(path: Path, cdef: str, entry: str) -> Built:
         fn = getattr(lib, entry)
     except (OSError, AttributeError) as e:
         raise CompileError(f"the compiled object cannot be loaded or has no '{entry}' symbol: {e}") from None
-    return Built(path=path, fn=fn, ffi=ffi, size_bytes=path.stat().st_size)
+    return Built(path=path, fn=fn, ffi=ffi, lib=lib, size_bytes=path.stat().st_size)
 
 
 def build(source: str, prototype: str, entry: str) -> Built:

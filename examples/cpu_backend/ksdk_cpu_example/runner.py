@@ -86,7 +86,15 @@ def evaluate(task: Task, cand: Candidate, ctx: EvalContext, result: EvalResult) 
         return result.fail(Stage.COMPILE, ErrorKind.COMPILE, str(e), e.line)
     result.kernels = [KernelMeta(name=spec.entry, extra={"object_bytes": built.size_bytes,
                                                           "cflags": " ".join(compiler.CFLAGS)})]
+    try:
+        return _check_and_time(task, ctx, result, spec, ref, sig, built, inputs0, refs0)
+    finally:
+        built.close()
 
+
+def _check_and_time(task: Task, ctx: EvalContext, result: EvalResult, spec, ref: Reference,
+                    sig: signature.Signature, built: compiler.Built, inputs0: list, refs0: list) -> EvalResult:
+    """Correctness trials on fresh inputs, then interleaved timing against the baseline(s)."""
     ctx.stage(Stage.CORRECTNESS)
     worst = None
     for trial in range(task.correctness_trials):
@@ -120,13 +128,15 @@ def evaluate(task: Task, cand: Candidate, ctx: EvalContext, result: EvalResult) 
     outs = [np.empty_like(r) for r in refs0]
     host_in = [host(x) for x in inputs0]
     fns = {"candidate": make_call(built, sig, host_in, ref.weights, outs)}
+    closers: list = []
     if spec.baseline_c:
         try:
-            base = compiler.build(spec.baseline_c, proto, spec.entry)
+            base = compiler.build(spec.baseline_c, sig.prototype(), spec.entry)
         except compiler.CompileError as e:
             return _infra(result, Stage.PERFORMANCE, f"the task's C_BASELINE does not compile: {e}")
         base_outs = [np.empty_like(r) for r in refs0]
         fns["baseline"] = make_call(base, sig, host_in, ref.weights, base_outs)
+        closers.append(base.close)
         result.baseline = ("naive C kernel shipped with the task (C_BASELINE), same compiler and flags, "
                            "same inputs, 1 thread")
     else:
@@ -137,7 +147,11 @@ def evaluate(task: Task, cand: Candidate, ctx: EvalContext, result: EvalResult) 
         ref.run(torch_inputs)
 
     fns["torch"] = torch_eager
-    stats = time_interleaved(fns, task.timing)
+    try:
+        stats = time_interleaved(fns, task.timing)
+    finally:
+        for close in closers:
+            close()
     result.candidate_timing = stats["candidate"]
     if "baseline" in stats:
         result.baseline_timing = stats["baseline"]
