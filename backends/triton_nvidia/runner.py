@@ -136,8 +136,10 @@ class _Evaluation:
         if not interpret:
             torch.cuda.set_device(0)
             from ksdk_triton_nvidia import timing  # private timing references, taken before the candidate loads
+
+            self._sync = timing.synchronize
         else:
-            timing = None
+            timing = self._sync = None
         with torch.no_grad():
             self._prepare_reference(torch, tensors, loading)
             guarded = {"ksdk_triton_nvidia." + m.__name__.rsplit(".", 1)[-1]: m
@@ -221,8 +223,8 @@ class _Evaluation:
         self.rec.window()
         try:
             out = model(*inputs)
-            if not self.ctx.interpret:
-                torch.cuda.synchronize()
+            if self._sync is not None:
+                self._sync()  # surface asynchronous device faults here, attributed to this call
         except Reject:
             raise
         except Exception as e:

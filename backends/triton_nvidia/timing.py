@@ -22,7 +22,7 @@ _elapsed = _EventBase.elapsed_time
 _sync = torch.cuda.synchronize
 _current_stream = torch.cuda.current_stream
 _external_stream = torch.cuda.ExternalStream
-_stream_wait = torch._C._CudaStreamBase.wait_event
+_event_wait = _EventBase.wait
 
 L2_FLUSH_BYTES = 256 * 1024 * 1024  # well above the 50 MB L2 of an H100/H200
 METHOD = "cuda events, L2 flushed (256 MB zeroed) before every repetition, side streams joined"
@@ -61,7 +61,7 @@ class Timer:
                 ext = self._joins[handle] = _external_stream(handle)
             ev = _new_event()
             _record(ev, ext)
-            _stream_wait(cur, ev)
+            _event_wait(ev, cur)
 
     def measure(self, fn: Callable[[], Any], side_streams: Callable[[], set[int]] = set) -> Measurement:
         """Warm up, pick the repetition count from min_time_ms, then time each repetition with events."""

@@ -1,0 +1,55 @@
+"""GPU-only behaviour: real timing and metadata, sticky device faults, and the cheats only timing can expose."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ksdk.models import ErrorKind, Stage, Status
+from ksdk_triton_nvidia.conformance import GOOD, TASK
+
+from tritonkit import HERE, evaluate_all, evaluate_in_order, example, small_task
+
+pytestmark = pytest.mark.gpu
+
+# Writes far outside its buffer: an illegal memory access poisons the CUDA context.
+ILLEGAL = GOOD.replace("tl.store(out_ptr + offs,", "tl.store(out_ptr + offs * 1000000007,")
+FAST = {"warmup": 3, "repetitions": 20, "min_time_ms": 5.0, "max_repetitions": 200}
+
+
+def test_good_candidate_timed_with_metadata_and_versions():
+    task, seed = example("row_softmax")
+    (r,) = evaluate_in_order([(task.model_copy(update={"timing": task.timing.model_copy(update=FAST)}), seed)])
+    assert r.status == Status.OK and r.stage == Stage.PERFORMANCE, r.message
+    assert r.device.kind == "gpu" and r.device.name
+    assert {"torch", "triton", "cuda", "driver"} <= set(r.versions)
+    assert r.speedup and math.isfinite(r.speedup) and r.speedup > 0
+    assert r.candidate_timing.n >= 20 and "L2" in r.candidate_timing.method
+    k = r.kernels[0]
+    assert k.name == "softmax_kernel" and k.registers and k.registers > 0
+    assert k.spills is not None and k.num_warps == 8 and k.shared_mem_bytes is not None
+
+
+def test_illegal_memory_access_recycles_worker_and_next_verdict_is_clean():
+    task = small_task()
+    bad, good = evaluate_in_order([(task, ILLEGAL), (task, GOOD)])
+    assert bad.status == Status.FAILED and bad.error_kind == ErrorKind.DEVICE_FAULT, (bad.error_kind, bad.message)
+    assert any("recycled" in w for w in bad.warnings)
+    assert good.status == Status.OK and good.stage == Stage.PERFORMANCE, good.message
+
+
+def test_compile_error_from_the_triton_compiler_names_kernel_and_line():
+    bad = GOOD.replace("tl.maximum(x * scale + y, 0.0)", "tl.maximum(x * scale + y, undefined_name)")
+    (r,) = evaluate_in_order([(small_task(), bad)])
+    assert (r.stage, r.error_kind) == (Stage.COMPILE, ErrorKind.COMPILE), r.message
+    line = next(i + 1 for i, t in enumerate(bad.split("\n")) if "undefined_name" in t)
+    assert r.line == line and "fused_kernel" in r.message
+
+
+@pytest.mark.parametrize("name", ["lazy_when_timed", "hidden_side_stream"])
+def test_timing_cheats_rejected(name):
+    task = small_task(timing=FAST)
+    (r,) = evaluate_in_order([(task, (HERE / "cheats" / f"{name}.py").read_text())])
+    assert r.error_kind == ErrorKind.REWARD_HACK, (r.stage, r.error_kind, r.message)
+    assert r.speedup is None
