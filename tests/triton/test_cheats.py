@@ -16,7 +16,7 @@ CPU_CHEATS = sorted(p.stem for p in CHEATS.glob("*.py") if p.stem not in GPU_ONL
 @pytest.fixture(scope="module")
 def verdicts():
     task = small_task()
-    return evaluate_all({name: (task, (CHEATS / f"{name}.py").read_text()) for name in CPU_CHEATS})
+    return evaluate_all({name: (task, (CHEATS / f"{name}.py").read_text()) for name in CPU_CHEATS}, interpret=True)
 
 
 @pytest.mark.parametrize("name", CPU_CHEATS)

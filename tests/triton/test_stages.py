@@ -75,7 +75,7 @@ def verdicts():
     task = small_task()
     pairs = {k: (task, src) for k, src in CASES.items()}
     pairs["constant_softmax"] = (small_task(SOFTMAX_TASK, "softmax"), CONSTANT_SOFTMAX)
-    return evaluate_all(pairs)
+    return evaluate_all(pairs, interpret=True)  # the CPU path, also on a GPU machine
 
 
 def test_good_passes_correctness_and_skips_timing_in_the_interpreter(verdicts):
