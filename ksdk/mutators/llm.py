@@ -68,9 +68,11 @@ class LLMMutator(Mutator):
         max_prompt_chars: int = 48_000,
         mock_response: Optional[str] = None,
         seed: Optional[int] = None,
-        **_: Any,
+        models: Optional[list[str]] = None,
     ):
-        self.models = [model] if isinstance(model, str) else list(model)
+        # `models` (a list) is an alias of `model` for callers that always pass a list, like the CLI.
+        chosen = models if models else model
+        self.models = [chosen] if isinstance(chosen, str) else list(chosen)
         if not self.models or not all(isinstance(m, str) and m for m in self.models):
             raise PluginError("llm mutator: give model='provider/name' or a non-empty list of such names")
         if weights is not None and (len(weights) != len(self.models) or min(weights) < 0 or sum(weights) <= 0):

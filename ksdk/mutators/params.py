@@ -85,7 +85,7 @@ class ParamMutator(Mutator):
 
     name = "params"
 
-    def __init__(self, seed: Optional[int] = None, explore: float = 0.1, beam: int = 3, start: str = "best", **_: Any):
+    def __init__(self, seed: Optional[int] = None, explore: float = 0.1, beam: int = 3, start: str = "best"):
         if not 0.0 <= explore <= 1.0:
             raise TunableError(f"ParamMutator explore={explore} must be a probability in [0, 1]")
         if start not in ("best", "parent"):

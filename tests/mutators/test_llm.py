@@ -164,3 +164,16 @@ def test_bad_options_are_clear_errors_and_the_entry_point_loads():
 def test_importing_the_mutators_does_not_import_litellm():
     code = "import sys, ksdk.mutators.llm, ksdk.mutators.params; assert 'litellm' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_evolution_api_builds_both_mutators_with_their_options():
+    from ksdk.errors import KsdkError
+    from ksdk.evolution.api import make_mutator
+
+    llm = make_mutator("llm", ["openai/a", "openai/b"], "http://127.0.0.1:9/v1", {"max_concurrency": 3})
+    assert isinstance(llm, LLMMutator) and llm.models == ["openai/a", "openai/b"]
+    assert llm.api_base == "http://127.0.0.1:9/v1" and llm.max_concurrency == 3
+    params = make_mutator("params", [], None, {"explore": 0.2}, random_seed=5)
+    assert params.explore == 0.2
+    with pytest.raises(KsdkError, match="takes no model"):
+        make_mutator("params", ["openai/a"], None, {})
