@@ -7,6 +7,7 @@ Timing uses the runtime's events on the session's stream with an L2-flushing mem
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -28,6 +29,7 @@ from ksdk_native.dialect import Dialect, Toolchain, ToolchainNotFound, locate, t
 
 FLUSH_BYTES = 256 << 20  # larger than any current GPU's L2 (H100: 50 MB), as Triton's do_bench uses
 POISON = 0xFF
+MAX_CACHED = 16  # compiled images and loaded modules kept per worker
 BASELINE_NAME = "NATIVE_BASELINE"  # optional in a task file: a naive native kernel (str, or {language: str})
 
 
@@ -47,7 +49,8 @@ class Session:
     arch: Optional[str]
     device: DeviceInfo
     versions: dict[str, str]
-    modules: dict[str, Any] = field(default_factory=dict)
+    modules: dict[str, Any] = field(default_factory=dict)  # image digest -> loaded module, oldest first
+    images: dict[str, Any] = field(default_factory=dict)  # source hash -> Compiled (the baseline recompiles never)
     flush: Optional[tuple[int, int]] = None
 
     def flush_buffer(self) -> tuple[int, int]:
@@ -186,11 +189,22 @@ class Loaded:
 
 def load_candidate(session: Session, cand: NativeCandidate, timeout: float) -> Loaded:
     """Compile and load; raises CompileError or NativeError (from the module calls)."""
-    compiled = compile_source(session.dialect, session.toolchain.compiler, cand.source, session.arch, timeout)
+    key = hashlib.sha256(f"{session.arch}\0{cand.source}".encode()).hexdigest()
+    compiled = session.images.get(key)
+    if compiled is None:
+        compiled = compile_source(session.dialect, session.toolchain.compiler, cand.source, session.arch, timeout)
+        session.images[key] = compiled
+        while len(session.images) > MAX_CACHED:
+            session.images.pop(next(iter(session.images)))
     module = session.modules.get(compiled.digest)
     if module is None:
         module = session.binding.load_module(compiled.image)
         session.modules[compiled.digest] = module
+        while len(session.modules) > MAX_CACHED:  # a long evolution must not pile up loaded modules
+            try:
+                session.binding.unload_module(session.modules.pop(next(iter(session.modules))))
+            except NativeError:
+                pass
     functions, kernels, max_threads = {}, [], {}
     for name in cand.kernels:
         try:

@@ -137,3 +137,15 @@ class TestMacaMetaxConformanceOverTheDouble(BackendConformance):
             "broken_compile": Case(task, host_kernel("a[i] +* b[i]"), settings),
             "wrong": Case(task, host_kernel("a[i] * b[i]"), settings),
         }
+
+
+def test_long_runs_keep_a_bounded_module_cache(maca_root, monkeypatch):
+    import ksdk_native.runner as runner
+
+    monkeypatch.setattr(runner, "MAX_CACHED", 1)
+    task = task_from_source("vadd", vector_add_task(torch=False), correctness_trials=1, timing=FAST)
+    backend = MacaMetaxBackend()
+    for expr in ("a[i] + b[i]", "b[i] + a[i]", "(a[i] + b[i])", "a[i] + b[i]"):
+        r = backend.evaluate(task, Candidate(source=host_kernel(expr), language="maca"), EvalContext())
+        assert r.status == Status.OK, r.message
+    assert len(backend._session.modules) == 1 and len(backend._session.images) == 1
