@@ -201,10 +201,11 @@ def _looks_like_code(text: str, language: str) -> bool:
     if language.lower() in ("triton", "python", "py"):
         try:
             tree = ast.parse(text)
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: NUL bytes
             return False
         return any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)) for n in tree.body)
-    return "{" in text and ";" in text and bool(re.search(r"^\s*(#include|__global__|extern|int|void)\b", text, re.M))
+    starts = r"^\s*(#include|#define|__global__|extern|static|template|typedef|struct|const|int|void|float|double)\b"
+    return "{" in text and ";" in text and bool(re.search(starts, text, re.M))
 
 
 def extract_program(reply: str, language: str) -> str:
@@ -223,13 +224,18 @@ def extract_program(reply: str, language: str) -> str:
 
 
 def program_from_reply(reply: str, parent: str, language: str, reply_format: str) -> tuple[str, str, list[str]]:
-    """(program, format used 'full'/'edits', notes) from a reply; ReplyError when it yields none."""
+    """(program, format used 'full'/'edits', notes) from a reply; ReplyError when it yields none.
+
+    Either form is accepted whatever `reply_format` asked for (models do not always comply): any SEARCH
+    marker makes it an edit, and with 'edits' a reply without one must hold a full program."""
     if not reply or not reply.strip():
         raise ReplyError("the reply is empty")
-    use_edits = reply_format == "edits" or (reply_format == "auto" and has_edit_blocks(reply))
+    use_edits = has_edit_blocks(reply)
     if use_edits:
         applied = apply_edits(parent, parse_edit_blocks(reply))
-        notes = [f"edit block {i + 1} matched ignoring {how}" for i, how in enumerate(applied.matches) if how != "exact"]
+        notes = [
+            f"edit block {i + 1} matched ignoring {how}" for i, how in enumerate(applied.matches) if how != "exact"
+        ]
         return applied.source, "edits", notes
     program = extract_program(reply, language)
     if program.strip() == parent.strip():

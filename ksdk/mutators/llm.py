@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 from ksdk.errors import BudgetError, PluginError
 from ksdk.interfaces.mutator import MutationOutcome, MutationRequest, Mutator
 from ksdk.models import Candidate, Mutation
-from ksdk.mutators.edits import ReplyError, program_from_reply
+from ksdk.mutators.edits import ReplyError, has_edit_blocks, program_from_reply
 from ksdk.mutators.prompts import build_messages, render
 
 CALL_NOTE = "[call] "  # notes about the API call itself (retries, pricing): kept in the log, not shown to the model
@@ -222,6 +222,7 @@ class LLMMutator(Mutator):
         try:
             source, used, notes = program_from_reply(reply, parent.source, request.language, self.reply_format)
         except ReplyError as exc:
+            mutation.reply_format = "edits" if has_edit_blocks(reply) else "full"
             mutation.notes.extend(exc.notes or [f"your last answer was unusable: {exc}"])
             return MutationOutcome(mutation=mutation, error=f"unusable reply from {model}: {exc}")
         mutation.reply_format = used

@@ -48,7 +48,8 @@ def _scored_line(label: str, s: Scored) -> str:
     if r is None:
         return f"{label} (id {s.candidate.id}): not evaluated yet"
     speed = f", speedup {r.speedup:.3f}x" if r.speedup is not None else ""
-    verdict = "correct" if r.correct else f"failed at {r.stage.value}" + (f" ({r.error_kind.value})" if r.error_kind else "")
+    kind = f" ({r.error_kind.value})" if r.error_kind else ""
+    verdict = "correct" if r.correct else f"failed at {r.stage.value}{kind}"
     return f"{label} (id {s.candidate.id}): score {r.score:.3f}{speed}, {verdict}"
 
 

@@ -76,7 +76,9 @@ def test_deleting_lines():
 def test_full_program_largest_block_of_the_right_language_among_prose():
     reply = (
         "I'll first show the shell command:\n```bash\npip install triton\n```\n"
-        "A tiny snippet:\n```python\nx = 1\n```\nAnd the program:\n```python\n" + PARENT.replace("+", "-") + "```\nDone."
+        "A tiny snippet:\n```python\nx = 1\n```\nAnd the program:\n```python\n"
+        + PARENT.replace("+", "-")
+        + "```\nDone."
     )
     source, used, _ = program_from_reply(reply, PARENT, "triton", "auto")
     assert used == "full" and source == PARENT.replace("+", "-")
@@ -98,6 +100,13 @@ def test_prose_only_and_wrong_language_are_errors():
         program_from_reply("```python\n" + PARENT + "```", PARENT, "triton", "auto")
 
 
-def test_edits_mode_refuses_a_full_program():
-    with pytest.raises(ReplyError, match="no <<<<<<< SEARCH"):
-        program_from_reply("```python\n" + PARENT + "```", PARENT, "triton", "edits")
+def test_either_form_is_accepted_whatever_was_asked():
+    full = "```python\n" + PARENT.replace("+", "-") + "```"
+    assert program_from_reply(full, PARENT, "triton", "edits")[1] == "full"
+    edit = "```python\n" + block("xx = 10", "xx = 12") + "\n```"
+    assert program_from_reply(edit, PARENT, "triton", "full")[1] == "edits"
+
+
+def test_nul_bytes_and_garbage_are_errors_not_crashes():
+    with pytest.raises(ReplyError):
+        program_from_reply("def f(:\x00\n" * 3, PARENT, "triton", "auto")
