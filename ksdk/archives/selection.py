@@ -5,6 +5,8 @@ The policy and its parameters are documented in docs/evolution.md.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 import re
@@ -96,7 +98,8 @@ def closeness(result: Optional[EvalResult]) -> float:
 
 @dataclass
 class _Island:
-    members: list[str] = field(default_factory=list)  # ids, oldest first (own children and migrants)
+    members: set = field(default_factory=set)  # ids of own children and migrants
+    ranked: list = field(default_factory=list)  # (-score, arrival, id), best first (kept sorted on insert)
     cells: dict = field(default_factory=dict)  # descriptor -> id of the best member in that cell
 
 
@@ -106,6 +109,9 @@ class Selector:
     def __init__(self, config: Optional[SelectionConfig] = None):
         self.config = config or SelectionConfig()
         self.entries: dict[str, Scored] = {}
+        self.scores: dict[str, float] = {}  # cached: EvalResult.score is too slow to recompute in sorts
+        self._ranked: list = []  # every correct candidate, (-score, arrival, id), best first
+        self._arrival = itertools.count()
         self.children: dict[str, int] = {}
         self.islands = [_Island() for _ in range(self.config.islands)]
         self.evaluated = 0
@@ -118,21 +124,22 @@ class Selector:
     def observe(self, entry: Scored) -> None:
         """Record one evaluated candidate (call once per verdict, in evaluation order)."""
         cid = entry.candidate.id
-        first = cid not in self.entries
-        self.entries[cid] = entry
-        if first:
-            for p in entry.candidate.parent_ids:
-                self.children[p] = self.children.get(p, 0) + 1
         r = entry.result
-        if r is None or r.status == Status.INFRA_ERROR:
+        if r is None or r.status == Status.INFRA_ERROR:  # a harness failure says nothing about the program
             return
+        if cid in self.entries:
+            return
+        self.entries[cid] = entry
+        for p in entry.candidate.parent_ids:
+            self.children[p] = self.children.get(p, 0) + 1
         self.evaluated += 1
+        self.scores[cid] = r.score
         if r.correct:
             self.valid += 1
+            bisect.insort(self._ranked, (-r.score, next(self._arrival), cid))
             island = self.islands[entry.candidate.island % len(self.islands)]
             self._join(island, entry)
-            if self._best_id is None or r.score > self._score(self._best_id):
-                self._best_id = cid
+            self._best_id = self._ranked[0][2]
         else:
             self._closest.append(cid)
             self._closest.sort(key=lambda i: -closeness(self.entries[i].result))
@@ -141,14 +148,14 @@ class Selector:
             self.migrate()
 
     def _score(self, cid: str) -> float:
-        r = self.entries[cid].result
-        return r.score if r is not None else -1.0
+        return self.scores.get(cid, -1.0)
 
     def _join(self, island: _Island, entry: Scored) -> None:
         cid = entry.candidate.id
         if cid in island.members:
             return
-        island.members.append(cid)
+        island.members.add(cid)
+        bisect.insort(island.ranked, (-self._score(cid), next(self._arrival), cid))
         cell = describe(entry, self.config.descriptors)
         held = island.cells.get(cell)
         if held is None or self._score(cid) > self._score(held):  # the cell keeps its elite
@@ -163,7 +170,7 @@ class Selector:
                 self._join(dest, self.entries[cid])
 
     def _top(self, island: _Island, k: int) -> list[str]:
-        return sorted(island.members, key=lambda c: -self._score(c))[:k]
+        return [cid for _, _, cid in island.ranked[:k]]
 
     @property
     def best(self) -> Optional[Scored]:
@@ -179,10 +186,10 @@ class Selector:
         if self._best_id is None:
             return self._fix(rng, island_idx, n_inspirations)
         island = self.islands[island_idx]
-        pool = [c for c in island.members] or self._global_top(self.config.elite_size)
+        top = self._top(island, self.config.elite_size) or self._global_top(self.config.elite_size)
         if rng.random() < self.config.exploitation or len(island.cells) < 2:
             mode = "exploit"
-            parent = self._weighted_top(rng, pool)
+            parent = self._weighted_top(rng, top)
         else:
             mode = "explore"
             parent = rng.choice(list(island.cells.values()))
@@ -190,11 +197,10 @@ class Selector:
                          island_idx, mode)
 
     def _global_top(self, k: int) -> list[str]:
-        correct = [c for c, e in self.entries.items() if e.result is not None and e.result.correct]
-        return sorted(correct, key=lambda c: -self._score(c))[:k]
+        return [cid for _, _, cid in self._ranked[:k]]
 
-    def _weighted_top(self, rng: random.Random, pool: list[str]) -> str:
-        top = sorted(pool, key=lambda c: -self._score(c))[: self.config.elite_size]
+    def _weighted_top(self, rng: random.Random, top: list[str]) -> str:
+        """Sigmoid of the score against the median of the top, divided by 1 + children already made."""
         scores = [self._score(c) for c in top]
         median = sorted(scores)[len(scores) // 2]
         spread = (max(scores) - min(scores)) or 1.0
@@ -207,8 +213,10 @@ class Selector:
     def _inspirations(self, rng: random.Random, parent: str, island: _Island, n: int) -> list[Scored]:
         picks: list[str] = []
         ordered = [self._best_id] + self._top(island, 1)
-        others = [c for c in island.cells.values()] + [c for isl in self.islands for c in isl.cells.values()]
-        rng.shuffle(others)
+        others = []
+        for isl in [island] + rng.sample(self.islands, len(self.islands)):
+            cells = list(isl.cells.values())
+            others.extend(rng.sample(cells, min(len(cells), n + 1)))
         for cid in ordered + others:
             if len(picks) >= n:
                 break

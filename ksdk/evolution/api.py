@@ -128,12 +128,16 @@ def make_evaluator(backend: str, url: Optional[str], workers: Optional[int]) -> 
     return _make(backend, url, **({"workers": workers} if workers else {}))
 
 
-def _language(evaluator: Evaluator, backend: str) -> str:
-    lang = getattr(evaluator, "language", "") or ""
+def _language(evaluator: Evaluator, backend: str, seed: Any = None) -> str:
+    """The candidate language: the evaluator's, the seed candidate's, or the registered backend's."""
+    lang = getattr(evaluator, "language", "") or (seed.language if isinstance(seed, Candidate) else "")
     if not lang and backend:
         from ksdk.registry import load_backend
 
-        lang = load_backend(backend).language
+        try:
+            lang = load_backend(backend).language
+        except PluginError:
+            lang = ""  # an evaluator for a backend not installed here (a remote service): the seed decides
     return lang
 
 
@@ -184,7 +188,7 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
     evaluator = make_evaluator(backend, evaluator_url, workers) if isinstance(backend, str) else backend
     backend_name = backend if isinstance(backend, str) else evaluator.info().backend
     try:
-        language = _language(evaluator, backend_name)
+        language = _language(evaluator, backend_name, seed)
         own_mutator = isinstance(mutator, str)
         mut = make_mutator(mutator, models, api_base, mutator_options or {}, random_seed,
                            budgets.max_cost_usd) if isinstance(mutator, str) else mutator

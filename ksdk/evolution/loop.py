@@ -134,7 +134,7 @@ class Evolution:
     async def _produce(self) -> None:
         while self.stop_reason is None:
             self._changed.clear()
-            if not self.archive.selector.entries:  # nothing evaluated yet: the seed goes first
+            if not self.archive.selector.evaluated:  # nothing evaluated yet: the seed goes first
                 if self._outstanding == 0:
                     self.request_stop(self._no_seed_reason())
                     return

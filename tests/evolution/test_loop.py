@@ -175,3 +175,45 @@ def test_report_files_exist_and_the_html_is_self_contained(tmp_path):
     for external in ("src='http", 'src="http', "href=", "<script src", "<link", "@import", "url("):
         assert external not in page
     assert "6.000x" in page and "best path" in page
+
+
+class BrokenHarness(InProcessToyEvaluator):
+    async def evaluate(self, task, candidate):
+        from ksdk.models import ErrorKind, EvalResult, Status
+
+        self.calls.append(candidate.id)
+        return EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA, message="worker failed to start: no cc")
+
+
+def test_a_seed_the_harness_cannot_evaluate_stops_the_run_with_the_reason_and_stays_pending(tmp_path):
+    summary, ev = run(tmp_path, evaluator=BrokenHarness(), max_candidates=5)
+    assert "could not evaluate the seed" in summary.stop_reason and "no cc" in summary.stop_reason
+    assert len(ev.calls) == 1 and summary.evaluated == 0
+    from ksdk.archives.sqlite import SqliteArchive
+
+    a = SqliteArchive(tmp_path / "run" / "archive.sqlite")
+    assert len(a.pending()) == 1  # a resume tries it again
+    a.close()
+
+
+def test_progress_renders_live_and_as_lines():
+    import io
+
+    from ksdk.evolution.progress import Progress, Snapshot
+
+    snap = Snapshot(task="t", backend="b", mutator="m", evaluated=4, valid=3, best_speedup=2.5, best_id="abc",
+                    session_s=10, session_evaluated=4, limit="/10")
+    live_out = io.StringIO()
+    p = Progress(stream=live_out, live=True)
+    p.start(snap)
+    p.update(snap)
+    p.stop()
+    assert "2.500x" in live_out.getvalue() and "1440 evaluations/hour" in live_out.getvalue()
+    lines = io.StringIO()
+    p = Progress(stream=lines)  # a StringIO is not a terminal: plain lines
+    p.start(snap)
+    p.update(snap)
+    p.update(snap)  # nothing new: no second line
+    p.stop()
+    text = lines.getvalue()
+    assert text.count("candidates 4/10 | valid 75% | best 2.500x") == 1 and "\x1b[" not in text
