@@ -333,13 +333,17 @@ def _dims(v: Iterable[int], what: str) -> tuple[int, int, int]:
 
 
 def timed_samples(binding: Binding, stream, run: Callable[[Any], None], warmup: int, repetitions: int,
-                  min_time_ms: float, max_repetitions: int, flush: Optional[tuple[int, int]] = None) -> list[float]:
+                  min_time_ms: float, max_repetitions: int, flush: Optional[tuple[int, int]] = None,
+                  before: Optional[Callable[[Any], None]] = None) -> list[float]:
     """Per-repetition device times (ms) from event pairs around `run(stream)`, L2 flushed before each.
 
     `flush` is (device pointer, bytes) of a buffer overwritten between repetitions so that no
-    repetition finds the previous one's data in L2.
+    repetition finds the previous one's data in L2; `before(stream)` is issued before each repetition,
+    outside its events (the runner poisons outputs there).
     """
     def flush_l2(i: int) -> None:
+        if before is not None:
+            before(stream)
         if flush is not None:
             binding.memset(flush[0], i & 0xFF, flush[1], stream)
 

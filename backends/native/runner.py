@@ -261,10 +261,10 @@ class Buffers:
             if name not in self.ptrs:
                 self.ptrs[name] = self._alloc(nbytes)
 
-    def poison_outputs(self) -> None:
+    def poison_outputs(self, stream=None) -> None:
         for i, hv in enumerate(self.outputs):
             if f"out{i}" in self.ptrs and hv.array.nbytes:
-                self.s.binding.memset(self.ptrs[f"out{i}"], POISON, hv.array.nbytes)
+                self.s.binding.memset(self.ptrs[f"out{i}"], POISON, hv.array.nbytes, stream)
 
     def read_outputs(self) -> list[HostValue]:
         got = []
@@ -422,14 +422,26 @@ def evaluate(task: Task, candidate: Candidate, ctx: EvalContext, dialect: Dialec
         method = (f"{dialect.name} events on a stream"
                   + (f", L2 flushed by a {FLUSH_BYTES >> 20} MiB memset between repetitions" if flush else ""))
 
-        def device_time(run):
-            return summarize(timed_samples(session.binding, session.stream, run, timing.warmup,
-                                           timing.repetitions, timing.min_time_ms, timing.max_repetitions,
-                                           flush), method)
+        def device_time(run, buffers: Buffers):
+            # Outputs are poisoned before every repetition (outside its events) and checked after the last:
+            # a kernel that computes once and then skips the work (a device-side "done" flag) fails here.
+            samples = timed_samples(session.binding, session.stream, run, timing.warmup, timing.repetitions,
+                                    timing.min_time_ms, timing.max_repetitions, flush, before=buffers.poison_outputs)
+            session.binding.synchronize(session.stream, context="after the timed repetitions")
+            got = buffers.read_outputs()
+            _c, failure = compare_outputs([g.as_float() for g in got], [r.as_float() for r in refs],
+                                          task.tolerance, [g.dtype for g in got], [r.dtype for r in refs])
+            if failure is not None:
+                raise CandidateError(ErrorKind.REWARD_HACK, "outputs were wrong after the timed repetitions "
+                                     f"({failure[1]}): every launch must compute the result, not reuse an "
+                                     "earlier launch's work")
+            return summarize(samples, method)
 
-        res.candidate_timing = device_time(run)
+        res.candidate_timing = device_time(run, bufs)
         res.baseline, res.baseline_timing = _baseline(session, task, ref, raw, inputs, refs, bufs, device_time, res)
         res.speedup = speedup(res.baseline_timing, res.candidate_timing)
+    except CandidateError as e:
+        return _free_and(bufs, res.fail(Stage.PERFORMANCE, e.kind, e.message, e.line))
     except DeviceFault as e:
         return _fault(res, Stage.PERFORMANCE, str(e))
     except NativeError as e:
@@ -456,7 +468,7 @@ def _baseline(session, task, ref, raw, inputs, refs, bufs, device_time, res):
             _checks, failure = compare_outputs([g.as_float() for g in got], [r.as_float() for r in refs],
                                                task.tolerance, [g.dtype for g in got], [r.dtype for r in refs])
             if failure is None:
-                return f"the task's naive {session.dialect.name} kernel ({BASELINE_NAME})", device_time(run)
+                return f"the task's naive {session.dialect.name} kernel ({BASELINE_NAME})", device_time(run, base_bufs)
             res.warnings.append(f"{BASELINE_NAME} is wrong ({failure[1]}); timing the host reference instead")
         except (CandidateError, CompileError, NativeError) as e:
             if isinstance(e, NativeError) and e.sticky:

@@ -89,3 +89,11 @@ def test_hanging_kernel_times_out_and_the_next_verdict_is_fine():
     hang, after = evaluate_in_order([HANG, cuda()], timeouts={"correctness": 8.0})
     assert (hang.stage, hang.error_kind) == (Stage.CORRECTNESS, ErrorKind.TIMEOUT), hang.message
     assert after.status == Status.OK and after.stage == Stage.PERFORMANCE, after.message
+
+
+def test_compute_once_then_skip_is_a_reward_hack():
+    cheat = cuda().replace("extern \"C\"", "__device__ int done;\nextern \"C\"").replace(
+        "    if (i < n) out[i] = a[i] + b[i];",
+        "    if (done) return;\n    if (i < n) out[i] = a[i] + b[i];\n    if (i == 0) done = 1;")
+    (r,) = evaluate_in_order([cheat], correctness_trials=1)
+    assert (r.stage, r.error_kind) == (Stage.PERFORMANCE, ErrorKind.REWARD_HACK), (r.error_kind, r.message)

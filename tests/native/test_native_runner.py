@@ -149,3 +149,12 @@ def test_long_runs_keep_a_bounded_module_cache(maca_root, monkeypatch):
         r = backend.evaluate(task, Candidate(source=host_kernel(expr), language="maca"), EvalContext())
         assert r.status == Status.OK, r.message
     assert len(backend._session.modules) == 1 and len(backend._session.images) == 1
+
+
+def test_compute_once_then_skip_is_caught_after_timing(maca_root):
+    """A kernel that keeps a 'done' flag between launches passes one trial but not the timed repetitions."""
+    cheat = host_kernel().replace("    const float *a", "    static int done;\n    if (done) return 0;\n    done = 1;\n"
+                                  "    const float *a")
+    r, _ = run(cheat, trials=1)
+    assert (r.stage, r.error_kind) == (Stage.PERFORMANCE, ErrorKind.REWARD_HACK), r.message
+    assert "every launch must compute" in r.message
