@@ -10,6 +10,7 @@ import asyncio
 import os
 import random
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -49,28 +50,31 @@ class ServiceEvaluator(Evaluator):
     """Evaluates through a `ksdk serve` service at `url`; token defaults to $KSDK_SERVICE_TOKEN(_FILE).
 
     timeout: the longest one evaluation may take end to end, waits included; retries: consecutive
-    connection errors or 5xx answers tolerated (with exponential backoff) before giving up.
+    connection errors or 5xx answers tolerated (with exponential backoff) before giving up; workers:
+    evaluations to keep in flight (default: the service's worker count, from /info).
     """
 
     def __init__(self, url: str, token: Optional[str] = None, backend: Optional[str] = None,
                  timeout: float = 3600.0, retries: int = 8, wait_s: float = 30.0, backoff_s: float = 0.5,
-                 max_backoff_s: float = 15.0):
+                 max_backoff_s: float = 15.0, workers: Optional[int] = None):
         if not url.startswith(("http://", "https://")):
             raise ServiceError(f"evaluator URL {url!r} must start with http:// or https:// "
                                "(e.g. http://127.0.0.1:8765, where `ksdk serve` listens)")
         self.url = url.rstrip("/")
         self.token = token if token is not None else _token_from_env()
         self.backend = backend
+        self._workers = workers
         self.timeout, self.retries, self.wait_s = timeout, retries, wait_s
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self._info: Optional[ServiceInfo] = None
+        self.retried: Counter[str] = Counter()  # why requests were retried: busy, server_error, connection, resubmit
         self._client = None
         self._client_loop = None
 
     # -- Evaluator -------------------------------------------------------------------------------
     @property
     def workers(self) -> int:
-        return self.service_info().workers
+        return self._workers or self.service_info().workers
 
     @property
     def language(self) -> str:
@@ -106,6 +110,7 @@ class ServiceEvaluator(Evaluator):
                 r = await self._request("GET", f"/jobs/{job_id}", deadline, params={"wait": self.wait_s},
                                         ok_404=True)
                 if r.status_code == 404:  # the service restarted before finishing it: submit again, same key
+                    self.retried["resubmit"] += 1
                     job_id = None
                     continue
             if r.status_code == 413:
@@ -116,6 +121,7 @@ class ServiceEvaluator(Evaluator):
             if st.state == JobState.DONE and st.result is not None:
                 return st.result
             if st.state == JobState.FAILED:  # a harness failure there: submitting the key again re-runs it
+                self.retried["resubmit"] += 1
                 job_id = None
                 await asyncio.sleep(self.backoff_s)
                 continue
@@ -165,17 +171,20 @@ class ServiceEvaluator(Evaluator):
                 r = await self._async_client().request(method, path, **kw)
             except httpx.TransportError as e:
                 why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                self.retried["connection"] += 1
             else:
                 wait = self._check(r, ok_404)
                 if wait is None:
                     return r
                 if r.status_code in (429, 503):  # back-pressure, not failure: wait as told, up to the deadline
+                    self.retried["busy"] += 1
                     if time.monotonic() + wait > deadline:
                         raise ServiceError(f"{self.url} stayed busy (HTTP {r.status_code}) past the "
                                            f"{self.timeout:g} s timeout: {_detail(r)}")
                     await asyncio.sleep(wait)
                     continue
                 why = f"HTTP {r.status_code}: {_detail(r)}"
+                self.retried["server_error"] += 1
             failures += 1
             if failures > self.retries:
                 raise ServiceError(f"evaluation service at {self.url} failed {failures} times in a row ({why}); "

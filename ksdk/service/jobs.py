@@ -69,9 +69,8 @@ class JobManager:
         return sum(1 for j in self._jobs.values() if j.status.state in (JobState.QUEUED, JobState.RUNNING))
 
     def retry_after(self) -> int:
-        """Seconds until a slot is likely free: the queue ahead of a new job over the worker count."""
-        ahead = max(1, self.pending - self.workers + 1)
-        return int(min(60, max(1, math.ceil(self._mean_s * ahead / self.workers))))
+        """Seconds until a queue slot likely frees: one evaluation's mean time over the worker count."""
+        return int(min(60, max(1, math.ceil(self._mean_s / self.workers))))
 
     # -- submit / look up ------------------------------------------------------------------------
     def submit(self, req: EvaluateRequest) -> Job:

@@ -209,3 +209,22 @@ def test_binding_beyond_loopback_without_auth_warns_loudly(start_service):
     svc = start_service("--no-auth", "--host", "0.0.0.0")
     text = "".join(svc.lines)
     assert "WARNING: serving on 0.0.0.0 WITHOUT AUTHENTICATION" in text and "auth OFF" in text
+
+
+def test_cli_evolve_through_two_services(start_service, tmp_path):
+    """`ksdk evolve --evaluator URL1,URL2`: the params mutator tunes a constant, every verdict from the services."""
+    a = start_service("--no-auth", state_dir=tmp_path / "a")
+    b = start_service("--no-auth", state_dir=tmp_path / "b")
+    (tmp_path / "task.py").write_text(toy.TASK_SOURCE)
+    seed = tmp_path / "seed.py"
+    seed.write_text("SCALE = 1.5  # ksdk:tune [1.0, 1.5, 2.0, 2.5]\n"
+                    "class ModelNew:\n    def forward(self, x):\n        return x * SCALE + 1.0\n")
+    out = subprocess.run([sys.executable, "-m", "ksdk", "evolve", str(tmp_path / "task.py"), "--backend", "toy_py",
+                          "--mutator", "params", "--seed", str(seed), "--max-candidates", "4", "--quiet",
+                          "--evaluator", f"{a.url},{b.url}", "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    best = (tmp_path / "run" / "best.py").read_text()
+    assert "SCALE = 2.0" in best  # the only correct value, found through the services
+    evaluated = [line.split()[0] for line in (tmp_path / "ledger").read_text().splitlines()]
+    assert len(evaluated) >= 2 and len(evaluated) == len(set(evaluated))
