@@ -2,14 +2,17 @@
 
     python benchmarks/export_scale.py --steps 100000 [--small 20000] [--dir /tmp/ksdk-export-bench]
 
-Each export runs in a fresh subprocess that reports its wall time and its own peak RSS (resource.getrusage), so
-generation never inflates the figure. Exporting a --small run as well shows whether memory grows with the run.
+Generation and each export run in fresh subprocesses, so the driver stays small: ru_maxrss survives fork and
+exec, and a child forked from a big parent would report the parent's size. Each export reports its wall time,
+CPU time and peak RSS (resource.getrusage); the load average is printed too, since other work on the machine
+stretches wall time but not CPU time. Exporting a --small run as well shows whether memory grows with the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import resource
@@ -190,8 +193,9 @@ def _child(kind: str, run: str, out: str) -> None:
         from ksdk.export.rl import export_rl
         stats = export_rl([run], out)
     wall = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"kind": kind, "wall_s": wall, "peak_rss_mib": peak_kib / 1024, "steps": stats.steps,
+    use = resource.getrusage(resource.RUSAGE_SELF)  # ru_maxrss in KiB on Linux
+    print(json.dumps({"kind": kind, "wall_s": wall, "cpu_s": use.ru_utime + use.ru_stime,
+                      "peak_rss_mib": use.ru_maxrss / 1024, "steps": stats.steps,
                       "records": sum(stats.written.values()), "bytes": Path(out).stat().st_size}))
 
 
@@ -208,15 +212,21 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/ksdk-export-bench"))
     ap.add_argument("--repeat", type=int, default=3, help="exports per (size, kind); the median is reported")
     ap.add_argument("--child", nargs=3, metavar=("KIND", "RUN", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--generate", nargs=2, metavar=("RUN", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(*args.child)
+        return
+    if args.generate:
+        print(json.dumps({"seconds": generate(Path(args.generate[0]), int(args.generate[1]))}))
         return
     sizes = [s for s in (args.small, args.steps) if s]
     rows = []
     for n in sizes:
         run = args.dir / f"bench_{n}"
-        gen = generate(run, n)
+        proc = subprocess.run([sys.executable, __file__, "--generate", str(run), str(n)], capture_output=True,
+                              text=True, check=True)
+        gen = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
         db_mib = (run / "archive.sqlite").stat().st_size / 2**20
         print(f"generated {n} steps in {gen:.1f}s ({db_mib:.0f} MiB archive)", flush=True)
         for kind in ("sft", "rl"):
@@ -225,10 +235,12 @@ def main() -> None:
             ms.sort(key=lambda m: m["wall_s"])
             m = ms[len(ms) // 2]
             m.update(n=n, db_mib=db_mib, walls=[round(x["wall_s"], 2) for x in ms],
-                     max_rss_mib=max(x["peak_rss_mib"] for x in ms))
+                     cpus=sorted(round(x["cpu_s"], 2) for x in ms), max_rss_mib=max(x["peak_rss_mib"] for x in ms),
+                     load=[round(x, 2) for x in os.getloadavg()])
             rows.append(m)
-            print(f"{kind} {n} steps: median {m['wall_s']:.1f}s (runs {m['walls']}), {m['records']} records, "
-                  f"{m['bytes'] / 2**20:.0f} MiB out, peak RSS {m['max_rss_mib']:.0f} MiB", flush=True)
+            print(f"{kind} {n} steps: median wall {m['wall_s']:.1f}s (runs {m['walls']}), CPU {m['cpus']}s, "
+                  f"{m['records']} records, {m['bytes'] / 2**20:.0f} MiB out, peak RSS {m['max_rss_mib']:.0f} MiB, "
+                  f"load average {m['load']}", flush=True)
     print(json.dumps(rows))
 
 

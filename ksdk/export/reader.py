@@ -85,6 +85,12 @@ class Step:
         return self.child.result if self.child else None
 
     @cached_property
+    def parent_correct(self) -> bool:
+        """The parent passed correctness (computed once: exports ask often)."""
+        p = self.parent_result
+        return p is not None and p.correct
+
+    @cached_property
     def outcome(self) -> str:
         """'malformed' (no program), 'duplicate' (a program already in the archive, not re-evaluated), 'pending'
         (not evaluated yet), 'infra' (harness failure), 'build_failed', 'incorrect' or 'correct'."""
@@ -103,7 +109,7 @@ class Step:
     def gain(self) -> Optional[float]:
         """Child speedup over parent speedup, when both are correct and timed; None otherwise."""
         p, c = self.parent_result, self.child_result
-        if p is None or c is None or not (p.correct and c.correct):
+        if p is None or c is None or not self.parent_correct or self.outcome != "correct":
             return None
         if not p.speedup or c.speedup is None or p.speedup <= 0:
             return None

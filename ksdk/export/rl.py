@@ -70,8 +70,7 @@ def reward(step: Step, cfg: RewardConfig) -> Optional[float]:
         r += cfg.compiled
     if outcome == "correct":
         r += cfg.correct
-        p = step.parent_result
-        if p is None or not p.correct:
+        if not step.parent_correct:
             r += cfg.repair
         g = step.gain
         if g is not None and g > 0:
@@ -88,7 +87,8 @@ def rl_record(step: Step, value: float) -> dict[str, Any]:
     m = step.mutation
     return {
         "prompt": prompt_messages(step),
-        "completion": revision(step) or "",
+        # TRL's conversational prompt-completion shape: both sides are message lists
+        "completion": [{"role": "assistant", "content": revision(step) or ""}],
         "reward": value,
         "outcome": step.outcome,
         "gain": step.gain,
@@ -113,7 +113,7 @@ def rl_schema(pa):
     """Parquet schema of an RL record; the raw verdicts are JSON strings (their shape varies by stage)."""
     msg = pa.struct([("role", pa.string()), ("content", pa.string())])
     return pa.schema([
-        ("prompt", pa.list_(msg)), ("completion", pa.string()), ("reward", pa.float64()), ("outcome", pa.string()),
+        ("prompt", pa.list_(msg)), ("completion", pa.list_(msg)), ("reward", pa.float64()), ("outcome", pa.string()),
         ("gain", pa.float64()), ("parent_result", pa.string()), ("child_result", pa.string()), ("error", pa.string()),
         ("task", pa.string()), ("backend", pa.string()), ("device", pa.string()), ("run", pa.string()),
         ("step", pa.int64()), ("parent_id", pa.string()), ("child_id", pa.string()), ("mutator", pa.string()),

@@ -40,7 +40,7 @@ def rejection(step: Step, min_gain: float) -> Optional[str]:
     outcome = step.outcome
     if outcome != "correct":
         return f"child {outcome}"
-    if step.parent_result is None or not step.parent_result.correct:
+    if not step.parent_correct:
         return "parent not correct"
     gain = step.gain
     if gain is None:

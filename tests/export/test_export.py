@@ -130,7 +130,7 @@ def test_rl_every_step_with_documented_reward(three_runs, tmp_path):
     one = {r["step"]: r for r in recs if r["run"] == "r1"}
     cfg = RewardConfig()
     assert one[6]["outcome"] == "malformed" and one[6]["reward"] == cfg.malformed
-    assert one[6]["completion"] == "no code here" and one[6]["error"] == "reply had no code block"
+    assert one[6]["completion"] == [{"role": "assistant", "content": "no code here"}] and one[6]["error"] == "reply had no code block"
     assert one[6]["child_result"] is None and one[6]["parent_result"]["status"] == "ok"
     assert one[5]["outcome"] == "build_failed" and one[5]["reward"] == cfg.base
     assert one[4]["outcome"] == "incorrect" and one[4]["reward"] == cfg.base + cfg.compiled

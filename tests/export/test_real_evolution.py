@@ -67,7 +67,7 @@ def test_export_of_a_real_run_recreates_the_kept_steps(evolved, tmp_path):
     llm = [r for r in recs if r["run"] == "llm"]
     assert {r["outcome"] for r in llm} >= {"malformed", "build_failed", "correct"}
     bad = next(r for r in llm if r["outcome"] == "malformed")
-    assert bad["completion"] == "I cannot help with that." and "unusable reply" in bad["error"]
+    assert bad["completion"][0]["content"] == "I cannot help with that." and "unusable reply" in bad["error"]
     assert len([r for r in recs if r["run"] == "params"]) == len(raw_steps(evolved[0]))
     assert all(isinstance(r["reward"], float) for r in recs)
     assert json.loads(json.dumps(recs[0]["parent_result"]))["status"] == "ok"
