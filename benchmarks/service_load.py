@@ -93,15 +93,22 @@ def candidates(n: int, good: str, language: str):
 class Service:
     """`ksdk serve` as a subprocess; start() returns once it listens."""
 
-    def __init__(self, backend: str, state: Path, workers: int, queue_size: int):
+    def __init__(self, backend: str, state: Path, workers: int, queue_size: int, extra: tuple[str, ...] = (),
+                 env: dict | None = None):
         self.args = ["--backend", backend, "--state-dir", str(state), "--workers", str(workers),
-                     "--queue-size", str(queue_size)]
+                     "--queue-size", str(queue_size), *extra]
+        self.env = env
+        self.state = state
         self.port, self.proc, self.log = 0, None, []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> float:
         t0 = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "ksdk", "serve", "--port", str(self.port), *self.args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env)
         lines: queue.Queue = queue.Queue()
 
         def pump(stream=self.proc.stdout):
