@@ -134,6 +134,7 @@ class LLMMutator(Mutator):
             timeout=self.timeout_s,
             max_retries=0,  # retries are ours: backoff, jitter and accounting in one place
             num_retries=0,
+            drop_params=True,  # a provider that lacks `seed` or `temperature` ignores it instead of failing
         )
         if self.max_tokens:
             kwargs["max_tokens"] = self.max_tokens

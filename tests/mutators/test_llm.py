@@ -121,7 +121,7 @@ def test_budget_cap_stops_calls():
 
 
 def test_concurrency_limit_is_honoured_at_the_server():
-    with ScriptedLLM([ScriptedReply(FULL, delay_s=0.2) for _ in range(6)]) as server:
+    with ScriptedLLM([ScriptedReply(FULL, delay_s=0.5) for _ in range(6)]) as server:
         mutator = scripted(server, max_concurrency=2)
 
         async def many():
