@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from ksdk.mutators.edits import apply_edits, parse_edit_blocks
 from .test_export import expected_sft, raw_steps, read_jsonl
 
 pytest.importorskip("ksdk_cpu_example")
+QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 
 EDIT = "<<<<<<< SEARCH\n#define LOOP_IKJ 0   // ksdk:tune [0, 1]\n=======\n#define LOOP_IKJ 1   // ksdk:tune [0, 1]\n>>>>>>> REPLACE\n"
 
@@ -26,9 +28,9 @@ def evolved(tmp_path_factory):
     from ksdk.testing.scripted_llm import ScriptedLLM
 
     root = tmp_path_factory.mktemp("evolved")
-    task = load_task("examples/quickstart/matmul.py", correctness_trials=1,
+    task = load_task(QUICKSTART / "matmul.py", correctness_trials=1,
                      timing=TimingSettings(warmup=1, repetitions=3, min_time_ms=0, max_repetitions=3))
-    seed = open("examples/quickstart/seed.c").read()
+    seed = (QUICKSTART / "matmul_seed.c").read_text()
     full = "```c\n" + seed.replace("x < M * N; x++)", "x < M * N; x += 1)").replace("#define LOOP_IKJ 0", "#define LOOP_IKJ 1") + "```"
     replies = [EDIT, "I cannot help with that.", full, "```c\nint broken(\n```"]
 
@@ -36,7 +38,7 @@ def evolved(tmp_path_factory):
         ev = make_evaluator("cpu_c", None, 1)
         try:
             common = dict(backend=ev, max_candidates=5, progress=False, handle_signals=False, mutation_concurrency=1)
-            await evolve_async(task, mutator="params", out=root / "params", **common)
+            await evolve_async(task, mutator="params", out=root / "params", **{**common, "max_candidates": 4})
             with ScriptedLLM(replies) as llm:
                 await evolve_async(task, mutator="llm", model="openai/scripted", api_base=llm.url,
                                    mutator_options={"api_key": "test", "reply_format": "auto"},
@@ -48,6 +50,7 @@ def evolved(tmp_path_factory):
     return [root / "params", root / "llm"]
 
 
+@pytest.mark.slow  # two real (short) evolutions: about 15 s on an idle 2-core machine
 def test_export_of_a_real_run_recreates_the_kept_steps(evolved, tmp_path):
     out = tmp_path / "sft.jsonl"
     export_sft(evolved, out, options=SftOptions(min_gain=1.0, val_fraction=0))
