@@ -32,8 +32,7 @@ def examples() -> dict[str, tuple[Task, str]]:
     out = {}
     for n in NAMES:
         t = load_task(EXAMPLES / n / "task.py")
-        out[n] = (t.model_copy(update={"timeouts": t.timeouts.model_copy(update=SHORT)}),
-                  (EXAMPLES / n / "seed.py").read_text())
+        out[n] = (t, (EXAMPLES / n / "seed.py").read_text())
     return out
 
 
@@ -167,7 +166,7 @@ HANG_GPU = GOOD.replace("def fused_kernel(x_ptr, y_ptr, out_ptr, n, scale, BLOCK
                         "def fused_kernel(x_ptr, y_ptr, out_ptr, n, scale, flag_ptr, BLOCK: tl.constexpr):\n"
                         "    while tl.load(flag_ptr, volatile=True) == 0:\n        n += 0").replace(
     "class ModelNew", "_calls = [0]\n\n\nclass ModelNew").replace(
-    "fused_kernel[(triton.cdiv(n, BLOCK),)](x, y, out, n, self.scale, BLOCK=BLOCK)",
+    "fused_kernel[(triton.cdiv(n, BLOCK_SIZE),)](x, y, out, n, self.scale, BLOCK=BLOCK_SIZE)",
     "_calls[0] += 1\n        flag = torch.full((1,), 1 if _calls[0] == 1 else 0, dtype=torch.int32, device=x.device)\n"
     "        fused_kernel[(triton.cdiv(n, BLOCK),)](x, y, out, n, self.scale, flag, BLOCK=BLOCK)")
 assert HANG_GPU.count("flag") >= 3

@@ -53,14 +53,16 @@ class TritonNvidiaBackend(Backend):
         return HINTS
 
     def versions(self) -> dict[str, str]:
+        # Metadata only: triton must not be imported before the runner sets TRITON_INTERPRET for this worker.
         import platform
+        from importlib.metadata import PackageNotFoundError, version
 
-        import torch
-        import triton
-
-        v = {"python": platform.python_version(), "torch": torch.__version__, "triton": triton.__version__}
-        if torch.version.cuda:
-            v["cuda"] = str(torch.version.cuda)
+        v = {"python": platform.python_version()}
+        for pkg in ("torch", "triton"):
+            try:
+                v[pkg] = version(pkg)
+            except PackageNotFoundError:
+                pass
         devs, _ = _probe.cuda_devices()
         if devs and devs[0].driver:
             v["driver"] = devs[0].driver

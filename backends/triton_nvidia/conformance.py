@@ -30,7 +30,7 @@ import torch.nn as nn
 import triton
 import triton.language as tl
 
-BLOCK = 256  # ksdk:tune [128, 256, 512, 1024]
+BLOCK_SIZE = 256  # ksdk:tune [128, 256, 512, 1024]
 
 
 @triton.jit
@@ -50,7 +50,7 @@ class ModelNew(nn.Module):
     def forward(self, x, y):
         out = torch.empty_like(x)
         n = x.numel()
-        fused_kernel[(triton.cdiv(n, BLOCK),)](x, y, out, n, self.scale, BLOCK=BLOCK)
+        fused_kernel[(triton.cdiv(n, BLOCK_SIZE),)](x, y, out, n, self.scale, BLOCK=BLOCK_SIZE)
         return out
 '''
 

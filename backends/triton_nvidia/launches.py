@@ -20,6 +20,9 @@ class Launch:
     stream: Optional[int] = None
     storages: list[tuple[int, int]] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    # The tensors themselves, kept alive until the window closes: a scratch buffer freed right after its launch
+    # could otherwise be reused by a PyTorch-computed output, which would then look kernel-written.
+    held: list = field(default_factory=list)
 
 
 def _tensor_storages(values) -> list[tuple[int, int]]:
@@ -45,6 +48,7 @@ class LaunchRecorder:
         self.hooked: list[Launch] = []  # from Triton's launch hook (GPU only)
         self.functions: list[Any] = []  # JIT functions seen launching (for compiler metadata)
         self.installed: dict[str, Any] = {}
+        self.hold = True
 
     # -- installation ----------------------------------------------------------------------------
     def install(self) -> None:
@@ -102,8 +106,10 @@ class LaunchRecorder:
     def _note_run(self, fn_self, args, kwargs) -> None:
         name = getattr(fn_self, "__name__", None) or getattr(getattr(fn_self, "fn", None), "__name__", "kernel")
         options = {k: kwargs[k] for k in ("num_warps", "num_stages") if k in kwargs}
-        self.runs.append(Launch(name=name, storages=_tensor_storages(list(args) + list(kwargs.values())),
-                                options=options))
+        values = list(args) + list(kwargs.values())
+        held = [v for v in values if self.hold and hasattr(v, "untyped_storage")]
+        self.runs.append(Launch(name=name, storages=_tensor_storages(values) if self.hold else [],
+                                options=options, held=held))
         if fn_self not in self.functions:
             self.functions.append(fn_self)
 
