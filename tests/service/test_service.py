@@ -99,6 +99,9 @@ def test_request_size_limit(start_service):
     body = EvaluateRequest(task=task(), candidate=cand("# " + "x" * 4000 + "\n" + toy.GOOD.format(n=3)))
     r = httpx.post(f"{svc.url}/evaluate", content=body.model_dump_json(), headers=auth(svc))
     assert r.status_code == 413 and "--max-request-bytes" in r.json()["detail"]
+    data = body.model_dump_json().encode()
+    chunked = httpx.post(f"{svc.url}/evaluate", content=iter([data[:1000], data[1000:]]), headers=auth(svc))
+    assert chunked.status_code == 413  # no Content-Length: counted while read
     res = run(evaluate_all(ServiceEvaluator(svc.url, token=svc.token), task(), [body.candidate]))[0]
     assert res.status == Status.INFRA_ERROR and "over this service's limit of 2048 bytes" in res.message
 
