@@ -38,7 +38,13 @@ def toy_site(tmp_path_factory):
     sys.path.insert(0, str(site))
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(site) + (os.pathsep + old if old else "")
+    # stevedore keeps each group's entry points for the life of the process; plugins installed mid-session
+    # (this fixture) are seen only once that memo is cleared
+    from stevedore import ExtensionManager
+
+    ExtensionManager.ENTRY_POINT_CACHE.clear()
     yield site
+    ExtensionManager.ENTRY_POINT_CACHE.clear()
     sys.path.remove(str(site))
     if old is None:
         os.environ.pop("PYTHONPATH", None)
