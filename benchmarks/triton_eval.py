@@ -124,7 +124,7 @@ def mixed_batch(tasks) -> list[tuple[str, Task, str, set]]:
     mm_task, mm = tasks["matmul_bias_relu"]
     batch += [
         ("elementwise_chain/wrong", ew_task, ew.replace("th * 0.5", "th * 0.55"), {ErrorKind.VALUE.value}),
-        ("row_softmax/wrong_no_max", sm_task, sm.replace("x = x - tl.max(x, axis=0)", "x = x * 1.0001"),
+        ("row_softmax/wrong_norm", sm_task, sm.replace("num / tl.sum(num, axis=0)", "num / (tl.sum(num, axis=0) * 1.1)"),
          {ErrorKind.VALUE.value, ErrorKind.NAN_INF.value}),
         ("layer_norm/wrong_eps", ln_task, ln.replace("var + eps", "var + 0.1"), {ErrorKind.VALUE.value}),
         ("matmul/wrong_no_relu", mm_task, mm.replace("tl.maximum(acc + bias[None, :], 0.0)", "acc + bias[None, :]"),
@@ -197,7 +197,8 @@ def throughput(batch) -> dict:
     rows, total = asyncio.run(go())
     correct = [r for r in rows if r["verdict"] == "ok"]
     overhead = [r["wall_s"] - r["timed_kernel_s"] for r in correct]
-    return {"candidates": len(rows), "tasks": len({r["task"] for r in rows}),
+    return {"candidates": len(rows), "tasks": len({r["candidate"].split("/")[0].replace("matmul", "matmul_bias_relu") for r in rows
+                      if not r["candidate"].startswith("cheat/")} | {"conformance"}),
             "wall_s": total, "per_minute": 60 * len(rows) / total,
             "wrong_verdicts": [r for r in rows if not r["right"]],
             "overhead_s_median": statistics.median(overhead) if overhead else None,
