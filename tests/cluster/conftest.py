@@ -14,9 +14,4 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 @pytest.fixture(scope="session")
 def ray_toy_site(tmp_path_factory) -> Path:
-    site = toy_backend.make_site(tmp_path_factory.mktemp("raytoy"))
-    if str(site) not in sys.path:
-        sys.path.insert(0, str(site))
-    # Ray's processes (and the candidates' worker processes under them) inherit this environment.
-    os.environ["PYTHONPATH"] = f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    return site
+    return toy_backend.make_site(tmp_path_factory.mktemp("raytoy"))

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import toy_backend as toy
+from ray_toy_env import toy_environment
 from ksdk.errors import KsdkError, PluginError
 from ksdk.models import Candidate, ErrorKind
 from ksdk.registry import load
@@ -27,10 +28,8 @@ TASK = task_from_source("toy", toy.TASK_SOURCE)
 @pytest.fixture(scope="module")
 def local_ray(ray_toy_site, tmp_path_factory):
     ledger = tmp_path_factory.mktemp("ledger") / "ledger"
-    import os
-
-    os.environ["KSDK_TOY_LEDGER"] = str(ledger)
-    ray.init(address="local", num_cpus=2, resources={"toy": 2}, include_dashboard=False, log_to_driver=False)
+    with toy_environment(ray_toy_site, ledger):
+        ray.init(address="local", num_cpus=2, resources={"toy": 2}, include_dashboard=False, log_to_driver=False)
     yield ledger
     ray.shutdown()
 

@@ -2,78 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import queue
-import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import toy_backend  # noqa: E402
+from service_proc import Service  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def toy_site(tmp_path_factory) -> Path:
-    site = toy_backend.make_site(tmp_path_factory.mktemp("toy"))
-    if str(site) not in sys.path:  # this process discovers the backend too (LocalEvaluator in-process)
-        sys.path.insert(0, str(site))
-    os.environ["PYTHONPATH"] = f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    return site
-
-
-class Service:
-    """One `ksdk serve` subprocess; `start()` returns once it listens (read from its own output)."""
-
-    def __init__(self, site: Path, state_dir: Path, ledger: Path, args: list[str]):
-        self.site, self.state_dir, self.ledger, self.args = site, state_dir, ledger, args
-        self.port = 0
-        self.proc: subprocess.Popen | None = None
-        self.lines: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def token(self) -> str | None:
-        p = self.state_dir / "token"
-        return p.read_text().strip() if p.exists() else None
-
-    def start(self, timeout: float = 60.0) -> "Service":
-        env = dict(os.environ, KSDK_TOY_LEDGER=str(self.ledger))
-        cmd = [sys.executable, "-m", "ksdk", "serve", "--backend", "toy_py", "--port", str(self.port),
-               "--state-dir", str(self.state_dir), *self.args]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines: queue.Queue = queue.Queue()
-
-        def pump(stream=self.proc.stdout):
-            for line in stream:
-                self.lines.append(line)
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while True:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            if line is None:
-                raise RuntimeError("ksdk serve exited:\n" + "".join(self.lines))
-            if " on http://" in line:
-                self.port = int(line.split(" on http://", 1)[1].split()[0].rsplit(":", 1)[1])
-                return self
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        self.kill(signal.SIGTERM)
+    """The backend's site dir; only the subprocesses these tests start see it (never other tests)."""
+    return toy_backend.make_site(tmp_path_factory.mktemp("toy"))
 
 
 @pytest.fixture

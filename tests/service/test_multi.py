@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 import toy_backend as toy
-from conftest import Service
+from service_proc import Service
 from ksdk.cli.eval_cmd import make_evaluator
 from ksdk.errors import KsdkError
 from ksdk.models import Candidate

@@ -197,14 +197,15 @@ def test_cli_eval_through_the_service_and_serve_flags(start_service, tmp_path, t
     svc = start_service()
     (tmp_path / "task.py").write_text(toy.TASK_SOURCE)
     (tmp_path / "cand.py").write_text(toy.GOOD.format(n=7))
-    env = dict(os.environ, KSDK_SERVICE_TOKEN_FILE=str(svc.state_dir / "token"))
+    env = toy.env_with(toy_site, KSDK_SERVICE_TOKEN_FILE=str(svc.state_dir / "token"))
     out = subprocess.run([sys.executable, "-m", "ksdk", "eval", str(tmp_path / "task.py"), str(tmp_path / "cand.py"),
                           "--backend", "toy_py", "--evaluator", svc.url, "--json"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert '"status": "ok"' in out.stdout
     bad = subprocess.run([sys.executable, "-m", "ksdk", "serve", "--backend", "toy_py", "--no-auth",
-                          "--token-file", str(tmp_path / "t")], capture_output=True, text=True, timeout=60)
+                          "--token-file", str(tmp_path / "t")], capture_output=True, text=True, timeout=60,
+                         env=toy.env_with(toy_site))
     assert bad.returncode == 2 and "contradict" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
@@ -214,7 +215,7 @@ def test_binding_beyond_loopback_without_auth_warns_loudly(start_service):
     assert "WARNING: serving on 0.0.0.0 WITHOUT AUTHENTICATION" in text and "auth OFF" in text
 
 
-def test_cli_evolve_through_two_services(start_service, tmp_path):
+def test_cli_evolve_through_two_services(start_service, tmp_path, toy_site):
     """`ksdk evolve --evaluator URL1,URL2`: the params mutator tunes a constant, every verdict from the services."""
     a = start_service("--no-auth", state_dir=tmp_path / "a")
     b = start_service("--no-auth", state_dir=tmp_path / "b")
@@ -225,7 +226,7 @@ def test_cli_evolve_through_two_services(start_service, tmp_path):
     out = subprocess.run([sys.executable, "-m", "ksdk", "evolve", str(tmp_path / "task.py"), "--backend", "toy_py",
                           "--mutator", "params", "--seed", str(seed), "--max-candidates", "4", "--quiet",
                           "--evaluator", f"{a.url},{b.url}", "--out", str(tmp_path / "run")],
-                         capture_output=True, text=True, timeout=240)
+                         capture_output=True, text=True, timeout=240, env=toy.env_with(toy_site))
     assert out.returncode == 0, out.stderr
     best = (tmp_path / "run" / "best.py").read_text()
     assert "SCALE = 2.0" in best  # the only correct value, found through the services

@@ -134,6 +134,13 @@ def make_site(root: Path) -> Path:
     return site
 
 
+def env_with(site: Path, **extra: str) -> dict[str, str]:
+    """os.environ plus `site` on PYTHONPATH (and extra variables): for subprocesses only, never this process."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep)
+    return env
+
+
 def read_ledger(path: Path) -> list[str]:
     """Candidate ids in the order the backend finished evaluating them."""
     if not Path(path).exists():
