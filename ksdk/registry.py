@@ -61,6 +61,9 @@ def discover(kind: str) -> list[PluginEntry]:
     def on_fail(_mgr, ep, exc):  # stevedore calls this instead of raising: one bad plugin never hides others
         failures[ep.name] = f"import failed: {type(exc).__name__}: {exc}"
 
+    # stevedore caches entry points per namespace for the life of the process; installs (and sys.path changes)
+    # since the last look must show, so drop that cache for this group first.
+    ExtensionManager.ENTRY_POINT_CACHE.pop(group, None)
     mgr = ExtensionManager(namespace=group, invoke_on_load=False, on_load_failure_callback=on_fail)
     loaded = {ext.name: ext for ext in mgr.extensions}
     entries: dict[str, PluginEntry] = {}

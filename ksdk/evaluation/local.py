@@ -96,12 +96,19 @@ class LocalEvaluator(Evaluator):
                 self._idle.put_nowait(p)
         proc = await self._idle.get()
         t0 = time.perf_counter()
+        work = asyncio.ensure_future(asyncio.to_thread(proc.evaluate, task, candidate, self.interpret))
         try:
-            result = await asyncio.to_thread(proc.evaluate, task, candidate, self.interpret)
+            result = await asyncio.shield(work)
         except WorkerStartError as e:
             result = EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA, message=str(e))
-        finally:
-            self._idle.put_nowait(proc)
+        except asyncio.CancelledError:
+            # The thread cannot be cancelled: kill its worker so it returns at once, and give the worker back
+            # to the pool only when the thread is done with it (never two threads on one worker).
+            proc.interrupt()
+            idle = self._idle
+            work.add_done_callback(lambda _f: (_f.exception() if not _f.cancelled() else None, idle.put_nowait(proc)))
+            raise
+        self._idle.put_nowait(proc)
         wall = time.perf_counter() - t0
         result.candidate_id = candidate.id
         result.task = task.name

@@ -102,6 +102,15 @@ class WorkerProcess:
         self._w = self._r = None
         self.proc = None
 
+    def interrupt(self) -> None:
+        """Kill the process group from another thread; the thread inside `evaluate` sees EOF and cleans up."""
+        proc = self.proc
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def close(self) -> None:
         """Ask the worker to exit, then make sure it has."""
         if self.alive:

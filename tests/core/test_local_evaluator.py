@@ -155,3 +155,19 @@ def test_workers_run_concurrently(scripted):
     results = asyncio.run(go())
     assert all(r.status == Status.OK for r in results)
     assert len({r.message for r in results}) == 2  # two worker processes shared the four candidates
+
+
+def test_cancelled_evaluation_frees_its_worker_cleanly(scripted):
+    """Cancelling an in-flight evaluation (a budget hit, Ctrl-C) kills its worker; the next verdict is clean."""
+
+    async def go():
+        ev = LocalEvaluator("scripted", cache=False)
+        try:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(ev.evaluate(TASK, Candidate(source="hang")), timeout=1.0)
+            return await asyncio.wait_for(ev.evaluate(TASK, Candidate(source="ok")), timeout=60)
+        finally:
+            await ev.close()
+
+    r = asyncio.run(go())
+    assert r.status == Status.OK
