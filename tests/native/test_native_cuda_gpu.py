@@ -92,8 +92,10 @@ def test_hanging_kernel_times_out_and_the_next_verdict_is_fine():
 
 
 def test_compute_once_then_skip_is_a_reward_hack():
-    cheat = cuda().replace("extern \"C\"", "__device__ int done;\nextern \"C\"").replace(
+    """The last block to finish sets a device flag; later launches return at once (outputs stay poisoned)."""
+    cheat = cuda().replace("extern \"C\"", "__device__ int done;\n__device__ unsigned int finished;\nextern \"C\"").replace(
         "    if (i < n) out[i] = a[i] + b[i];",
-        "    if (done) return;\n    if (i < n) out[i] = a[i] + b[i];\n    if (i == 0) done = 1;")
+        "    if (done) return;\n    if (i < n) out[i] = a[i] + b[i];\n    __syncthreads();\n"
+        "    if (threadIdx.x == 0 && atomicAdd(&finished, 1u) == gridDim.x - 1) done = 1;")
     (r,) = evaluate_in_order([cheat], correctness_trials=1)
     assert (r.stage, r.error_kind) == (Stage.PERFORMANCE, ErrorKind.REWARD_HACK), (r.error_kind, r.message)
