@@ -116,7 +116,7 @@ class _Evaluation:
         self.task_module = self.module = self.ref = None
         self.first_launches: list = []
         self.min_launches = 1
-        self.earlier_hosts: list = []  # host copies of the candidate's earlier outputs (cache detection)
+        self.earlier_outputs: list = []  # copies of the candidate's earlier outputs (cache detection)
 
     def enter(self, stage: Stage) -> None:
         self.stage = stage
@@ -185,7 +185,8 @@ class _Evaluation:
                 out = tensors.flatten(self.ref(*tensors.to_device(inputs, self.device)))
                 if i == 0:
                     self.ref_dtypes = [str(o.dtype) if isinstance(o, torch.Tensor) else type(o).__name__ for o in out]
-                self.refs.append(tensors.hosts(out))
+                refs, names = tensors.comparable(out, self.device)
+                self.refs.append(([r.clone() for r in refs], names))
                 self.refs_dev.append([o.detach().clone() if isinstance(o, torch.Tensor) else o for o in out])
                 if i == 0:
                     from ksdk_triton_nvidia.tensors import Poison
@@ -273,13 +274,13 @@ class _Evaluation:
         if not tensors.same_values(inputs, before):
             raise Reject(ErrorKind.ALIASING, f"trial {i}: the candidate wrote into its input tensors; inputs are "
                          "read-only (the reference leaves them unchanged)")
-        arrays, names = tensors.hosts(out)
+        arrays, names = tensors.comparable(out, self.device)
         ref_arrays, ref_names = self.refs[i]
         found, failure = compare_outputs(arrays, ref_arrays, self.task.tolerance, names, ref_names)
-        if failure and any(_same_arrays(arrays, earlier_out) for earlier_out in self.earlier_hosts):
+        if failure and any(_same_arrays(arrays, earlier_out) for earlier_out in self.earlier_outputs):
             raise Reject(ErrorKind.REWARD_HACK, f"trial {i}: forward returned exactly the values it returned for "
                          "other inputs earlier: results are cached (by input address, shape or call count)")
-        self.earlier_hosts.append(arrays)
+        self.earlier_outputs.append([a.clone() for a in arrays])
         if failure and failure[0] in (ErrorKind.SHAPE, ErrorKind.DTYPE):
             raise Reject(failure[0], f"trial {i}: {failure[1]}")
         problem = checks.unwritten_problem(out, stored)
@@ -339,7 +340,7 @@ class _Evaluation:
 
     def _differs_on_device(self, out: list, i: int) -> Optional[str]:
         """Quick device-side tolerance check against trial i's reference (for the extra anti-cheat calls;
-        the verdict on values comes from ksdk.verify.compare_outputs on host copies)."""
+        the verdict on values comes from ksdk.verify.compare_outputs)."""
         import torch
 
         refs = self.refs_dev[i]
@@ -428,9 +429,12 @@ def tensors_flat(out: Any) -> list:
 
 
 def _same_arrays(a: list, b: list) -> bool:
-    import numpy as np
+    """True when two output lists hold the same values (NaN equal to NaN), wherever the tensors live."""
+    import torch
 
-    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b))
+    return len(a) == len(b) and all(
+        x.shape == y.shape and x.dtype == y.dtype and bool(((x == y) | (torch.isnan(x) & torch.isnan(y))).all())
+        for x, y in zip(a, b))
 
 
 def _merge(worst: list[OutputCheck], found: list[OutputCheck]) -> list[OutputCheck]:

@@ -1,10 +1,9 @@
-"""Tensor plumbing for the harness: inputs on the evaluation device, clones, host copies, storages, poisoning."""
+"""Tensor plumbing for the harness: inputs on the evaluation device, clones, comparable outputs, storages, poisoning."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 
@@ -36,30 +35,15 @@ def clone(obj: Any) -> Any:
     return obj
 
 
-def host(obj: Any) -> tuple[np.ndarray, str]:
-    """A host numpy copy and the dtype name ('float32', 'bfloat16', ...); bf16 becomes float32 for numpy."""
-    if isinstance(obj, torch.Tensor):
-        t = obj.detach()
-        name = str(t.dtype).replace("torch.", "")
-        if t.dtype in (torch.bfloat16,) or not _numpy_native(t.dtype):
-            t = t.float()
-        return t.cpu().numpy().copy(), name
-    a = np.asarray(obj)
-    return a, str(a.dtype)
-
-
-def _numpy_native(dtype: torch.dtype) -> bool:
-    return dtype in (torch.float16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
-                     torch.int64, torch.uint8, torch.bool)
-
-
-def hosts(outputs: list) -> tuple[list[np.ndarray], list[str]]:
-    arrays, names = [], []
+def comparable(outputs: list, device: torch.device) -> tuple[list[torch.Tensor], list[str]]:
+    """Outputs as detached tensors on `device` (numbers become 0-d tensors) and their dtype names: compared
+    where they live, since copying large outputs to the host and comparing there dominated evaluation time."""
+    tensors, names = [], []
     for o in outputs:
-        a, n = host(o)
-        arrays.append(a)
-        names.append(n)
-    return arrays, names
+        t = o.detach() if isinstance(o, torch.Tensor) else torch.as_tensor(o, device=device)
+        tensors.append(t)
+        names.append(str(t.dtype).replace("torch.", ""))
+    return tensors, names
 
 
 def storage(t: Any) -> tuple[int, int] | None:

@@ -88,3 +88,24 @@ def test_compare_rejects_zero_output_on_tiny_reference():
 def test_timing_summary_counts_outliers():
     s = summarize([1.0] * 20 + [10.0])
     assert s.median_ms == 1.0 and s.outliers == 1 and s.n == 21
+
+
+def test_compare_gives_the_same_verdicts_on_torch_tensors_as_on_numpy():
+    torch = __import__("pytest").importorskip("torch")
+    rng = np.random.default_rng(2)
+    ref = rng.standard_normal((8, 9)).astype(np.float32)
+    nan = ref.copy()
+    nan[3, 4] = np.inf
+    x = 0.5 * rng.standard_normal((2, 200000))
+    tiny = (np.exp(x) / np.exp(x).sum(-1, keepdims=True)).astype(np.float32)
+    cases = [(ref + 1e-6, ref), (ref + 1, ref), (nan, ref), (np.zeros_like(tiny), tiny), (ref.T.copy(), ref)]
+    for out, r in cases:
+        n_checks, n_fail = compare_outputs([out], [r], tol)
+        t_checks, t_fail = compare_outputs([torch.from_numpy(out)], [torch.from_numpy(r)], tol)
+        assert (n_fail is None) == (t_fail is None)
+        if n_fail:
+            assert n_fail == t_fail
+        assert n_checks == t_checks
+    bf = torch.randn(16, 16).bfloat16()
+    _, fail = compare_outputs([bf.clone()], [bf], tol)
+    assert fail is None
