@@ -33,7 +33,7 @@ async def run(args) -> dict:
     task = task.model_copy(update={"correctness_trials": args.trials, "timing": TimingSettings(
         warmup=5, repetitions=args.reps, min_time_ms=args.min_time_ms, max_repetitions=args.reps * 4)})
     ev = LocalEvaluator(args.backend, cache=True)
-    seed_src = find_seed(task.path, ev.language).read_text()
+    seed_src = find_seed(task.path, ev.language, args.seed_file).read_text()
     tunables = find_tunables(seed_src)
     grid = [dict(zip([t.name for t in tunables], combo)) for combo in itertools.product(*[t.choices for t in tunables])]
     budget = max(2, math.floor(len(grid) * args.share))
@@ -82,7 +82,8 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=2)
     p.add_argument("--reps", type=int, default=50)
     p.add_argument("--min-time-ms", type=float, default=20.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the search")
+    p.add_argument("--seed-file", help="seed candidate (default: the one shipped beside the task)")
     p.add_argument("--json")
     args = p.parse_args()
     out = asyncio.run(run(args))

@@ -157,7 +157,12 @@ def mixed_batch(tasks) -> list[tuple[str, Task, str, set]]:
         ("conformance/hang_gpu_kernel", small, HANG_GPU, {ErrorKind.TIMEOUT.value}),
     ]
     for p in sorted(CHEATS.glob("*.py")):
-        batch.append((f"cheat/{p.stem}", small, p.read_text(), {ErrorKind.REWARD_HACK.value}))
+        accepted = {ErrorKind.REWARD_HACK.value}
+        if p.stem == "hidden_side_stream":
+            # When the events already count the side stream's work, the cheat gains nothing: an honest 'ok'
+            # with a speedup far below 1 is as right as a reward_hack verdict (see SLOW_OK below).
+            accepted.add("ok<1")
+        batch.append((f"cheat/{p.stem}", small, p.read_text(), accepted))
     return batch
 
 
@@ -168,7 +173,7 @@ HANG_GPU = GOOD.replace("def fused_kernel(x_ptr, y_ptr, out_ptr, n, scale, BLOCK
     "class ModelNew", "_calls = [0]\n\n\nclass ModelNew").replace(
     "fused_kernel[(triton.cdiv(n, BLOCK_SIZE),)](x, y, out, n, self.scale, BLOCK=BLOCK_SIZE)",
     "_calls[0] += 1\n        flag = torch.full((1,), 1 if _calls[0] == 1 else 0, dtype=torch.int32, device=x.device)\n"
-    "        fused_kernel[(triton.cdiv(n, BLOCK),)](x, y, out, n, self.scale, flag, BLOCK=BLOCK)")
+    "        fused_kernel[(triton.cdiv(n, BLOCK_SIZE),)](x, y, out, n, self.scale, flag, BLOCK=BLOCK_SIZE)")
 assert HANG_GPU.count("flag") >= 3
 
 
@@ -181,7 +186,8 @@ def throughput(batch) -> dict:
             for label, task, src, accepted in batch:
                 r = await ev.evaluate(task, Candidate(source=src))
                 verdict = "ok" if r.status == Status.OK else (r.error_kind.value if r.error_kind else r.status.value)
-                right = verdict in accepted
+                right = verdict in accepted or (verdict == "ok" and "ok<1" in accepted  # SLOW_OK
+                                                 and r.speedup is not None and r.speedup < 1)
                 kernel_ms = sum(t.mean_ms * t.n for t in (r.candidate_timing, r.baseline_timing) if t)
                 rows.append({"candidate": label, "task": task.name, "verdict": verdict, "expected": sorted(accepted), "right": right,
                              "wall_s": round(r.wall_s, 3), "timed_kernel_s": round(kernel_ms / 1000, 3),

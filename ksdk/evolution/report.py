@@ -193,8 +193,12 @@ def write_report(archive: SqliteArchive, run_dir: Path, facts: dict[str, str], t
     best = write_best(archive, run_dir)
     if best is not None:
         out["best"] = str(best)
-    plot = write_plot(archive, run_dir / "progress.png")
-    out["plot"] = str(plot)
+    try:
+        plot: Optional[Path] = write_plot(archive, run_dir / "progress.png")
+        out["plot"] = str(plot)
+    except ImportError as e:  # a worker image without matplotlib still gets its report, minus the plot
+        plot = None
+        facts = {**facts, "plot": f"not drawn: {e} (pip install matplotlib)"}
     out["report"] = str(write_html(archive, run_dir, title or "ksdk run report", facts, plot))
     return out
 
