@@ -123,6 +123,18 @@ class Step:
             return r.device.name
         return self.run.device
 
+    def tags(self) -> dict[str, Any]:
+        """Where a record comes from: task, backend, device, run, step and the parent and child ids."""
+        return {
+            "task": self.task,
+            "backend": self.run.backend,
+            "device": self.device,
+            "run": self.run.name,
+            "step": self.attempt_id,
+            "parent_id": self.parent.candidate.id if self.parent else None,
+            "child_id": self.child.candidate.id if self.child else None,
+        }
+
 
 def compiled(result: EvalResult) -> bool:
     """True when the program got past loading and compiling (it ran, right or wrong)."""

@@ -56,13 +56,7 @@ def sft_record(step: Step, split: str) -> dict[str, Any]:
     pr, cr = step.parent_result, step.child_result
     return {
         "messages": prompt_messages(step) + [{"role": "assistant", "content": revision(step) or ""}],
-        "task": step.task,
-        "backend": step.run.backend,
-        "device": step.device,
-        "run": step.run.name,
-        "step": step.attempt_id,
-        "parent_id": step.parent.candidate.id if step.parent else None,
-        "child_id": step.child.candidate.id if step.child else None,
+        **step.tags(),
         "gain": step.gain,
         "parent_speedup": pr.speedup if pr else None,
         "child_speedup": cr.speedup if cr else None,
