@@ -373,7 +373,6 @@ class _Evaluation:
         timer = timing.Timer(s, self.device)
         ref_in = tensors.to_device(tensors.clone(self.cpu_inputs[0]), self.device)
         cand_in = tensors.to_device(tensors.clone(self.cpu_inputs[0]), self.device)
-        base = timer.measure(lambda: self.ref(*ref_in))
         extra = {}
         if s.compile_baseline:
             compiled = timing.optional_compile(self.ref)
@@ -386,7 +385,8 @@ class _Evaluation:
         self.rec.window()
         self.rec.hold = False  # thousands of timed calls: do not keep their arguments alive
         try:
-            meas = timer.measure(lambda: self.new(*cand_in), side_streams=lambda: self.rec.streams)
+            base, meas = timer.measure_interleaved(lambda: self.ref(*ref_in), lambda: self.new(*cand_in),
+                                                   side_streams=lambda: self.rec.streams)
         finally:
             self.rec.hold = True
         per_call = self.rec.count / max(1, meas.calls)

@@ -25,7 +25,9 @@ _external_stream = torch.cuda.ExternalStream
 _event_wait = _EventBase.wait
 
 L2_FLUSH_BYTES = 256 * 1024 * 1024  # well above the 50 MB L2 of an H100/H200
-METHOD = "cuda events, L2 flushed (256 MB zeroed) before every repetition, side streams joined"
+ROUNDS = 5  # baseline and candidate alternate this many times within one performance stage
+METHOD = ("cuda events, L2 flushed (256 MB zeroed) before every repetition, side streams joined, "
+          f"baseline and candidate interleaved in {ROUNDS} rounds")
 
 
 def _event():
@@ -63,14 +65,15 @@ class Timer:
             _record(ev, ext)
             _event_wait(ev, cur)
 
-    def measure(self, fn: Callable[[], Any], side_streams: Callable[[], set[int]] = set) -> Measurement:
-        """Warm up, pick the repetition count from min_time_ms, then time each repetition with events."""
+    def measure(self, fn: Callable[[], Any], side_streams: Callable[[], set[int]] = set, share: float = 1.0,
+                warmup: Optional[int] = None) -> Measurement:
+        """Warm up, pick the repetition count from min_time_ms (times `share`), then time each repetition."""
         s = self.settings
         cur = _current_stream()
         out = None
         _sync()
         a, b = _event(), _event()
-        warm = max(1, s.warmup)
+        warm = max(1, s.warmup if warmup is None else warmup)
         _record(a, cur)
         for _ in range(warm):
             out = fn()
@@ -79,7 +82,7 @@ class Timer:
         _sync()
         est = max(_elapsed(a, b) / warm, 1e-4)
         n = max(s.repetitions, math.ceil(s.min_time_ms / est)) if s.min_time_ms > 0 else s.repetitions
-        n = min(n, s.max_repetitions)
+        n = max(3, math.ceil(min(n, s.max_repetitions) * share))
         starts = [_event() for _ in range(n)]
         ends = [_event() for _ in range(n)]
         for i in range(n):
@@ -91,6 +94,19 @@ class Timer:
             _record(ends[i], cur)
         _sync()
         return Measurement([_elapsed(x, y) for x, y in zip(starts, ends)], out, warm + n)
+
+    def measure_interleaved(self, base_fn: Callable[[], Any], cand_fn: Callable[[], Any],
+                            side_streams: Callable[[], set[int]] = set, rounds: int = ROUNDS
+                            ) -> tuple[Measurement, Measurement]:
+        """Baseline and candidate timed in alternating rounds, so that clock and thermal drift during the
+        measurement reach both alike and the speedup (a ratio) stays steady across evaluations."""
+        base: list[Measurement] = []
+        cand: list[Measurement] = []
+        for r in range(rounds):
+            warm = None if r == 0 else min(2, self.settings.warmup)
+            base.append(self.measure(base_fn, share=1 / rounds, warmup=warm))
+            cand.append(self.measure(cand_fn, side_streams, share=1 / rounds, warmup=warm))
+        return _joined(base), _joined(cand)
 
     def hidden_work_ms(self, fn: Callable[[], Any], reps: int = 15) -> float:
         """Median time of fn when the device is fully synchronized before the end event, minus that of an
@@ -113,6 +129,10 @@ class Timer:
             return times[len(times) // 2]
 
         return bracketed(fn) - bracketed(lambda: None)
+
+
+def _joined(parts: list[Measurement]) -> Measurement:
+    return Measurement([x for p in parts for x in p.samples_ms], parts[-1].last_output, sum(p.calls for p in parts))
 
 
 def synchronize() -> None:
