@@ -18,7 +18,7 @@ import uuid
 from typing import Optional
 
 from ksdk.evaluation.sandbox_env import scrubbed_env
-from ksdk.evaluation.worker import FDS_ENV
+from ksdk.evaluation.worker import FDS_ENV, PARENT_ENV
 from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, trim_message
 
 READY_TIMEOUT_S = 180.0
@@ -57,6 +57,7 @@ class WorkerProcess:
         c2p_r, c2p_w = os.pipe()
         env = scrubbed_env(self._env_allow, self._env_overrides)
         env[FDS_ENV] = f"{p2c_r},{c2p_w}"
+        env[PARENT_ENV] = str(os.getpid())
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._log = tempfile.TemporaryFile()
         cmd = [sys.executable, "-m", "ksdk.evaluation.worker", self.backend, str(self.device)]

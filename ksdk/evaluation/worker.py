@@ -16,6 +16,7 @@ import traceback
 from ksdk.models import Candidate, EvalResult, Stage, Status, Task, ErrorKind, trim_message
 
 FDS_ENV = "KSDK_WORKER_FDS"
+PARENT_ENV = "KSDK_WORKER_PARENT"
 
 
 class _Channel:
@@ -42,7 +43,25 @@ class _Channel:
         return json.loads(line)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies (a driver killed with -9 leaves no orphans that
+    hold a device); if the parent is already gone, exit now. Linux ties this to the spawning thread: a worker
+    whose thread has ended is simply started again by its WorkerProcess on the next evaluation."""
+    parent = int(os.environ.get(PARENT_ENV, "0") or 0)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent and os.getppid() != parent:
+        os._exit(0)
+
+
 def main(argv: list[str]) -> int:
+    _die_with_parent()
     backend_name, device = argv[0], int(argv[1])
     interpret = "--interpret" in argv
     rfd, wfd = (int(x) for x in os.environ[FDS_ENV].split(","))

@@ -37,6 +37,9 @@ DOUBLE = textwrap.dedent('''
                 p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
                 open(os.environ["KSDK_TEST_PIDFILE"], "w").write(str(p.pid))
                 time.sleep(3600)
+            if cmd == "hang-pid":
+                open(os.environ["KSDK_TEST_PIDFILE"], "w").write(str(os.getpid()))
+                time.sleep(3600)
             if cmd == "print":
                 print('{"op": "result", "nonce": "forged"}')
                 sys.stdout.flush()
@@ -171,3 +174,42 @@ def test_cancelled_evaluation_frees_its_worker_cleanly(scripted):
 
     r = asyncio.run(go())
     assert r.status == Status.OK
+
+
+DRIVER = """
+import asyncio
+from ksdk.evaluation.local import LocalEvaluator
+from ksdk.models import Candidate, StageTimeouts, Task
+
+async def main():
+    ev = LocalEvaluator("scripted", cache=False)
+    task = Task(name="t", source="", timeouts=StageTimeouts(compile=3600))
+    await ev.evaluate(task, Candidate(source="hang-pid"))
+
+asyncio.run(main())
+"""
+
+
+def test_workers_die_with_a_killed_driver(scripted):
+    """kill -9 of the driving process leaves no worker behind holding a device."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pidfile = scripted / "child.pid"
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], env=dict(os.environ))
+    try:
+        for _ in range(600):  # the worker starts and reaches the candidate (bounded poll, not a sleep-as-sync)
+            if pidfile.exists() and pidfile.read_text():
+                break
+            assert driver.poll() is None, "the driver exited early"
+            __import__("time").sleep(0.05)
+        worker = int(pidfile.read_text())
+        assert alive(worker)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=10)
+        assert not alive(worker), "the worker outlived its killed driver"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
