@@ -32,7 +32,9 @@ def evolve_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", help="evaluation workers (default: one per device)"),
     concurrency: Optional[int] = typer.Option(None, "--mutation-concurrency",
                                               help="mutations in flight (default: workers + 1)"),
-    evaluator: Optional[str] = typer.Option(None, "--evaluator", help="URL of a `ksdk serve` evaluation service"),
+    evaluator: Optional[list[str]] = typer.Option(
+        None, "--evaluator", help="URL of a `ksdk serve` evaluation service (URL1,URL2: a pool of one backend); "
+                                  "repeat to evolve the task on several backends at once, into RUN_DIR/<backend>"),
     random_seed: int = typer.Option(0, "--random-seed", help="seed of the selection's random choices"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory to create (must be new or empty)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this RUN_DIR"),
@@ -57,22 +59,41 @@ def evolve_cmd(
         if task is None:
             raise KsdkError("missing TASK: `ksdk evolve TASK.py --backend NAME --out RUN_DIR`, "
                             "or `ksdk evolve --resume RUN_DIR`")
-        if backend is None:
+        urls = list(evaluator or [])
+        if backend is None and len(urls) < 2:
             raise KsdkError("missing --backend NAME (see `ksdk backends` for those installed here)")
         if out is None:
             raise KsdkError("missing --out RUN_DIR: the folder where the run is stored (new or empty)")
         if mutator == "llm" and not model:
             raise KsdkError("the llm mutator needs --model provider/name (e.g. openai/gpt-4o-mini, or "
                             "hosted_vllm/NAME with --api-base URL); or use --mutator params, which needs no LLM")
-        summary = evolve(task, backend=backend, mutator=mutator, models=list(model or []), api_base=api_base,
-                         seed=seed, out=out, workers=workers, mutation_concurrency=concurrency,
-                         evaluator_url=evaluator, random_seed=random_seed, progress=not quiet,
-                         mutator_options=_options(option or []), **budgets)
+        common = dict(mutator=mutator, models=list(model or []), api_base=api_base, seed=seed, workers=workers,
+                      mutation_concurrency=concurrency, random_seed=random_seed,
+                      mutator_options=_options(option or []), **budgets)
+        if len(urls) > 1:
+            _evolve_each(task, urls, out, common)
+            return
+        summary = evolve(task, backend=backend, out=out, evaluator_url=urls[0] if urls else None,
+                         progress=not quiet, **common)
     if summary.interrupted:
         import sys
 
         print(f"ksdk: interrupted; state saved. Continue with: ksdk evolve --resume {summary.run_dir}",
               file=sys.stderr)
+        raise typer.Exit(INTERRUPTED_EXIT)
+
+
+def _evolve_each(task: Path, urls: list[str], out: Path, options: dict) -> None:
+    """One sub-run per service (one per backend), concurrently; a line per backend at the end."""
+    import asyncio
+
+    from ksdk.evolution.api import evolve_each_async
+
+    summaries = asyncio.run(evolve_each_async(task, evaluator_urls=urls, out=out, progress=False, **options))
+    for s in summaries:
+        best = f"{s.best_speedup:.3f}x" if s.best_speedup is not None else "no timed correct candidate"
+        print(f"{s.backend}: {s.evaluated} candidates, {s.valid} valid, best {best} -> {s.run_dir}")
+    if any(s.interrupted for s in summaries):
         raise typer.Exit(INTERRUPTED_EXIT)
 
 

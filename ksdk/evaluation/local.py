@@ -59,7 +59,10 @@ class LocalEvaluator(Evaluator):
 
     def hints(self) -> str:
         if self._hints is None:
-            self._hints = self._cls().hints()
+            try:
+                self._hints = self._cls().hints()
+            except Exception:  # hints are advice for prompts: a backend that cannot build here has none
+                self._hints = ""
         return self._hints
 
     def _device_label(self) -> str:

@@ -220,6 +220,35 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
                           own=(own_evaluator, own_mutator))
 
 
+async def evolve_each_async(task: Union[str, Path, Task], *, evaluator_urls: list[str], out: Union[str, Path],
+                            **options: Any) -> list[RunSummary]:
+    """Evolve one task on several backends at once, one sub-run per evaluation service: OUT/<backend>.
+
+    Each URL (or comma-separated pool of URLs) names a `ksdk serve` of one backend; the backend is read from the
+    service. Each sub-run is a complete run directory (resume, show and export it on its own). `options` are
+    those of `evolve_async` (budgets apply to each sub-run)."""
+    from ksdk.registry import load
+
+    out = Path(out)
+    _check_new_run_dir(out)
+    client_cls = load("evaluators", "service")
+    names: list[str] = []
+    for url in evaluator_urls:
+        probe = client_cls(url.split(",")[0].strip())
+        try:
+            names.append(probe.info().backend)
+        finally:
+            await probe.close()
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise KsdkError(f"several --evaluator services run backend {', '.join(twice)}: give services of one backend "
+                        "as one comma-separated pool (--evaluator URL1,URL2), one --evaluator per backend")
+    options = {**options, "handle_signals": False}
+    return list(await asyncio.gather(*(
+        evolve_async(task, backend=name, evaluator_url=url, out=out / name, **options)
+        for name, url in zip(names, evaluator_urls))))
+
+
 def resume(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None, max_minutes: Optional[float] = None,
            max_cost: Optional[float] = None, max_gpu_seconds: Optional[float] = None,
            target_speedup: Optional[float] = None, progress: bool = True, handle_signals: bool = True) -> RunSummary:

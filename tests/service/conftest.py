@@ -22,8 +22,8 @@ def toy_site(tmp_path_factory) -> Path:
 def start_service(toy_site, tmp_path):
     started: list[Service] = []
 
-    def start(*args: str, state_dir: Path | None = None) -> Service:
-        svc = Service(toy_site, state_dir or tmp_path / "state", tmp_path / "ledger", list(args))
+    def start(*args: str, state_dir: Path | None = None, backend: str = "toy_py") -> Service:
+        svc = Service(toy_site, state_dir or tmp_path / "state", tmp_path / "ledger", list(args), backend)
         started.append(svc)
         return svc.start()
 

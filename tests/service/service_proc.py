@@ -14,8 +14,8 @@ from pathlib import Path
 class Service:
     """One `ksdk serve` subprocess; `start()` returns once it listens (read from its own output)."""
 
-    def __init__(self, site: Path, state_dir: Path, ledger: Path, args: list[str]):
-        self.site, self.state_dir, self.ledger, self.args = site, state_dir, ledger, args
+    def __init__(self, site: Path, state_dir: Path, ledger: Path, args: list[str], backend: str = "toy_py"):
+        self.site, self.state_dir, self.ledger, self.args, self.backend = site, state_dir, ledger, args, backend
         self.port = 0
         self.proc: subprocess.Popen | None = None
         self.lines: list[str] = []
@@ -33,7 +33,7 @@ class Service:
         from toy_backend import env_with
 
         env = env_with(self.site, KSDK_TOY_LEDGER=str(self.ledger))
-        cmd = [sys.executable, "-m", "ksdk", "serve", "--backend", "toy_py", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "ksdk", "serve", "--backend", self.backend, "--port", str(self.port),
                "--state-dir", str(self.state_dir), *self.args]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines: queue.Queue = queue.Queue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -232,3 +233,28 @@ def test_cli_evolve_through_two_services(start_service, tmp_path, toy_site):
     assert "SCALE = 2.0" in best  # the only correct value, found through the services
     evaluated = [line.split()[0] for line in (tmp_path / "ledger").read_text().splitlines()]
     assert len(evaluated) >= 2 and len(evaluated) == len(set(evaluated))
+
+
+def test_cli_evolve_one_task_on_two_backends(start_service, tmp_path, toy_site):
+    """Two services of two backends named in one `ksdk evolve`: the task evolves on each, into RUN_DIR/<backend>."""
+    a = start_service("--no-auth", state_dir=tmp_path / "a")
+    b = start_service("--no-auth", state_dir=tmp_path / "b", backend="toy_py_other")
+    (tmp_path / "task.py").write_text(toy.TASK_SOURCE)
+    seed = tmp_path / "seed.py"
+    seed.write_text("SCALE = 1.5  # ksdk:tune [1.0, 1.5, 2.0, 2.5]\n"
+                    "class ModelNew:\n    def forward(self, x):\n        return x * SCALE + 1.0\n")
+    out = subprocess.run([sys.executable, "-m", "ksdk", "evolve", str(tmp_path / "task.py"), "--mutator", "params",
+                          "--seed", str(seed), "--max-candidates", "4", "--quiet", "--evaluator", a.url,
+                          "--evaluator", b.url, "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=240, env=toy.env_with(toy_site))
+    assert out.returncode == 0, out.stderr
+    for backend in ("toy_py", "toy_py_other"):
+        run = tmp_path / "run" / backend
+        assert "SCALE = 2.0" in (run / "best.py").read_text()
+        assert json.loads((run / "run.json").read_text())["backend"] == backend
+        assert backend + ":" in out.stdout
+    again = subprocess.run([sys.executable, "-m", "ksdk", "evolve", str(tmp_path / "task.py"), "--mutator", "params",
+                            "--seed", str(seed), "--evaluator", a.url, "--evaluator", a.url, "--out",
+                            str(tmp_path / "run2")], capture_output=True, text=True, timeout=120,
+                           env=toy.env_with(toy_site))
+    assert again.returncode == 2 and "one comma-separated pool" in again.stderr

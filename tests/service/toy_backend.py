@@ -59,6 +59,7 @@ class ToyPyBackend(Backend):
     def versions(self) -> dict[str, str]:
         return {"toy_py": self.version}
 
+
     def hints(self) -> str:
         return "toy hints: numpy only"
 
@@ -71,7 +72,7 @@ class ToyPyBackend(Backend):
         from ksdk.timing import speedup, summarize
         from ksdk.verify import compare_outputs
 
-        res = EvalResult(device=DeviceInfo(name="toy-cpu", kind="cpu"), backend=NAME, backend_version=self.version)
+        res = EvalResult(device=DeviceInfo(name="toy-cpu", kind="cpu"), backend=self.name, backend_version=self.version)
         try:
             ctx.stage(Stage.LOAD)
             ref_ns: dict = {}
@@ -113,6 +114,17 @@ class ToyPyBackend(Backend):
                     f.write(f"{candidate.id} {os.getpid()}\n")
 
 
+
+class ToyPyOtherBackend(ToyPyBackend):
+    """The same toy under a second backend name: lets tests run services of two different backends."""
+
+    name = NAME + "_other"
+
+    @classmethod
+    def probe(cls) -> Availability:
+        return Availability(name=cls.name, available=True, devices=[DeviceInfo(index=0, name="toy-cpu-2", kind="cpu")])
+
+
 def _time(fn, n: int = 5) -> list[float]:
     out = []
     for _ in range(n):
@@ -130,7 +142,8 @@ def make_site(root: Path) -> Path:
     info = site / "ksdk_toy_py-0.0.1.dist-info"
     info.mkdir(exist_ok=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ksdk-toy-py\nVersion: 0.0.1\n")
-    (info / "entry_points.txt").write_text(f"[ksdk.backends]\n{NAME} = {MODULE}:ToyPyBackend\n")
+    (info / "entry_points.txt").write_text(f"[ksdk.backends]\n{NAME} = {MODULE}:ToyPyBackend\n"
+                                           f"{NAME}_other = {MODULE}:ToyPyOtherBackend\n")
     return site
 
 
