@@ -104,6 +104,11 @@ class LocalEvaluator(Evaluator):
             result = await asyncio.shield(work)
         except WorkerStartError as e:
             result = EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA, message=str(e))
+        except Exception as e:  # a harness bug: keep the (killed) worker in the pool, or later evaluations wait forever
+            proc.kill()
+            self._idle.put_nowait(proc)
+            raise PluginError(f"evaluating with backend '{self.backend_name}' failed in the harness: "
+                              f"{type(e).__name__}: {e}") from e
         except asyncio.CancelledError:
             # The thread cannot be cancelled: kill its worker so it returns at once, and give the worker back
             # to the pool only when the thread is done with it (never two threads on one worker).

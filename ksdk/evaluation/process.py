@@ -196,9 +196,22 @@ class WorkerProcess:
             )
         except (BrokenPipeError, OSError):
             return self._died(stage, log_mark, time.monotonic() - t0)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            # Code in the worker process can write to the channel: a malformed message is its verdict, not ours.
+            self.kill()
+            return EvalResult(status=Status.FAILED).fail(
+                stage, ErrorKind.CRASH, trim_message(
+                    f"the worker sent a malformed protocol message during stage '{stage.value}' "
+                    f"({type(e).__name__}: {e}); the candidate wrote to the worker's result channel"))
 
     def _died(self, stage: Stage, log_mark: int, elapsed: float) -> EvalResult:
-        code = self.proc.wait(timeout=10) if self.proc else 0
+        code = 0
+        if self.proc is not None:
+            try:
+                code = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:  # it closed its result channel but lives on: kill it
+                self.interrupt()
+                code = self.proc.wait(timeout=10)
         tail = ""
         if self._log is not None:
             self._log.seek(log_mark)

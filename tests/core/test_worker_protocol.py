@@ -1,0 +1,83 @@
+"""A candidate that tampers with the worker's result channel gets a verdict; the evaluator keeps its worker."""
+
+import asyncio
+import textwrap
+
+import pytest
+
+from ksdk.evaluation.local import LocalEvaluator
+from ksdk.models import Candidate, ErrorKind, StageTimeouts, Status, Task
+
+# A test-only backend: its "candidates" are commands that tamper with the worker's protocol channel the way
+# native code running in the worker process could (it shares the process, so it can reach the fds).
+DOUBLE = textwrap.dedent('''
+    import gc, os, time
+    from ksdk.interfaces.backend import Backend
+    from ksdk.models import Availability, DeviceInfo, EvalResult, Stage, Status
+
+    def _channel():
+        return next(o for o in gc.get_objects() if type(o).__name__ == "_Channel")
+
+    class TamperBackend(Backend):
+        name = "tamper"
+        language = "cmd"
+
+        @classmethod
+        def probe(cls):
+            return Availability(name="tamper", available=True, devices=[DeviceInfo(index=0, name="host")])
+
+        def evaluate(self, task, candidate, ctx):
+            cmd = candidate.source.strip()
+            ctx.stage(Stage.COMPILE)
+            if cmd == "garbage":
+                os.write(_channel().wfd, b"not json\\n")
+                time.sleep(3600)
+            if cmd == "not-a-dict":
+                os.write(_channel().wfd, b"[1]\\n")
+                time.sleep(3600)
+            if cmd == "close-and-hang":
+                os.close(_channel().wfd)
+                time.sleep(3600)
+            return EvalResult(stage=Stage.CORRECTNESS, status=Status.OK, backend="tamper", message=str(os.getpid()))
+''')
+
+TASK = Task(name="t", source="", timeouts=StageTimeouts(load=20, compile=30, correctness=20, performance=20))
+
+
+@pytest.fixture
+def tamper(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tamper_backend.py").write_text(DOUBLE)
+    info = site / "tamper_backend-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tamper-backend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ksdk.backends]\ntamper = tamper_backend:TamperBackend\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+
+
+def run(*cmds):
+    async def go():
+        ev = LocalEvaluator("tamper", cache=False)
+        try:
+            # a lost worker would make the second evaluation wait forever: bound it
+            return [await asyncio.wait_for(ev.evaluate(TASK, Candidate(source=c, language="cmd")), 25) for c in cmds]
+        finally:
+            await ev.close()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("cmd", ["garbage", "not-a-dict"])
+def test_malformed_protocol_message_is_a_verdict(tamper, cmd):
+    bad, ok = run(cmd, "ok")
+    assert bad.status == Status.FAILED and bad.error_kind == ErrorKind.CRASH
+    assert "protocol" in bad.message
+    assert ok.status == Status.OK
+
+
+def test_closed_channel_with_live_worker_is_a_verdict(tamper):
+    bad, ok = run("close-and-hang", "ok")
+    assert bad.status == Status.FAILED and bad.error_kind == ErrorKind.CRASH
+    assert ok.status == Status.OK
