@@ -33,7 +33,7 @@ def check_reference(source: str, filename: str = "<task>") -> dict[str, Any]:
                     if t.id == SETTINGS_NAME:
                         try:
                             settings = ast.literal_eval(node.value)
-                        except ValueError:
+                        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                             raise TaskError(
                                 f"{filename}:{node.lineno}: {SETTINGS_NAME} must be a literal dict "
                                 "(numbers, strings, lists, dicts only)"
@@ -44,9 +44,18 @@ def check_reference(source: str, filename: str = "<task>") -> dict[str, Any]:
             f"{filename}: not a KernelBench-format task: missing {', '.join(missing)} "
             "(a task defines class Model(nn.Module), get_inputs() and get_init_inputs())"
         )
-    if not isinstance(settings, dict):
-        raise TaskError(f"{filename}: {SETTINGS_NAME} must be a dict")
+    if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+        raise TaskError(f"{filename}: {SETTINGS_NAME} must be a dict with string keys (Task field names)")
     return settings
+
+
+def _build(label: str, fields: dict[str, Any]) -> Task:
+    try:
+        return Task(**fields)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise TaskError(f"{label}: bad task setting '{loc}': {first['msg']}") from None
 
 
 def load_task(path: str | Path, **overrides: Any) -> Task:
@@ -54,21 +63,20 @@ def load_task(path: str | Path, **overrides: Any) -> Task:
     p = Path(path)
     if not p.is_file():
         raise TaskError(f"task file not found: {p} (give the path of a KernelBench-format .py file)")
-    source = p.read_text()
+    try:
+        source = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise TaskError(f"{p}: not a UTF-8 text file ({e.reason} at byte {e.start}); save the task as UTF-8") from None
     settings = check_reference(source, str(p))
     fields = {"name": p.stem, "source": source, "path": str(p.resolve())}
     fields.update(settings)
     fields.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return Task(**fields)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise TaskError(f"{p}: bad task setting '{loc}': {first['msg']}") from None
+    return _build(str(p), fields)
 
 
 def task_from_source(name: str, source: str, **settings: Any) -> Task:
     """A Task from source text (tests, services); validated like a file."""
     fields = dict(check_reference(source, name))
     fields.update(settings)
-    return Task(name=name, source=source, **fields)
+    fields.update(name=name, source=source)
+    return _build(name, fields)
