@@ -71,12 +71,18 @@ class LocalEvaluator(Evaluator):
 
     async def evaluate(self, task: Task, candidate: Candidate) -> EvalResult:
         key = cache_key(task, candidate, self.backend_name, self._device_label())
-        if self._cache is not None:
+        while self._cache is not None:
             hit = self._cache.get(key)
             if hit is not None:
                 return _as_cached(hit, candidate)
-            if key in self._inflight:  # the same program is being evaluated right now: share its verdict
-                return _as_cached(await asyncio.shield(self._inflight[key]), candidate)
+            shared = self._inflight.get(key)
+            if shared is None:
+                break
+            # The same program is being evaluated right now: share its verdict. If that caller was cancelled,
+            # its cancellation is not ours: look again (and evaluate it ourselves).
+            await asyncio.wait([shared])
+            if not shared.cancelled():
+                return _as_cached(shared.result(), candidate)
         fut = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
         try:
@@ -85,6 +91,9 @@ class LocalEvaluator(Evaluator):
                 self._cache.put(key, result)
             fut.set_result(result)
             return result
+        except asyncio.CancelledError:
+            fut.cancel()  # waiters on this program evaluate it themselves
+            raise
         except BaseException as e:
             fut.set_exception(e)
             fut.exception()  # mark retrieved

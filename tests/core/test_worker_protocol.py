@@ -35,6 +35,11 @@ DOUBLE = textwrap.dedent('''
             if cmd == "not-a-dict":
                 os.write(_channel().wfd, b"[1]\\n")
                 time.sleep(3600)
+            if cmd == "hang-once":  # hangs the first time (leaving a mark), answers every later time
+                mark = os.environ["KSDK_TEST_MARK"]
+                if not os.path.exists(mark):
+                    open(mark, "w").close()
+                    time.sleep(3600)
             if cmd == "close-and-hang":
                 os.close(_channel().wfd)
                 time.sleep(3600)
@@ -55,6 +60,8 @@ def tamper(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text("[ksdk.backends]\ntamper = tamper_backend:TamperBackend\n")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("KSDK_TEST_MARK", str(tmp_path / "mark"))
+    return tmp_path
 
 
 def run(*cmds):
@@ -81,3 +88,27 @@ def test_closed_channel_with_live_worker_is_a_verdict(tamper):
     bad, ok = run("close-and-hang", "ok")
     assert bad.status == Status.FAILED and bad.error_kind == ErrorKind.CRASH
     assert ok.status == Status.OK
+
+
+def test_cancelling_one_caller_does_not_cancel_another_waiting_on_the_same_program(tamper):
+    """Two callers evaluate one program; the first is cancelled: the second still gets a verdict."""
+    mark = tamper / "mark"
+
+    async def go():
+        ev = LocalEvaluator("tamper", cache=True)
+        try:
+            first = asyncio.ensure_future(ev.evaluate(TASK, Candidate(source="hang-once", language="cmd")))
+            for _ in range(400):  # bounded poll until the worker is inside the first evaluation
+                if mark.exists():
+                    break
+                await asyncio.sleep(0.05)
+            assert mark.exists()
+            second = asyncio.ensure_future(ev.evaluate(TASK, Candidate(source="hang-once", language="cmd")))
+            await asyncio.sleep(0)  # the second caller now waits on the first's in-flight evaluation
+            first.cancel()
+            return await asyncio.wait_for(second, 25)
+        finally:
+            await ev.close()
+
+    r = asyncio.run(go())
+    assert r.status == Status.OK
