@@ -46,7 +46,13 @@ def run_export(out: Path, fmt: str, splits: list[str], schema: Callable[[Any], A
             card.abort()
         raise
     # every file is complete on disk: move them into place (renames within one directory)
-    for w in writers.values():
-        w.commit()
-    card.commit()
+    pending = [*writers.values(), card]
+    try:
+        while pending:
+            pending[0].commit()
+            pending.pop(0)
+    except BaseException:
+        for f in pending:  # a failed rename leaves no temp file behind
+            f.abort()
+        raise
     return stats

@@ -29,6 +29,8 @@ class _AtomicFile:
         parent = target.parent if str(target.parent) else Path(".")
         if not parent.is_dir():
             raise ExportError(f"output directory does not exist: {parent} (create it first)")
+        if target.is_dir():  # found now, not by the final rename after all the work
+            raise ExportError(f"--out {target} is a directory; give a file path such as {target / 'data.jsonl'}")
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
         os.close(fd)
         self.tmp = Path(tmp)

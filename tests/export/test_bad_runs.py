@@ -109,3 +109,15 @@ def test_bad_options_are_one_line(tmp_path, capsys):
     assert main(["export", "rl", str(run), "-o", str(tmp_path / "nodir" / "d.jsonl")]) == 2
     assert "output directory does not exist" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+@pytest.mark.parametrize("command", ["sft", "rl"])
+def test_out_that_is_a_directory_is_one_clear_line_and_leaves_no_temp_files(command, tmp_path, capsys):
+    run = standard_run(tmp_path / "r", "task_a")
+    out = tmp_path / "out"
+    out.mkdir()
+    rc = main(["export", command, str(run), "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.count("\n") == 0 and "is a directory" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r"]  # no stray .out.*.tmp beside it
+    assert list(out.iterdir()) == []
