@@ -80,10 +80,17 @@ def _compare_one(o, r, odt: str, rdt: str, tol: Tolerance, check: OutputCheck):
     if bool(out_bad.any()):
         idx = np.unravel_index(int(xp.argmax(out_bad.to(xp.uint8) if xp is not np else out_bad)), shape)
         return bad(ErrorKind.NAN_INF, f"NaN or Inf at index {tuple(int(x) for x in idx)} where the reference is finite")
+    # Where the reference is NaN or +-Inf the output must be the same (NaN, or Inf of the same sign).
+    off = ~ref_finite & ~((o64 == r64) | (xp.isnan(o64) & xp.isnan(r64)))
+    if bool(off.any()):
+        idx = np.unravel_index(int(xp.argmax(off.to(xp.uint8) if xp is not np else off)), shape)
+        return bad(ErrorKind.VALUE, f"got {float(o64[idx]):.6g} at index {tuple(int(x) for x in idx)} where the "
+                                    f"reference is {float(r64[idx]):.6g}")
     mask = ref_finite
-    diff = xp.where(mask, abs(o64 - r64), xp.zeros_like(o64))
+    zeros = xp.zeros_like(o64)
+    diff = xp.where(mask, abs(o64 - r64), zeros)
     check.max_abs_error = float(diff.max())
-    check.max_rel_error = float((diff / (abs(r64) + tol.atol)).max())
+    check.max_rel_error = float((diff / (xp.where(mask, abs(r64), zeros) + tol.atol)).max())
     allowed = tol.atol + tol.rtol * abs(r64)
     over = (diff > allowed) & mask
     if bool(over.any()):
