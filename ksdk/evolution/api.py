@@ -15,7 +15,7 @@ from pydantic import Field
 
 from ksdk.archives.selection import SelectionConfig
 from ksdk.errors import KsdkError, PluginError, RunDirError
-from ksdk.evolution.budgets import Budgets
+from ksdk.evolution.budgets import make_budgets
 from ksdk.evolution.config import ARCHIVE_FILE, TASK_FILE, RunConfig
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.interfaces.mutator import Mutator
@@ -179,8 +179,8 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
 
     models = list(models or ([model] if model else []))
     t = task if isinstance(task, Task) else load_task(task)
-    budgets = Budgets(max_candidates=max_candidates, max_minutes=max_minutes, max_cost_usd=max_cost,
-                      max_gpu_seconds=max_gpu_seconds, target_speedup=target_speedup)
+    budgets = make_budgets(max_candidates=max_candidates, max_minutes=max_minutes, max_cost_usd=max_cost,
+                           max_gpu_seconds=max_gpu_seconds, target_speedup=target_speedup)
     run_dir = Path(out) if out is not None else Path("runs") / f"{t.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     _check_new_run_dir(run_dir)
     # Build everything that can fail on bad input before the run folder is created.

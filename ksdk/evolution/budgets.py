@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from ksdk.errors import BudgetError
 from ksdk.models import Model
@@ -33,10 +33,18 @@ class Budgets(Model):
         """These budgets with the non-None overrides applied (a resumed run may raise its limits)."""
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return Budgets(**data)
-        except Exception as e:  # pydantic names the field; say it as a budget problem
-            raise BudgetError(f"bad budget: {e}".splitlines()[0] + " (budgets must be positive numbers)") from None
+        return make_budgets(**data)
+
+
+def make_budgets(**values: Optional[float]) -> Budgets:
+    """Budgets from keyword values; BudgetError naming the bad field instead of a pydantic error."""
+    try:
+        return Budgets(**values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first.get("loc", ())) or "budget"
+        raise BudgetError(f"bad budget {field}={first.get('input')!r}: {first.get('msg', 'invalid')} "
+                          "(budgets must be positive numbers)") from None
 
 
 @dataclass

@@ -217,3 +217,12 @@ def test_progress_renders_live_and_as_lines():
     p.stop()
     text = lines.getvalue()
     assert text.count("candidates 4/10 | valid 75% | best 2.500x") == 1 and "\x1b[" not in text
+
+
+@pytest.mark.parametrize("bad", [dict(max_candidates=0), dict(max_minutes=-1.0), dict(max_cost=-0.5)])
+def test_a_bad_budget_from_the_api_is_a_budget_error_and_creates_nothing(tmp_path, bad):
+    from ksdk.errors import BudgetError
+
+    with pytest.raises(BudgetError, match=next(iter(bad))):
+        run(tmp_path, **bad)
+    assert not (tmp_path / "run").exists()
