@@ -271,6 +271,11 @@ class Plan:
     workspaces: dict[str, int] = field(default_factory=dict)
 
 
+_U32 = 2**32 - 1  # grid, block and shared memory are unsigned int in the launch call
+_SCALAR_RANGE = {"int32": (-2**31, 2**31 - 1), "uint32": (0, _U32), "int64": (-2**63, 2**63 - 1),
+                 "uint64": (0, 2**64 - 1)}
+
+
 def resolve(cand: NativeCandidate, inputs: list, outputs: list[ArrayInfo], params: list[ArrayInfo],
             init_values: list) -> Plan:
     """Evaluate the description for these shapes. `inputs` holds ArrayInfo or by-value numbers."""
@@ -286,31 +291,35 @@ def resolve(cand: NativeCandidate, inputs: list, outputs: list[ArrayInfo], param
     plan = Plan(launches=[])
     line = cand.header_line
 
-    def value(expr, what):
+    def value(expr, what, conv=lambda v: v, lo=None, hi=None):
         try:
-            return evaluate(expr, names)
-        except (ValueError, ZeroDivisionError, TypeError, IndexError) as e:
+            v = conv(evaluate(expr, names))
+        except (ValueError, ArithmeticError, TypeError, IndexError, MemoryError) as e:
             raise CandidateError(ErrorKind.SYNTAX, f"launch description, {what}: {e}", line) from None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):  # what the C type can hold
+            raise CandidateError(ErrorKind.SYNTAX, f"launch description, {what}: {v} is out of range "
+                                 f"[{lo}, {hi}]", line)
+        return v
 
     for s in cand.spec.scalars:
-        v = value(s.value, f"scalar '{s.name}'")
-        v = float(v) if s.type.startswith("float") else int(v)
+        lo, hi = _SCALAR_RANGE.get(s.type, (None, None))
+        v = value(s.value, f"scalar '{s.name}'", float if s.type.startswith("float") else int, lo, hi)
         plan.scalars[s.name] = (s.type, v)
         names[s.name] = v
         default_args.append(s.name)
     for w in cand.spec.workspaces:
-        nbytes = int(value(w.bytes, f"workspace '{w.name}'"))
+        nbytes = value(w.bytes, f"workspace '{w.name}'", int)
         if nbytes < 0:
             raise CandidateError(ErrorKind.SYNTAX, f"workspace '{w.name}' has negative size {nbytes}", line)
         plan.workspaces[w.name] = nbytes
     known_args = set(default_args) | set(plan.workspaces)
     for i, l in enumerate(cand.spec.launches):
         where = f"launch {i} ({l.kernel})"
-        grid = tuple(int(value(g, f"{where} grid")) for g in l.grid)
-        block = tuple(int(value(b, f"{where} block")) for b in l.block)
+        grid = tuple(value(g, f"{where} grid", int, hi=_U32) for g in l.grid)
+        block = tuple(value(b, f"{where} block", int, hi=_U32) for b in l.block)
         if any(x < 1 for x in grid + block):
             raise CandidateError(ErrorKind.SYNTAX, f"{where}: grid {grid} and block {block} must be positive", line)
-        shared = int(value(l.shared_mem, f"{where} shared_mem"))
+        shared = value(l.shared_mem, f"{where} shared_mem", int, 0, _U32)
         args = list(l.args) if l.args is not None else default_args
         unknown = [a for a in args if a not in known_args]
         if unknown:
