@@ -161,7 +161,7 @@ def evolve(task: Union[str, Path, Task], *, backend: Union[str, Evaluator], muta
            mutator_options: Optional[dict[str, Any]] = None, evaluator_url: Optional[str] = None,
            random_seed: int = 0, progress: bool = True, handle_signals: bool = True) -> RunSummary:
     """Run an evolution and return its summary. Budgets are totals; with none given, 100 candidates."""
-    return asyncio.run(evolve_async(**{k: v for k, v in locals().items()}))
+    return _run_sync(evolve_async(**{k: v for k, v in locals().items()}))
 
 
 async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Evaluator],
@@ -253,7 +253,7 @@ def resume(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None, m
            max_cost: Optional[float] = None, max_gpu_seconds: Optional[float] = None,
            target_speedup: Optional[float] = None, progress: bool = True, handle_signals: bool = True) -> RunSummary:
     """Continue a run from its RUN_DIR: pending candidates are evaluated, budgets (optionally raised) apply."""
-    return asyncio.run(resume_async(**{k: v for k, v in locals().items()}))
+    return _run_sync(resume_async(**{k: v for k, v in locals().items()}))
 
 
 async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None,
@@ -375,6 +375,13 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
             await mutator.close()
         if own[0]:
             await evaluator.close()
+
+
+def _run_sync(coro) -> RunSummary:
+    try:
+        return asyncio.run(coro)
+    except asyncio.CancelledError:  # a second Ctrl-C cancels the session: it is an interrupt, not a crash
+        raise KeyboardInterrupt from None
 
 
 def _final_line(s: RunSummary) -> str:

@@ -226,3 +226,30 @@ def test_a_bad_budget_from_the_api_is_a_budget_error_and_creates_nothing(tmp_pat
     with pytest.raises(BudgetError, match=next(iter(bad))):
         run(tmp_path, **bad)
     assert not (tmp_path / "run").exists()
+
+
+class CtrlCTwice(InProcessToyEvaluator):
+    """Presses Ctrl-C during the second evaluation, and again while that evaluation is being cancelled."""
+
+    async def evaluate(self, task, candidate):
+        import os
+        import signal
+
+        if not self.calls:
+            return await super().evaluate(task, candidate)
+        self.calls.append(candidate.id)
+        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            os.kill(os.getpid(), signal.SIGINT)  # the second press arrives while the run winds down
+            for _ in range(20):  # let the loop read its signal pipe
+                await asyncio.sleep(0)
+            raise
+
+
+def test_a_second_ctrl_c_is_a_keyboard_interrupt_not_a_cancelled_error(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        evolve(TASK, backend=CtrlCTwice(), mutator=StepMutator(), seed=seed(), out=tmp_path / "run",
+               progress=False, handle_signals=True, max_candidates=10)
+    assert rows(tmp_path, "SELECT count(*) FROM results")[0][0] == 1  # the seed's verdict is stored
