@@ -188,10 +188,12 @@ class Evolution:
             if child is None and not error:
                 error = "the mutator returned no candidate"
             if child is not None:
+                # a mutator may name another parent than the sampled one (a tuner edits the best config)
+                named = self.archive.get(child.parent_ids[0]) if child.parent_ids else None
                 child = child.model_copy(update={
                     "parent_ids": child.parent_ids or [parent.candidate.id],
                     "mutation": child.mutation or outcome.mutation,
-                    "generation": parent.candidate.generation + 1,
+                    "generation": (named or parent).candidate.generation + 1,
                     "island": pick.island,
                     "language": parent.candidate.language,
                 })

@@ -253,3 +253,33 @@ def test_a_second_ctrl_c_is_a_keyboard_interrupt_not_a_cancelled_error(tmp_path)
         evolve(TASK, backend=CtrlCTwice(), mutator=StepMutator(), seed=seed(), out=tmp_path / "run",
                progress=False, handle_signals=True, max_candidates=10)
     assert rows(tmp_path, "SELECT count(*) FROM results")[0][0] == 1  # the seed's verdict is stored
+
+
+class FromSeed(Mutator):
+    """Like a tuner editing the best known program: each child names the seed as its parent, whatever was sampled."""
+
+    name = "from_seed"
+
+    def __init__(self):
+        self.seed_id, self.n, self.sampled = None, 1, []
+
+    async def propose(self, request):
+        self.seed_id = self.seed_id or request.parent.candidate.id
+        self.sampled.append(request.parent.candidate.id)
+        self.n += 1
+        return MutationOutcome(candidate=Candidate(source=f"X = {self.n}\n", language="toy", parent_ids=[self.seed_id]),
+                               mutation=Mutation(mutator="from_seed"))
+
+
+def test_a_child_generation_follows_the_parent_it_names_not_the_sampled_one(tmp_path):
+    from ksdk.archives.sqlite import SqliteArchive
+
+    mut = FromSeed()
+    run(tmp_path, mutator=mut, max_candidates=8)
+    assert any(p != mut.seed_id for p in mut.sampled)  # the loop did sample other parents
+    archive = SqliteArchive(tmp_path / "run" / "archive.sqlite")
+    try:
+        children = [e.candidate for e in archive.all() if e.candidate.parent_ids]
+        assert children and all(c.parent_ids == [mut.seed_id] and c.generation == 1 for c in children)
+    finally:
+        archive.close()
