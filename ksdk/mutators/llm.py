@@ -95,6 +95,7 @@ class LLMMutator(Mutator):
         self.mock_response, self.seed = mock_response, seed
         self.rng = random.Random(seed)
         self._semaphore: Optional[asyncio.Semaphore] = None
+        self._semaphore_loop: Optional[asyncio.AbstractEventLoop] = None
         self._spent = 0.0
         self._reserved = 0.0
         self.tokens_in = 0
@@ -177,8 +178,9 @@ class LLMMutator(Mutator):
         model = self._pick_model()
         mutation = Mutation(mutator=self.name, model=model, prompt=prompt, reply_format=self.reply_format)
         litellm = _litellm()
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._semaphore_loop is not loop:  # a semaphore serves one event loop
+            self._semaphore, self._semaphore_loop = asyncio.Semaphore(self.max_concurrency), loop
         async with self._semaphore:
             estimate = self._estimate(litellm, model, prompt)
             if self.max_cost_usd is not None and self._spent + self._reserved + estimate > self.max_cost_usd:

@@ -177,3 +177,15 @@ def test_the_evolution_api_builds_both_mutators_with_their_options():
     assert params.explore == 0.2
     with pytest.raises(KsdkError, match="takes no model"):
         make_mutator("params", ["openai/a"], None, {})
+
+
+def test_one_mutator_serves_runs_in_two_event_loops():
+    # evolve() twice in one notebook with the same mutator: each asyncio.run is a new loop
+    mutator = LLMMutator(model="openai/gpt-4o", mock_response=FULL, max_concurrency=1)
+
+    async def two():
+        return await asyncio.gather(mutator.propose(request()), mutator.propose(request()))
+
+    for _ in range(2):
+        outs = asyncio.run(two())
+        assert all(o.candidate is not None for o in outs), [o.error for o in outs]
