@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from ksdk.archives.selection import SelectionConfig
 from ksdk.errors import KsdkError, PluginError, RunDirError
@@ -187,9 +187,9 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
     own_evaluator = isinstance(backend, str)
     evaluator = make_evaluator(backend, evaluator_url, workers) if isinstance(backend, str) else backend
     backend_name = backend if isinstance(backend, str) else evaluator.info().backend
+    own_mutator, mut = isinstance(mutator, str), None
     try:
         language = _language(evaluator, backend_name, seed)
-        own_mutator = isinstance(mutator, str)
         mut = make_mutator(mutator, models, api_base, mutator_options or {}, random_seed,
                            budgets.max_cost_usd) if isinstance(mutator, str) else mutator
         mutator_name = mutator if isinstance(mutator, str) else (getattr(mutator, "name", "") or type(mutator).__name__)
@@ -199,17 +199,24 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
             sp = find_seed(t.path, language, seed)
             seed_cand = Candidate(source=sp.read_text(), language=language, mutation=Mutation(mutator="seed"))
             seed_path = str(sp.resolve())
+        try:
+            config = RunConfig(
+                task_name=t.name, task_path=t.path, backend=backend_name, evaluator_url=evaluator_url,
+                workers=workers, device=_device(evaluator), mutator=mutator_name, models=models, api_base=api_base,
+                mutator_options=mutator_options or {}, mutation_concurrency=mutation_concurrency, budgets=budgets,
+                selection=selection or SelectionConfig(), seed_path=seed_path, seed_language=language,
+                random_seed=random_seed,
+            )
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first.get("loc", ()))
+            raise KsdkError(f"bad run setting {where}={first.get('input')!r}: {first.get('msg', 'invalid')}") from None
     except BaseException:
+        if own_mutator and mut is not None:
+            await mut.close()
         if own_evaluator:
             await evaluator.close()
         raise
-    config = RunConfig(
-        task_name=t.name, task_path=t.path, backend=backend_name, evaluator_url=evaluator_url, workers=workers,
-        device=_device(evaluator), mutator=mutator_name, models=models, api_base=api_base,
-        mutator_options=mutator_options or {}, mutation_concurrency=mutation_concurrency, budgets=budgets,
-        selection=selection or SelectionConfig(), seed_path=seed_path, seed_language=language,
-        random_seed=random_seed,
-    )
     run_dir.mkdir(parents=True, exist_ok=True)
     if t.path and Path(t.path).is_file():
         shutil.copyfile(t.path, run_dir / TASK_FILE)

@@ -283,3 +283,13 @@ def test_a_child_generation_follows_the_parent_it_names_not_the_sampled_one(tmp_
         assert children and all(c.parent_ids == [mut.seed_id] and c.generation == 1 for c in children)
     finally:
         archive.close()
+
+
+@pytest.mark.parametrize("bad", [dict(mutation_concurrency=0), dict(workers=-1)])
+def test_a_bad_run_setting_from_the_api_is_a_ksdk_error_and_creates_nothing(tmp_path, bad):
+    from ksdk.errors import KsdkError
+
+    with pytest.raises(KsdkError, match=next(iter(bad))):
+        evolve(TASK, backend=InProcessToyEvaluator(), mutator=StepMutator(), seed=seed(), out=tmp_path / "run",
+               progress=False, handle_signals=False, max_candidates=3, **bad)
+    assert not (tmp_path / "run").exists()
