@@ -17,6 +17,8 @@ from ksdk.archives.selection import SelectionConfig
 from ksdk.errors import KsdkError, PluginError, RunDirError
 from ksdk.evolution.budgets import make_budgets
 from ksdk.evolution.config import ARCHIVE_FILE, TASK_FILE, RunConfig
+
+LOCK_FILE = ".lock"
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.interfaces.mutator import Mutator
 from ksdk.models import Candidate, Model, Mutation, Task
@@ -217,14 +219,23 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
         if own_evaluator:
             await evaluator.close()
         raise
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if t.path and Path(t.path).is_file():
-        shutil.copyfile(t.path, run_dir / TASK_FILE)
-    else:
-        (run_dir / TASK_FILE).write_text(t.source)
-    config.save(run_dir)
-    return await _session(config, run_dir, t, evaluator, mut, seed_cand, progress, handle_signals,
-                          own=(own_evaluator, own_mutator))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock(run_dir)
+    except BaseException:
+        if own_mutator:
+            await mut.close()
+        if own_evaluator:
+            await evaluator.close()
+        raise
+    with lock:
+        if t.path and Path(t.path).is_file():
+            shutil.copyfile(t.path, run_dir / TASK_FILE)
+        else:
+            (run_dir / TASK_FILE).write_text(t.source)
+        config.save(run_dir)
+        return await _session(config, run_dir, t, evaluator, mut, seed_cand, progress, handle_signals,
+                              own=(own_evaluator, own_mutator))
 
 
 async def evolve_each_async(task: Union[str, Path, Task], *, evaluator_urls: list[str], out: Union[str, Path],
@@ -268,10 +279,17 @@ async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[in
                        max_gpu_seconds: Optional[float] = None, target_speedup: Optional[float] = None,
                        progress: bool = True, handle_signals: bool = True) -> RunSummary:
     """`resume` for code already inside an event loop."""
-    from ksdk.tasks import load_task
-
     run_dir = Path(run_dir)
     config = RunConfig.load(run_dir)
+    with _lock(run_dir):
+        return await _resume_locked(run_dir, config, max_candidates, max_minutes, max_cost, max_gpu_seconds,
+                                    target_speedup, progress, handle_signals)
+
+
+async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_minutes, max_cost, max_gpu_seconds,
+                         target_speedup, progress: bool, handle_signals: bool) -> RunSummary:
+    from ksdk.tasks import load_task
+
     config.budgets = config.budgets.merged(max_candidates=max_candidates, max_minutes=max_minutes,
                                            max_cost_usd=max_cost, max_gpu_seconds=max_gpu_seconds,
                                            target_speedup=target_speedup)
@@ -290,6 +308,23 @@ async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[in
     config.finished = False
     config.save(run_dir)
     return await _session(config, run_dir, t, evaluator, mut, None, progress, handle_signals, own=(True, True))
+
+
+def _lock(run_dir: Path):
+    """An exclusive lock on RUN_DIR for one session (released when the returned file closes): two processes
+    driving one run would evaluate its pending candidates twice and overshoot its budgets."""
+    import fcntl
+
+    fh = open(run_dir / LOCK_FILE, "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if not isinstance(e, BlockingIOError):  # a file system without locks (some NFS): go on unguarded
+            return fh
+        fh.close()
+        raise RunDirError(f"{run_dir} is in use by another ksdk session (a run or resume still going); "
+                          "wait for it to end, or stop it first") from None
+    return fh
 
 
 def _spent(run_dir: Path) -> float:

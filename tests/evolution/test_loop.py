@@ -293,3 +293,44 @@ def test_a_bad_run_setting_from_the_api_is_a_ksdk_error_and_creates_nothing(tmp_
         evolve(TASK, backend=InProcessToyEvaluator(), mutator=StepMutator(), seed=seed(), out=tmp_path / "run",
                progress=False, handle_signals=False, max_candidates=3, **bad)
     assert not (tmp_path / "run").exists()
+
+
+class Held(InProcessToyEvaluator):
+    """Holds the second evaluation until released (so a run stays in progress while the test acts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+
+    async def evaluate(self, task, candidate):
+        if self.calls:
+            self.started.set()
+            await self.release.wait()
+        return await super().evaluate(task, candidate)
+
+
+def test_a_run_in_progress_cannot_be_driven_by_a_second_session(tmp_path, toy_site):
+    from ksdk.errors import RunDirError
+    from ksdk.evolution.api import evolve_async, resume_async
+
+    task = Task(name="toy", source="class Model:\n    pass\ndef get_inputs():\n    return []\n"
+                                   "def get_init_inputs():\n    return []\n")
+
+    out = tmp_path / "run"
+    before = {}
+
+    async def scenario():
+        ev = Held()
+        first = asyncio.create_task(evolve_async(task, backend=ev, mutator=StepMutator(), seed=seed(), out=out,
+                                                 progress=False, handle_signals=False, max_candidates=3))
+        await ev.started.wait()
+        before["run.json"] = (out / "run.json").read_text()
+        with pytest.raises(RunDirError, match="in use"):
+            await resume_async(out, progress=False, handle_signals=False)
+        assert (out / "run.json").read_text() == before["run.json"]  # the second session changed nothing
+        ev.release.set()
+        return await first
+
+    summary = asyncio.run(scenario())
+    assert summary.evaluated == 3 and "max candidates" in summary.stop_reason
+    assert len({r[0] for r in rows(tmp_path, "SELECT candidate_id FROM results")}) == 3
