@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ksdk.interfaces.mutator import Scored
 from ksdk.models import EvalResult, Model, Stage, Status
@@ -33,6 +33,14 @@ class SelectionConfig(Model):
     fix_pool: int = Field(5, ge=1, description="in FIX mode, parents come from this many closest-to-correct")
     descriptors: list[str] = Field(default_factory=lambda: list(DESCRIPTORS),
                                    description=f"MAP-Elites features, from {', '.join(DESCRIPTORS)}")
+
+    @field_validator("descriptors")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:  # found at setup, not at the run's first verdict
+        for n in names:
+            if n not in DESCRIPTORS:
+                raise ValueError(f"unknown descriptor '{n}' (known: {', '.join(DESCRIPTORS)})")
+        return names
 
 
 @dataclass

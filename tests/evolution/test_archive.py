@@ -138,3 +138,13 @@ def test_descriptors_use_compiler_facts_and_source_facts():
     c = scored("#define TILE 32 // ksdk:tune [8, 32]\n__global__ void k() {}\n", ok(1.0))
     dc = dict(zip(SelectionConfig().descriptors, describe(c, SelectionConfig().descriptors)))
     assert dc["tunables"] == (("TILE", "32"),) and dc["kernels"] == 1 and dc["registers"] is None
+
+
+def test_an_unknown_descriptor_is_refused_when_the_selection_is_configured():
+    import pydantic
+    import pytest
+
+    from ksdk.archives.selection import SelectionConfig
+
+    with pytest.raises(pydantic.ValidationError, match="unknown descriptor 'warps'"):
+        SelectionConfig(descriptors=["kernels", "warps"])
