@@ -67,9 +67,9 @@ def build_messages(request: MutationRequest, reply_format: str = "auto", max_cha
     )
 
     feedback = parent.result.feedback() if parent.result is not None else "not evaluated yet"
-    parent_part = (
+    parent_head = (
         f"## Current program ({_scored_line('parent', parent)})\n{_code(parent.candidate.source, lang)}\n\n"
-        f"### Its evaluation feedback\n{{feedback}}"
+        f"### Its evaluation feedback\n"
     )
     notes = [n for n in request.notes if not n.startswith("[call] ")]  # API-call notes are not the model's concern
     notes_part = ""
@@ -81,7 +81,7 @@ def build_messages(request: MutationRequest, reply_format: str = "auto", max_cha
         f"## Goal\nImprove the current program: keep it correct against the reference, make it faster on the "
         f"`{request.backend or 'target'}` backend ({lang}). If it fails, fix the failure first.\n({SCORE_HELP})"
     )
-    fixed = len(SYSTEM) + len(parent_part) + len(notes_part) + len(goal) + len(fmt) + 400
+    fixed = len(SYSTEM) + len(parent_head) + len(notes_part) + len(goal) + len(fmt) + 400
     room = max(2000, max_chars - fixed)
 
     # Share what is left: reference and hints and feedback first, inspirations with what remains.
@@ -93,7 +93,7 @@ def build_messages(request: MutationRequest, reply_format: str = "auto", max_cha
     parts = [f"## Task: {request.task.name}\nThe reference implementation (PyTorch):\n{_code(reference, 'python')}"]
     if hints_text:
         parts.append(f"## Backend rules and hints ({request.backend or lang})\n{hints_text}")
-    parts.append(parent_part.replace("{feedback}", feedback))
+    parts.append(parent_head + feedback)  # not str.replace: the program may contain any text
     if request.inspirations:
         lines = ["## Other programs from the archive, for ideas (edits must target the CURRENT program only)"]
         for i, s in enumerate(request.inspirations, start=1):

@@ -189,3 +189,11 @@ def test_one_mutator_serves_runs_in_two_event_loops():
     for _ in range(2):
         outs = asyncio.run(two())
         assert all(o.candidate is not None for o in outs), [o.error for o in outs]
+
+
+def test_a_parent_that_mentions_feedback_in_braces_is_shown_verbatim():
+    src = PARENT_SRC + 'LOG = "{feedback}"\n'
+    req = request()
+    req.parent.candidate.source = src
+    user = build_messages(req)[-1]["content"]
+    assert src.rstrip() in user  # edits must be able to quote the program exactly as it is
