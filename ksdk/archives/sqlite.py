@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from pydantic import ValidationError
+
 from ksdk.archives.selection import Selection, SelectionConfig, Selector
 from ksdk.errors import RunDirError
 from ksdk.interfaces.archive import Archive
@@ -38,6 +40,7 @@ class SqliteArchive(Archive):
         self.path = Path(path)
         if must_exist and not self.path.is_file():
             raise RunDirError(f"no archive at {self.path}: not a ksdk run directory (expected archive.sqlite)")
+        self._db: Optional[sqlite3.Connection] = None
         try:
             self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -45,6 +48,7 @@ class SqliteArchive(Archive):
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:
+            self.close()
             raise RunDirError(f"{self.path} is not a usable ksdk archive: {e}") from None
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         self.selector = Selector(selection)
@@ -55,26 +59,39 @@ class SqliteArchive(Archive):
         self.attempt_count = 0
         self.failed_attempts = 0
         self.last_notes: dict[str, list[str]] = {}  # parent id -> notes of its last attempt (unapplied edits...)
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def _parse(self, cls, raw: str, where: str):
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as e:
+            msg = e.errors()[0].get("msg", "invalid") if e.errors() else "invalid"
+            raise RunDirError(f"{self.path} is damaged: {where} is not valid JSON for ksdk ({msg}); "
+                              "restore the archive from a copy or start a new run") from None
 
     # -- loading ----------------------------------------------------------------------------------
     def _load(self) -> None:
-        for (raw,) in self._db.execute("SELECT candidate FROM candidates ORDER BY created_at, rowid"):
-            c = Candidate.model_validate_json(raw)
+        for cid, raw in self._db.execute("SELECT id, candidate FROM candidates ORDER BY created_at, rowid"):
+            c = self._parse(Candidate, raw, f"candidate {cid}")
             self._order[c.id] = Scored(candidate=c)
             self._by_hash.setdefault(c.source_hash, c.id)
         for cid, raw in self._db.execute("SELECT candidate_id, result FROM results ORDER BY evaluated_at, rowid"):
             entry = self._order.get(cid)
             if entry is None:
                 continue
-            entry.result = EvalResult.model_validate_json(raw)
+            entry.result = self._parse(EvalResult, raw, f"the result of {cid}")
             self.device_s += entry.result.device_s
             self.selector.observe(entry)
-        for parent, mut, err in self._db.execute("SELECT parent_id, mutation, error FROM attempts ORDER BY id"):
+        for aid, parent, mut, err in self._db.execute(
+                "SELECT id, parent_id, mutation, error FROM attempts ORDER BY id"):
             self.attempt_count += 1
             self.failed_attempts += err is not None
             if mut:
-                m = Mutation.model_validate_json(mut)
+                m = self._parse(Mutation, mut, f"attempt {aid}")
                 self.cost_usd += m.cost_usd
                 self.last_notes[parent] = list(m.notes)
 

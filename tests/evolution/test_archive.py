@@ -148,3 +148,19 @@ def test_an_unknown_descriptor_is_refused_when_the_selection_is_configured():
 
     with pytest.raises(pydantic.ValidationError, match="unknown descriptor 'warps'"):
         SelectionConfig(descriptors=["kernels", "warps"])
+
+
+def test_a_damaged_row_is_a_run_dir_error_naming_it(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "archive.sqlite"
+    a = SqliteArchive(path)
+    c = cand("X = 1\n")
+    a.add(c, None)
+    a.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE candidates SET candidate = '{\"source\": 1' WHERE id = ?", (c.id,))
+    db.commit()
+    db.close()
+    with pytest.raises(RunDirError, match=f"damaged.*candidate {c.id}"):
+        SqliteArchive(path)
