@@ -18,7 +18,8 @@ INTERRUPTED_EXIT = 130
 def evolve_cmd(
     task: Optional[Path] = typer.Argument(None, help="KernelBench-format task file (omit with --resume)"),
     backend: Optional[str] = typer.Option(None, "--backend", "-b", help="backend name (see `ksdk backends`)"),
-    mutator: str = typer.Option("llm", "--mutator", "-m", help="mutator name: llm, params, or a plugin's"),
+    mutator: Optional[str] = typer.Option(None, "--mutator", "-m",
+                                          help="mutator name: llm (the default), params, or a plugin's"),
     model: Optional[list[str]] = typer.Option(None, "--model", help="LLM as provider/name; repeat for an ensemble"),
     api_base: Optional[str] = typer.Option(None, "--api-base", help="OpenAI-compatible server URL (vLLM, Ollama)"),
     option: Optional[list[str]] = typer.Option(None, "--mutator-option",
@@ -54,6 +55,13 @@ def evolve_cmd(
     if resume is not None:
         if task is not None:
             raise KsdkError("give either TASK (a new run) or --resume RUN_DIR, not both")
+        fixed = [name for name, value in (
+            ("--backend", backend), ("--mutator", mutator), ("--model", model), ("--api-base", api_base),
+            ("--mutator-option", option), ("--seed", seed), ("--workers", workers),
+            ("--mutation-concurrency", concurrency), ("--evaluator", evaluator), ("--out", out)) if value]
+        if fixed:  # a resumed run keeps the settings in its run.json: say so rather than ignore them
+            raise KsdkError(f"{', '.join(fixed)} cannot change on --resume: the run keeps the settings it started "
+                            f"with (see {resume}/run.json); only budgets (--max-*, --target-speedup) may be given")
         summary = resume_run(resume, progress=not quiet, **budgets)
     else:
         if task is None:
@@ -64,6 +72,7 @@ def evolve_cmd(
             raise KsdkError("missing --backend NAME (see `ksdk backends` for those installed here)")
         if out is None:
             raise KsdkError("missing --out RUN_DIR: the folder where the run is stored (new or empty)")
+        mutator = mutator or "llm"
         if mutator == "llm" and not model:
             raise KsdkError("the llm mutator needs --model provider/name (e.g. openai/gpt-4o-mini, or "
                             "hosted_vllm/NAME with --api-base URL); or use --mutator params, which needs no LLM")

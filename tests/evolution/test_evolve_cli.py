@@ -131,3 +131,15 @@ def test_resume_with_a_raised_budget_continues_and_show_reports_it(toy_task, tmp
     assert cli("show", str(run)) == 0
     table = capsys.readouterr().out
     assert "5.000x" in table and "lineage of the best" in table
+
+
+def test_resume_refuses_settings_it_would_ignore(toy_task, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli("evolve", str(toy_task), "--backend", "toy_speed", "--mutator", "toy_step", "--max-candidates", "2",
+               "--out", str(run), "-q") == 0
+    before = (run / "run.json").read_text()
+    capsys.readouterr()
+    assert cli("evolve", "--resume", str(run), "--workers", "4", "--mutator", "params", "-q") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--mutator, --workers cannot change on --resume" in err[0]
+    assert (run / "run.json").read_text() == before
