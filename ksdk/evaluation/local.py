@@ -44,6 +44,7 @@ class LocalEvaluator(Evaluator):
             WorkerProcess(backend, d, self.interpret, cls.env_allowlist(), cls.device_env(d)) for d in devices
         ]
         self._idle: Optional[asyncio.Queue[WorkerProcess]] = None
+        self._idle_loop: Optional[asyncio.AbstractEventLoop] = None
         self._cache = None if cache is False else ResultCache(None if cache is True else cache)
         self._inflight: dict[str, asyncio.Future] = {}
         self._hints: Optional[str] = None
@@ -102,8 +103,11 @@ class LocalEvaluator(Evaluator):
             self._inflight.pop(key, None)
 
     async def _run(self, task: Task, candidate: Candidate) -> EvalResult:
-        if self._idle is None:
-            self._idle = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        if self._idle is None or self._idle_loop is not loop:
+            # A queue belongs to one event loop: a second asyncio.run (a notebook, a script calling
+            # evaluate_sync twice) gets a fresh pool of the same workers (the last loop's threads are done).
+            self._idle, self._idle_loop = asyncio.Queue(), loop
             for p in self._procs:
                 self._idle.put_nowait(p)
         proc = await self._idle.get()

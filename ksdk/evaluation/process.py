@@ -13,7 +13,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 import uuid
 from typing import Optional
 
@@ -22,6 +24,19 @@ from ksdk.evaluation.worker import FDS_ENV, PARENT_ENV
 from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, trim_message
 
 READY_TIMEOUT_S = 180.0
+
+
+_SPAWNER: Optional[ThreadPoolExecutor] = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """The one thread that forks workers; it lives as long as the process."""
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ksdk-worker-spawner")
+        return _SPAWNER
 
 
 class WorkerStartError(RuntimeError):
@@ -63,10 +78,12 @@ class WorkerProcess:
         cmd = [sys.executable, "-m", "ksdk.evaluation.worker", self.backend, str(self.device)]
         if self.interpret:
             cmd.append("--interpret")
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+        # Spawned from one long-lived thread: Linux ties a worker's parent-death signal to the thread that
+        # forked it, and an executor thread that ends (e.g. when an asyncio.run returns) would kill the worker.
+        self.proc = _spawner().submit(
+            subprocess.Popen, cmd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             pass_fds=(p2c_r, c2p_w), start_new_session=True, close_fds=True,
-        )
+        ).result()
         os.close(p2c_r)
         os.close(c2p_w)
         self._w, self._r = p2c_w, c2p_r

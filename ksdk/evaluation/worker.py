@@ -45,8 +45,8 @@ class _Channel:
 
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this worker when its parent dies (a driver killed with -9 leaves no orphans that
-    hold a device); if the parent is already gone, exit now. Linux ties this to the spawning thread: a worker
-    whose thread has ended is simply started again by its WorkerProcess on the next evaluation."""
+    hold a device); if the parent is already gone, exit now. Linux ties this to the thread that forked the
+    worker, so WorkerProcess forks from one thread that lives as long as the driver."""
     parent = int(os.environ.get(PARENT_ENV, "0") or 0)
     if sys.platform.startswith("linux"):
         import ctypes

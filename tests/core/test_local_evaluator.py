@@ -213,3 +213,18 @@ def test_workers_die_with_a_killed_driver(scripted):
     finally:
         if driver.poll() is None:
             driver.kill()
+
+
+def test_one_evaluator_serves_several_event_loops(scripted):
+    """A notebook or script may call asyncio.run more than once with the same evaluator."""
+    ev = LocalEvaluator("scripted", cache=False, workers=1)
+
+    async def two():
+        return await asyncio.gather(*(ev.evaluate(TASK, Candidate(source=f"ok{i}")) for i in range(2)))
+
+    try:
+        first = asyncio.run(two())
+        second = asyncio.run(two())  # the single worker is waited for on a queue of this new loop
+    finally:
+        asyncio.run(ev.close())
+    assert all(r.status == Status.OK for r in first + second)
