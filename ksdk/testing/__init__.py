@@ -9,5 +9,6 @@
 """
 
 from ksdk.testing.conformance import BackendConformance, Case
+from ksdk.testing.plugins import plugin_site
 
-__all__ = ["BackendConformance", "Case"]
+__all__ = ["BackendConformance", "Case", "plugin_site"]

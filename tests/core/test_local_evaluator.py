@@ -8,6 +8,7 @@ import pytest
 
 from ksdk.evaluation.local import LocalEvaluator
 from ksdk.models import Candidate, ErrorKind, Stage, StageTimeouts, Status, Task
+from ksdk.testing.plugins import plugin_site
 
 # A test-only backend whose "candidates" are commands telling it how to misbehave.
 DOUBLE = textwrap.dedent('''
@@ -61,13 +62,8 @@ TASK = Task(name="t", source="", timeouts=StageTimeouts(load=20, compile=2, corr
 
 @pytest.fixture
 def scripted(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "scripted_backend.py").write_text(DOUBLE)
-    info = site / "scripted_backend-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: scripted-backend\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[ksdk.backends]\nscripted = scripted_backend:ScriptedBackend\n")
+    site = plugin_site(tmp_path / "site", "scripted-backend", "1.0", {"scripted_backend": DOUBLE},
+                       {"ksdk.backends": {"scripted": "scripted_backend:ScriptedBackend"}})
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", str(site))
     monkeypatch.setenv("KSDK_TEST_PIDFILE", str(tmp_path / "child.pid"))

@@ -11,6 +11,7 @@ import pytest
 
 from ksdk.errors import PluginError
 from ksdk.registry import discover, load
+from ksdk.testing.plugins import plugin_site
 
 PLUGIN_SRC = textwrap.dedent('''
     from ksdk.interfaces.backend import Backend
@@ -32,17 +33,11 @@ PLUGIN_SRC = textwrap.dedent('''
 ''')
 
 
-def make_dist(tmp_path: Path, entry_points: str) -> Path:
+def make_dist(tmp_path: Path, backends: dict[str, str]) -> Path:
     """A throwaway distribution: a module plus .dist-info metadata, found through PYTHONPATH like any install."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "toyplugin.py").write_text(PLUGIN_SRC)
-    (site / "raising_plugin.py").write_text("raise ImportError('needs libfoo: pip install foo')\n")
-    info = site / "toyplugin-9.9.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplugin\nVersion: 9.9\n")
-    (info / "entry_points.txt").write_text(entry_points)
-    return site
+    return plugin_site(tmp_path / "site", "toyplugin", "9.9",
+                       {"toyplugin": PLUGIN_SRC, "raising_plugin": "raise ImportError('needs libfoo: pip install foo')\n"},
+                       {"ksdk.backends": backends})
 
 
 def run_cli(site: Path, *args: str) -> subprocess.CompletedProcess:
@@ -61,7 +56,7 @@ def test_in_tree_backends_listed_unavailable_with_reason():
 
 
 def test_third_party_entry_point_appears_with_no_change_to_ksdk(tmp_path):
-    site = make_dist(tmp_path, "[ksdk.backends]\ntoy = toyplugin:ToyBackend\n")
+    site = make_dist(tmp_path, {"toy": "toyplugin:ToyBackend"})
     out = run_cli(site, "backends", "--json")
     assert out.returncode == 0, out.stderr
     rows = {r["name"]: r for r in json.loads(out.stdout)}
@@ -72,8 +67,8 @@ def test_third_party_entry_point_appears_with_no_change_to_ksdk(tmp_path):
 
 
 def test_broken_plugins_are_listed_and_do_not_break_others(tmp_path):
-    site = make_dist(tmp_path, "[ksdk.backends]\ntoy = toyplugin:ToyBackend\nboom = raising_plugin:X\n"
-                               "notone = toyplugin:NotABackend\n")
+    site = make_dist(tmp_path, {"toy": "toyplugin:ToyBackend", "boom": "raising_plugin:X",
+                               "notone": "toyplugin:NotABackend"})
     out = run_cli(site, "backends", "--json")
     assert out.returncode == 0, out.stderr
     rows = {r["name"]: r for r in json.loads(out.stdout)}
@@ -84,7 +79,7 @@ def test_broken_plugins_are_listed_and_do_not_break_others(tmp_path):
 
 
 def test_bad_plugins_give_one_line_errors_naming_the_plugin(tmp_path):
-    site = make_dist(tmp_path, "[ksdk.backends]\nboom = raising_plugin:X\nnotone = toyplugin:NotABackend\n")
+    site = make_dist(tmp_path, {"boom": "raising_plugin:X", "notone": "toyplugin:NotABackend"})
     task = tmp_path / "t.py"
     task.write_text("class Model: pass\ndef get_inputs(): return []\ndef get_init_inputs(): return []\n")
     for name, words in (("boom", "needs libfoo"), ("notone", "not a subclass"), ("nope", "unknown backend 'nope'")):

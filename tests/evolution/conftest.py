@@ -1,12 +1,13 @@
 """Registers the evolution test doubles (tests/evolution/toy_plugins.py) through a throwaway distribution."""
 
 import os
-import shutil
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from ksdk.testing.plugins import plugin_site
 
 HERE = Path(__file__).parent
 TASK = textwrap.dedent('''
@@ -27,24 +28,14 @@ TASK = textwrap.dedent('''
 
 @pytest.fixture(scope="session")
 def toy_site(tmp_path_factory):
-    site = tmp_path_factory.mktemp("site")
-    shutil.copy(HERE / "toy_plugins.py", site / "ksdk_evolution_toys.py")
-    info = site / "ksdk_evolution_toys-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ksdk-evolution-toys\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[ksdk.backends]\ntoy_speed = ksdk_evolution_toys:ToySpeedBackend\n"
-        "[ksdk.mutators]\ntoy_step = ksdk_evolution_toys:StepMutator\n")
+    site = plugin_site(tmp_path_factory.mktemp("site"), "ksdk-evolution-toys", "1.0",
+                       {"ksdk_evolution_toys": (HERE / "toy_plugins.py").read_text()},
+                       {"ksdk.backends": {"toy_speed": "ksdk_evolution_toys:ToySpeedBackend"},
+                        "ksdk.mutators": {"toy_step": "ksdk_evolution_toys:StepMutator"}})
     sys.path.insert(0, str(site))
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(site) + (os.pathsep + old if old else "")
-    # stevedore keeps each group's entry points for the life of the process; plugins installed mid-session
-    # (this fixture) are seen only once that memo is cleared
-    from stevedore import ExtensionManager
-
-    ExtensionManager.ENTRY_POINT_CACHE.clear()
-    yield site
-    ExtensionManager.ENTRY_POINT_CACHE.clear()
+    yield site  # ksdk.registry drops stevedore's entry-point memo on every lookup, so these plugins are seen
     sys.path.remove(str(site))
     if old is None:
         os.environ.pop("PYTHONPATH", None)

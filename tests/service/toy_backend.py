@@ -9,7 +9,6 @@ It runs in real worker processes like any backend. Extra behaviour for service a
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -136,15 +135,10 @@ def _time(fn, n: int = 5) -> list[float]:
 
 def make_site(root: Path) -> Path:
     """A directory to put on PYTHONPATH: this module plus a .dist-info registering it as backend 'toy_py'."""
-    site = Path(root) / "toy_site"
-    site.mkdir(parents=True, exist_ok=True)
-    shutil.copy(__file__, site / f"{MODULE}.py")
-    info = site / "ksdk_toy_py-0.0.1.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ksdk-toy-py\nVersion: 0.0.1\n")
-    (info / "entry_points.txt").write_text(f"[ksdk.backends]\n{NAME} = {MODULE}:ToyPyBackend\n"
-                                           f"{NAME}_other = {MODULE}:ToyPyOtherBackend\n")
-    return site
+    from ksdk.testing.plugins import plugin_site
+
+    return plugin_site(Path(root) / "toy_site", "ksdk-toy-py", "0.0.1", {MODULE: Path(__file__).read_text()},
+                       {"ksdk.backends": {NAME: f"{MODULE}:ToyPyBackend", f"{NAME}_other": f"{MODULE}:ToyPyOtherBackend"}})
 
 
 def env_with(site: Path, **extra: str) -> dict[str, str]:
