@@ -20,7 +20,7 @@ import uuid
 from typing import Optional
 
 from ksdk.evaluation.sandbox_env import scrubbed_env
-from ksdk.evaluation.worker import FDS_ENV, PARENT_ENV
+from ksdk.evaluation.worker import FDS_ENV, PARENT_ENV, send_message
 from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, trim_message
 
 READY_TIMEOUT_S = 180.0
@@ -153,10 +153,7 @@ class WorkerProcess:
 
     # -- protocol --------------------------------------------------------------------------------
     def _send(self, msg: dict) -> None:
-        data = (json.dumps(msg) + "\n").encode()
-        while data:
-            n = os.write(self._w, data)
-            data = data[n:]
+        send_message(self._w, msg)
 
     def _recv(self, deadline: float) -> Optional[dict]:
         """Next message, or None on EOF; raises TimeoutError past the deadline."""

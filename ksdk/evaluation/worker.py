@@ -19,6 +19,14 @@ FDS_ENV = "KSDK_WORKER_FDS"
 PARENT_ENV = "KSDK_WORKER_PARENT"
 
 
+def send_message(fd: int, msg: dict) -> None:
+    """Write one protocol message (a JSON line) to `fd`, whole."""
+    data = (json.dumps(msg) + "\n").encode()
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
 class _Channel:
     """Line-oriented JSON over two file descriptors."""
 
@@ -28,10 +36,7 @@ class _Channel:
         self._buf = b""
 
     def send(self, msg: dict) -> None:
-        data = (json.dumps(msg) + "\n").encode()
-        while data:
-            n = os.write(self.wfd, data)
-            data = data[n:]
+        send_message(self.wfd, msg)
 
     def recv(self) -> dict | None:
         while b"\n" not in self._buf:
