@@ -56,6 +56,7 @@ async def run(args) -> dict:
         rows.append({"config": cfg, "speedup": r.speedup, "status": r.status.value, "error": r.error_kind and
                      r.error_kind.value, "cached": r.cached,
                      "median_ms": r.candidate_timing.median_ms if r.candidate_timing else None})
+        print("row", json.dumps(rows[-1]), flush=True)  # a run cut short still shows what it measured
     grid_s = time.perf_counter() - t1
     await ev.close()
     scored = [r for r in rows if r["speedup"]]

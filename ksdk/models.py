@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,6 +94,10 @@ class TimingSettings(Model):
     min_time_ms: float = Field(50.0, ge=0, description="repeat until at least this much kernel time is sampled")
     max_repetitions: int = Field(2000, ge=3)
     flush_l2: bool = True
+    l2_flush_by: Optional[Literal["read", "write"]] = Field(
+        None, description="how L2 is evicted before each repetition: 'read' (a large buffer is read: the lines left "
+        "are clean, nothing of the flush is charged to the timed call), 'write' (zeroed, as triton.testing.do_bench "
+        "and nvbench do: its dirty lines are written back inside the timed call); None: the backend's default")
     compile_baseline: bool = Field(False, description="also time torch.compile as a second baseline")
 
 

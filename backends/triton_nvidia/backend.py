@@ -49,6 +49,11 @@ class TritonNvidiaBackend(Backend):
 
         return evaluate(task, candidate, ctx)
 
+    def warm_up(self, ctx: EvalContext) -> None:
+        from ksdk_triton_nvidia.runner import warm_up
+
+        warm_up(ctx.interpret)
+
     def hints(self) -> str:
         return HINTS
 

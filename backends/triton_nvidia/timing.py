@@ -26,8 +26,20 @@ _event_wait = _EventBase.wait
 
 L2_FLUSH_BYTES = 256 * 1024 * 1024  # well above the 50 MB L2 of an H100/H200
 ROUNDS = 5  # baseline and candidate alternate this many times within one performance stage
-METHOD = ("cuda events, L2 flushed (256 MB zeroed) before every repetition, side streams joined, "
-          f"baseline and candidate interleaved in {ROUNDS} rounds")
+# Eviction by reading is the default: zeroing (do_bench's way) leaves ~50 MB of dirty lines whose write-back lands
+# in the timed call, costs memory-bound kernels up to 13% and moves with buffer placement (1.7% speedup CV on a
+# 60 us GEMM against 0.2% by reading; docs/benchmarks.md, "L2 eviction").
+DEFAULT_FLUSH = "read"
+_tensor_zero = torch.Tensor.zero_
+_tensor_sum = torch.Tensor.sum
+
+
+def method(settings: TimingSettings) -> str:
+    """One line naming how a timing was taken, recorded with every TimingStats."""
+    by = settings.l2_flush_by or DEFAULT_FLUSH
+    flush = (f"L2 evicted before every repetition by {'reading' if by == 'read' else 'zeroing'} "
+             f"{L2_FLUSH_BYTES >> 20} MB" if settings.flush_l2 else "L2 not flushed")
+    return f"cuda events, {flush}, side streams joined, baseline and candidate interleaved in {ROUNDS} rounds"
 
 
 def _event():
@@ -50,7 +62,18 @@ class Timer:
         self.settings = settings
         self.device = device
         self.flush = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device) if settings.flush_l2 else None
+        self.flush_by = settings.l2_flush_by or DEFAULT_FLUSH
+        self.method = method(settings)
         self._joins: dict[int, Any] = {}
+
+    def clear_l2(self) -> None:
+        """Evict the L2 cache (queued on the current stream, before the start event), unless the task opts out."""
+        if self.flush is None:
+            return
+        if self.flush_by == "read":
+            _tensor_sum(self.flush, dtype=torch.int64)
+        else:
+            _tensor_zero(self.flush)
 
     def _join(self, streams: set[int]) -> None:
         """Make the timing stream wait for work the candidate launched on other streams (seen by the launch hook)."""
@@ -86,8 +109,7 @@ class Timer:
         starts = [_event() for _ in range(n)]
         ends = [_event() for _ in range(n)]
         for i in range(n):
-            if self.flush is not None:
-                self.flush.zero_()
+            self.clear_l2()
             _record(starts[i], cur)
             out = fn()
             self._join(side_streams())
@@ -115,8 +137,7 @@ class Timer:
         def bracketed(f) -> float:
             times = []
             for _ in range(reps):
-                if self.flush is not None:
-                    self.flush.zero_()
+                self.clear_l2()
                 a, b = _event(), _event()
                 cur = _current_stream()
                 _record(a, cur)

@@ -19,10 +19,11 @@ class LocalEvaluator(Evaluator):
     """Evaluates on this machine's devices, each candidate in a worker process bound to one device.
 
     Without devices, a backend with an interpreter fallback runs there (correctness only, never a speedup).
+    `standby` keeps a started spare beside each worker (default: on for GPU devices).
     """
 
     def __init__(self, backend: str, devices: Optional[list[int]] = None, workers: Optional[int] = None,
-                 cache: bool | str | Path = True, interpret: Optional[bool] = None):
+                 cache: bool | str | Path = True, interpret: Optional[bool] = None, standby: Optional[bool] = None):
         self.backend_name = backend
         cls = load_backend(backend)
         self._cls = cls
@@ -40,8 +41,14 @@ class LocalEvaluator(Evaluator):
             devices = (devices * workers)[:workers]  # several workers may share a device when asked
         elif workers is not None:
             devices = devices[:workers]
+        if standby is None:
+            # A ready spare per worker makes replacing a crashed, hung or cheating candidate's worker instant. Off
+            # where the spare's start-up would share the CPU that times candidates (CPU backends, the interpreter).
+            standby = not self.interpret and any(d.kind == "gpu" for d in self.availability.devices)
+        self.standby = standby
         self._procs = [
-            WorkerProcess(backend, d, self.interpret, cls.env_allowlist(), cls.device_env(d)) for d in devices
+            WorkerProcess(backend, d, self.interpret, cls.env_allowlist(), cls.device_env(d), standby=standby)
+            for d in devices
         ]
         self._idle: Optional[asyncio.Queue[WorkerProcess]] = None
         self._idle_loop: Optional[asyncio.AbstractEventLoop] = None

@@ -15,9 +15,9 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 import uuid
-from typing import Optional
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple, Optional
 
 from ksdk.evaluation.sandbox_env import scrubbed_env
 from ksdk.evaluation.worker import FDS_ENV, PARENT_ENV, send_message
@@ -39,6 +39,64 @@ def _spawner() -> ThreadPoolExecutor:
         return _SPAWNER
 
 
+_WAITER: Optional[ThreadPoolExecutor] = None
+
+
+def _waiter() -> ThreadPoolExecutor:
+    """Threads that wait for standby workers to become ready (the forking itself stays on the spawner)."""
+    global _WAITER
+    with _SPAWNER_LOCK:
+        if _WAITER is None:
+            _WAITER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ksdk-worker-standby")
+        return _WAITER
+
+
+class _Started(NamedTuple):
+    """A worker process that has loaded its backend: its pipes, its output log and the versions it reported."""
+
+    proc: subprocess.Popen
+    w: int
+    r: int
+    log: Any
+    versions: dict
+
+
+def _discard(started: _Started) -> None:
+    """Kill a started worker that will never serve (its whole process group) and release its pipes and log."""
+    try:
+        os.killpg(started.proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        started.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    for fd in (started.w, started.r):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    started.log.close()
+
+
+def _recv_line(fd: int, buf: bytes, deadline: float) -> tuple[Optional[dict], bytes]:
+    """Next newline-terminated JSON message on fd (None on EOF) and what is left buffered; TimeoutError past
+    the deadline."""
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return None, buf
+        buf += chunk
+    line, buf = buf.split(b"\n", 1)
+    return json.loads(line), buf
+
+
 class WorkerStartError(RuntimeError):
     """The worker could not load its backend (an installation problem, not a candidate's)."""
 
@@ -54,46 +112,76 @@ class WorkerProcess:
     """A persistent worker bound to one backend and one device."""
 
     def __init__(self, backend: str, device: int, interpret: bool, env_allow: tuple[str, ...] = (),
-                 env_overrides: Optional[dict[str, str]] = None):
+                 env_overrides: Optional[dict[str, str]] = None, standby: bool = False):
         self.backend, self.device, self.interpret = backend, device, interpret
         self._env_allow, self._env_overrides = env_allow, dict(env_overrides or {})
+        self.standby = standby
         self.proc: Optional[subprocess.Popen] = None
         self.versions: dict[str, str] = {}
         self.restarts = -1
         self._log = None
         self._buf = b""
+        self._spare: Optional[Future] = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Spawn the process and wait until its backend is loaded."""
+        """Make a ready process the active one: the standby (started ahead) if there is one, else a new one.
+        With standby on, the next spare starts at once, so replacing a killed worker costs no start-up time."""
         self.kill()
         self.restarts += 1
+        started = self._take_spare() or self._launch()
+        if self._log is not None:
+            self._log.close()
+        self.proc, self._w, self._r, self._log, self.versions = started
+        self._buf = b""
+        if self.standby:
+            self._spare = _waiter().submit(self._launch)
+
+    def _take_spare(self) -> Optional[_Started]:
+        fut, self._spare = self._spare, None
+        if fut is None:
+            return None
+        try:
+            started = fut.result()  # still starting: waiting for it is never slower than starting another
+        except Exception:
+            return None
+        if started.proc.poll() is not None:
+            _discard(started)
+            return None
+        return started
+
+    def _launch(self) -> _Started:
+        """Spawn a worker process and wait until its backend is loaded (blocking)."""
         p2c_r, p2c_w = os.pipe()
         c2p_r, c2p_w = os.pipe()
         env = scrubbed_env(self._env_allow, self._env_overrides)
         env[FDS_ENV] = f"{p2c_r},{c2p_w}"
         env[PARENT_ENV] = str(os.getpid())
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self._log = tempfile.TemporaryFile()
+        log = tempfile.TemporaryFile()
         cmd = [sys.executable, "-m", "ksdk.evaluation.worker", self.backend, str(self.device)]
         if self.interpret:
             cmd.append("--interpret")
         # Spawned from one long-lived thread: Linux ties a worker's parent-death signal to the thread that
         # forked it, and an executor thread that ends (e.g. when an asyncio.run returns) would kill the worker.
-        self.proc = _spawner().submit(
-            subprocess.Popen, cmd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+        proc = _spawner().submit(
+            subprocess.Popen, cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             pass_fds=(p2c_r, c2p_w), start_new_session=True, close_fds=True,
         ).result()
         os.close(p2c_r)
         os.close(c2p_w)
-        self._w, self._r = p2c_w, c2p_r
-        self._buf = b""
-        msg = self._recv(time.monotonic() + READY_TIMEOUT_S)
+        started = _Started(proc, p2c_w, c2p_r, log, {})
+        try:
+            msg, _rest = _recv_line(c2p_r, b"", time.monotonic() + READY_TIMEOUT_S)
+        except (TimeoutError, ValueError, OSError):
+            msg = None
         if msg is None or msg.get("op") != "ready":
-            detail = (msg or {}).get("message") or self.log_tail() or "no output"
-            self.kill()
+            log.flush()
+            log.seek(0)
+            detail = (msg or {}).get("message") or log.read().decode(errors="replace").strip()[-3000:] or "no output"
+            _discard(started)
             raise WorkerStartError(f"worker for backend '{self.backend}' failed to start: {detail}")
-        self.versions = msg.get("versions", {})
+        return started._replace(versions=msg.get("versions", {}))
 
     @property
     def alive(self) -> bool:
@@ -141,6 +229,9 @@ class WorkerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+        fut, self._spare = self._spare, None
+        if fut is not None:  # a standby still starting is discarded as soon as it is up
+            fut.add_done_callback(lambda f: None if f.exception() else _discard(f.result()))
 
     def log_tail(self, limit: int = 3000) -> str:
         """The end of what the worker (and the candidate) printed."""
@@ -157,19 +248,8 @@ class WorkerProcess:
 
     def _recv(self, deadline: float) -> Optional[dict]:
         """Next message, or None on EOF; raises TimeoutError past the deadline."""
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([self._r], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(self._r, 1 << 20)
-            if not chunk:
-                return None
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        msg, self._buf = _recv_line(self._r, self._buf, deadline)
+        return msg
 
     # -- one evaluation --------------------------------------------------------------------------
     def evaluate(self, task: Task, candidate: Candidate, skip_performance: bool = False) -> EvalResult:

@@ -82,12 +82,13 @@ def main(argv: list[str]) -> int:
 
         backend = load_backend(backend_name)()
         versions = backend.versions()
+        from ksdk.interfaces.backend import EvalContext
+
+        backend.warm_up(EvalContext(device=device, interpret=interpret))
     except Exception as e:  # the parent turns this into an 'unavailable' error for the user
         chan.send({"op": "error", "message": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
         return 3
     chan.send({"op": "ready", "versions": versions, "pid": os.getpid()})
-
-    from ksdk.interfaces.backend import EvalContext
 
     while True:
         msg = chan.recv()

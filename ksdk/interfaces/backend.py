@@ -50,6 +50,10 @@ class Backend(ABC):
         """Toolchain and runtime versions that make a result reproducible."""
         return {}
 
+    def warm_up(self, ctx: EvalContext) -> None:
+        """Load the heavy toolchain and runtime once per worker, before it reports ready (so a standby worker
+        takes over with nothing left to load). Raising here marks the worker as unable to start."""
+
     @classmethod
     def device_env(cls, device: int) -> dict[str, str]:
         """Environment that binds a worker process to one device (e.g. CUDA_VISIBLE_DEVICES)."""

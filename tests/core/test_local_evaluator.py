@@ -224,3 +224,50 @@ def test_one_evaluator_serves_several_event_loops(scripted):
     finally:
         asyncio.run(ev.close())
     assert all(r.status == Status.OK for r in first + second)
+
+
+def test_standby_worker_takes_over_after_a_crash_and_is_closed(scripted):
+    """With standby on, a killed worker's place goes to a spare already started; close() ends the spare too."""
+
+    async def go():
+        ev = LocalEvaluator("scripted", cache=False, workers=1, standby=True)
+        proc = ev._procs[0]
+        try:
+            first = await ev.evaluate(TASK, Candidate(source="ok"))
+            spare = proc._spare.result(timeout=60).proc.pid  # started beside the active worker
+            crash = await ev.evaluate(TASK, Candidate(source="crash"))
+            after = await ev.evaluate(TASK, Candidate(source="ok"))
+            return first, spare, crash, after, proc._spare.result(timeout=60).proc.pid
+        finally:
+            await ev.close()
+
+    first, spare, crash, after, next_spare = asyncio.run(go())
+    assert crash.error_kind == ErrorKind.CRASH
+    assert int(after.message) == spare != int(first.message)
+    assert not alive(spare) and not alive(next_spare)
+
+
+def test_a_dead_standby_is_replaced_by_a_fresh_worker(scripted):
+    import os
+    import signal
+
+    async def go():
+        ev = LocalEvaluator("scripted", cache=False, workers=1, standby=True)
+        try:
+            await ev.evaluate(TASK, Candidate(source="ok"))
+            spare = ev._procs[0]._spare.result(timeout=60).proc.pid
+            os.kill(spare, signal.SIGKILL)
+            crash = await ev.evaluate(TASK, Candidate(source="crash"))
+            return spare, crash, await ev.evaluate(TASK, Candidate(source="ok"))
+        finally:
+            await ev.close()
+
+    spare, crash, after = asyncio.run(go())
+    assert crash.error_kind == ErrorKind.CRASH
+    assert after.status == Status.OK and int(after.message) != spare
+
+
+def test_standby_defaults_off_without_a_gpu(scripted):
+    ev = LocalEvaluator("scripted", cache=False)
+    assert ev.standby is False
+    asyncio.run(ev.close())

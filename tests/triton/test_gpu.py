@@ -31,6 +31,16 @@ def test_good_candidate_timed_with_metadata_and_versions():
     assert k.spills is not None and k.num_warps == 8 and k.shared_mem_bytes is not None
 
 
+@pytest.mark.parametrize("by,word", [(None, "reading"), ("read", "reading"), ("write", "zeroing")])
+def test_l2_eviction_setting_is_honoured_and_recorded(by, word):
+    task, seed = example("row_softmax")
+    task = task.model_copy(update={"timing": task.timing.model_copy(update={**FAST, "l2_flush_by": by})})
+    (r,) = evaluate_in_order([(task, seed)])
+    assert r.status == Status.OK and r.speedup, r.message
+    assert f"evicted before every repetition by {word}" in r.candidate_timing.method
+    assert r.baseline_timing.method == r.candidate_timing.method
+
+
 def test_illegal_memory_access_recycles_worker_and_next_verdict_is_clean():
     task = small_task()
     bad, good = evaluate_in_order([(task, ILLEGAL), (task, GOOD)])
