@@ -245,6 +245,43 @@ def l2_check() -> list[dict]:
     return out
 
 
+def placement_study(task, seed_src, repeats: int) -> list[dict]:
+    """Which buffer placement moves the candidate's time between evaluations? The candidate alone, measured
+    `repeats` times while one thing is re-placed before each measurement; counts measurements off the median."""
+    import random
+
+    rng = random.Random(2)
+    out = []
+    s = TimingSettings(warmup=5, repetitions=100, min_time_ms=30, max_repetitions=20000)
+    with torch.no_grad():
+        for label in ("nothing", "inputs", "parameters", "rebuilt models and inputs", "rebuilt + new flush buffer"):
+            ref, new, inputs = build(task, seed_src)
+            timer = timing.Timer(s, torch.device("cuda"))
+            meds, keep = [], []
+            for _ in range(repeats):
+                keep.append(torch.empty(rng.randrange(1, 32) * 2**20, dtype=torch.uint8, device="cuda"))
+                if len(keep) > 3:
+                    keep.pop(rng.randrange(len(keep)))
+                if label == "inputs":
+                    inputs = _clone(inputs)
+                elif label == "parameters":
+                    new._apply(lambda t: t.clone())
+                elif label.startswith("rebuilt"):
+                    del ref, new, inputs
+                    ref, new, inputs = build(task, seed_src)
+                    if label.endswith("buffer"):
+                        del timer
+                        timer = timing.Timer(s, torch.device("cuda"))
+                meds.append(statistics.median(timer.measure(lambda: new(*inputs)).samples_ms) * 1000)
+            m = statistics.median(meds)
+            r = {"re-placed": label, "median_us": round(m, 2), "cv": statistics.pstdev(meds) / statistics.fmean(meds),
+                 "off_by_3pct": sum(abs(x / m - 1) > 0.03 for x in meds), "us": [round(x, 2) for x in meds]}
+            out.append(r)
+            print(json.dumps(r), flush=True)
+            del ref, new, inputs, timer, keep
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("example", help="a directory holding task.py and seed.py")
@@ -254,6 +291,7 @@ def main() -> None:
     ap.add_argument("--flush-study", action="store_true", help="only the L2 eviction study")
     ap.add_argument("--shift-study", action="store_true", help="only the shifted-placement study")
     ap.add_argument("--l2-check", action="store_true", help="only the check that each eviction leaves L2 cold")
+    ap.add_argument("--placement-study", action="store_true", help="only the buffer placement study")
     a = ap.parse_args()
     task = load_task(Path(a.example) / "task.py")
     seed_src = (Path(a.example) / "seed.py").read_text()
@@ -267,7 +305,10 @@ def main() -> None:
         res["shift_study"] = shift_study(task, seed_src, a.repeats)
     if a.l2_check:
         res["l2_check"] = l2_check()
-    for p in [] if (a.baseline_study or a.flush_study or a.shift_study or a.l2_check) else POLICIES:
+    if a.placement_study:
+        res["placement_study"] = placement_study(task, seed_src, a.repeats)
+    for p in [] if (a.baseline_study or a.flush_study or a.shift_study or a.l2_check or a.placement_study) \
+            else POLICIES:
         r = policy(task, seed_src, *p, repeats=a.repeats)
         res["policies"].append(r)
         print(json.dumps(r), flush=True)

@@ -55,7 +55,7 @@ async def fidelity(tasks, repeats: int, flush_by: str | None = None) -> dict:
 
 async def _fidelity(ev, tasks, repeats, res) -> None:
     for n, (task, seed) in tasks.items():
-        speedups, cand_ms, base_ms = [], [], []
+        speedups, cand_ms, base_ms, clocks = [], [], [], []
         for _ in range(repeats):
             r = await _one(ev, task, seed)
             if r.speedup is None:
@@ -64,6 +64,7 @@ async def _fidelity(ev, tasks, repeats, res) -> None:
             speedups.append(r.speedup)
             cand_ms.append(r.candidate_timing.median_ms)
             base_ms.append(r.baseline_timing.median_ms)
+            clocks.append(r.device.extra.get("clocks_during_timing") if r.device else None)
         else:
             mean = statistics.fmean(speedups)
             db = do_bench_speedup(task, seed)
@@ -73,7 +74,9 @@ async def _fidelity(ev, tasks, repeats, res) -> None:
                       "l2_flush_by": by, "do_bench": db,
                       # like for like: do_bench with the evaluator's eviction; and do_bench exactly as shipped
                       "do_bench_agreement": statistics.median(speedups) / db[by]["speedup"] - 1.0,
-                      "stock_do_bench_agreement": statistics.median(speedups) / db["write"]["speedup"] - 1.0}
+                      "stock_do_bench_agreement": statistics.median(speedups) / db["write"]["speedup"] - 1.0,
+                      "speedups": speedups, "candidate_ms_each": cand_ms, "baseline_ms_each": base_ms,
+                      "clocks_each": clocks}
         print("fidelity", n, res[n].get("l2_flush_by", ""), json.dumps(res[n]), flush=True)
 
 

@@ -90,6 +90,8 @@ class TimingSettings(Model):
     """How the performance stage measures: warm-up, repetitions, time budget, L2 flush."""
 
     warmup: int = Field(10, ge=0)
+    warmup_ms: float = Field(25.0, ge=0, description="and warm up for at least this long (do_bench's 25 ms), so "
+                             "the GPU reaches its sustained clocks before the first timed call")
     repetitions: int = Field(100, ge=3)
     min_time_ms: float = Field(50.0, ge=0, description="repeat until at least this much kernel time is sampled")
     max_repetitions: int = Field(2000, ge=3)

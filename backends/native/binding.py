@@ -334,12 +334,12 @@ def _dims(v: Iterable[int], what: str) -> tuple[int, int, int]:
 
 def timed_samples(binding: Binding, stream, run: Callable[[Any], None], warmup: int, repetitions: int,
                   min_time_ms: float, max_repetitions: int, flush: Optional[tuple[int, int]] = None,
-                  before: Optional[Callable[[Any], None]] = None) -> list[float]:
+                  before: Optional[Callable[[Any], None]] = None, warmup_ms: float = 0.0) -> list[float]:
     """Per-repetition device times (ms) from event pairs around `run(stream)`, L2 flushed before each.
 
     `flush` is (device pointer, bytes) of a buffer overwritten between repetitions so that no
     repetition finds the previous one's data in L2; `before(stream)` is issued before each repetition,
-    outside its events (the runner poisons outputs there).
+    outside its events (the runner poisons outputs there). Warm-up: `warmup` runs, then at least warmup_ms.
     """
     def flush_l2(i: int) -> None:
         if before is not None:
@@ -354,6 +354,12 @@ def timed_samples(binding: Binding, stream, run: Callable[[Any], None], warmup: 
     # A short probe sizes the loop so that about min_time_ms of kernel time is sampled.
     probe = _event_loop(binding, stream, run, 3, flush_l2)
     est = max(sorted(probe)[1], 1e-4)
+    extra = min(max_repetitions, int(warmup_ms / est))  # warm up for at least warmup_ms (sustained clocks)
+    if extra:
+        for i in range(extra):
+            flush_l2(i)
+            run(stream)
+        binding.synchronize(stream, context="warm-up runs")
     n = int(min(max_repetitions, max(repetitions, min_time_ms / est)))
     return _event_loop(binding, stream, run, n, flush_l2)
 

@@ -429,7 +429,8 @@ def evaluate(task: Task, candidate: Candidate, ctx: EvalContext, dialect: Dialec
             # Outputs are poisoned before every repetition (outside its events) and checked after the last:
             # a kernel that computes once and then skips the work (a device-side "done" flag) fails here.
             samples = timed_samples(session.binding, session.stream, run, timing.warmup, timing.repetitions,
-                                    timing.min_time_ms, timing.max_repetitions, flush, before=buffers.poison_outputs)
+                                    timing.min_time_ms, timing.max_repetitions, flush, before=buffers.poison_outputs,
+                                    warmup_ms=timing.warmup_ms)
             session.binding.synchronize(session.stream, context="after the timed repetitions")
             got = buffers.read_outputs()
             _c, failure = compare_outputs([g.as_float() for g in got], [r.as_float() for r in refs],

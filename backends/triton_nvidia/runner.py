@@ -157,9 +157,11 @@ class _Evaluation:
         self.device = torch.device("cpu") if interpret else torch.device("cuda", 0)
         if not interpret:
             torch.cuda.set_device(0)
-            from ksdk_triton_nvidia import timing  # private timing references, taken before the candidate loads
+            from ksdk_triton_nvidia import clocks, timing  # private references, taken before the candidate loads
 
             self._sync = timing.synchronize
+            self._clocks = clocks
+            self._gpu_uuid = str(getattr(torch.cuda.get_device_properties(0), "uuid", "") or "")
         else:
             timing = self._sync = None
         with torch.no_grad():
@@ -398,11 +400,15 @@ class _Evaluation:
                 self.result.warnings.append(f"torch.compile baseline failed: {type(e).__name__}: {str(e)[:200]}")
         self.rec.window()
         self.rec.hold = False  # thousands of timed calls: do not keep their arguments alive
+        gpu = self._clocks.handle(self._gpu_uuid)
+        before = self._clocks.read(gpu)
         try:
             base, meas = timer.measure_interleaved(lambda: self.ref(*ref_in), lambda: self.new(*cand_in),
                                                    side_streams=lambda: self.rec.streams)
         finally:
             self.rec.hold = True
+        if before and self.result.device is not None:
+            self.result.device.extra["clocks_during_timing"] = {"before": before, "after": self._clocks.read(gpu)}
         per_call = self.rec.count / max(1, meas.calls)
         self._verify_integrity("the candidate's forward during timing")
         if per_call < self.min_launches:

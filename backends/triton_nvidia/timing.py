@@ -103,7 +103,14 @@ class Timer:
             self._join(side_streams())
         _record(b, cur)
         _sync()
-        est = max(_elapsed(a, b) / warm, 1e-4)
+        spent = _elapsed(a, b)
+        est = max(spent / warm, 1e-4)
+        if warmup is None and spent < s.warmup_ms:  # the first warm-up also lasts warmup_ms
+            extra = min(math.ceil((s.warmup_ms - spent) / est), s.max_repetitions)
+            for _ in range(extra):
+                out = fn()
+                self._join(side_streams())
+            warm += extra
         n = max(s.repetitions, math.ceil(s.min_time_ms / est)) if s.min_time_ms > 0 else s.repetitions
         n = max(3, math.ceil(min(n, s.max_repetitions) * share))
         starts = [_event() for _ in range(n)]

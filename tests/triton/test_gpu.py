@@ -26,6 +26,8 @@ def test_good_candidate_timed_with_metadata_and_versions():
     assert {"torch", "triton", "cuda", "driver"} <= set(r.versions)
     assert r.speedup and math.isfinite(r.speedup) and r.speedup > 0
     assert r.candidate_timing.n >= 20 and "L2" in r.candidate_timing.method
+    clk = r.device.extra["clocks_during_timing"]  # NVML ships with every NVIDIA driver
+    assert clk["before"]["sm_mhz"] > 0 and clk["after"]["mem_mhz"] > 0 and "throttle_reasons" in clk["after"]
     k = r.kernels[0]
     assert k.name == "softmax_kernel" and k.registers and k.registers > 0
     assert k.spills is not None and k.num_warps == 8 and k.shared_mem_bytes is not None

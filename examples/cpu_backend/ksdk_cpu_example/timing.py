@@ -49,7 +49,10 @@ class Flusher:
 def time_interleaved(fns: dict[str, Callable[[], object]], settings: TimingSettings) -> dict[str, TimingStats]:
     """Median-robust timings of each function, measured in turns; the first key drives the time budget."""
     flush = Flusher(settings.flush_l2)
-    for _ in range(settings.warmup):
+    t0 = time.perf_counter()
+    for i in range(settings.max_repetitions):  # warm-up: `warmup` turns, lasting at least warmup_ms
+        if i >= settings.warmup and (time.perf_counter() - t0) * 1e3 >= settings.warmup_ms:
+            break
         for fn in fns.values():
             fn()
     samples: dict[str, list[float]] = {k: [] for k in fns}
