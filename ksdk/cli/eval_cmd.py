@@ -61,7 +61,7 @@ def eval_(
     t = load_task(task)
     if not candidate.is_file():
         raise KsdkError(f"candidate file not found: {candidate}")
-    ev = make_evaluator(backend, evaluator)
+    ev = make_evaluator(backend, evaluator, **({} if evaluator else {"standby": False}))  # one candidate: no spare
     cand = Candidate(source=candidate.read_text(), language=getattr(ev, "language", "") or "")
     import asyncio
 
