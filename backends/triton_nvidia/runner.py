@@ -56,16 +56,15 @@ def recorder(interpret: bool):
 
 
 def warm_up(interpret: bool) -> None:
-    """Import torch and Triton, install the launch hook and, on a GPU, create the CUDA context and take the
-    private timing references: what the first evaluation in this worker would otherwise pay in its load stage."""
+    """Import torch and Triton, install the launch hook and take the private timing references: what the first
+    evaluation in this worker would otherwise pay in its load stage. No CUDA context is created here: a standby
+    worker warming up beside a busy one must not touch the GPU while the busy one is timing."""
     set_mode(interpret)
-    import torch
+    import torch  # noqa: F401
     import triton  # noqa: F401
 
     recorder(interpret)
     if not interpret:
-        torch.cuda.set_device(0)
-        torch.empty(1, device="cuda")
         from ksdk_triton_nvidia import timing  # noqa: F401
 
 
@@ -428,8 +427,11 @@ class _Evaluation:
                          f"({failure or f'{launches} kernel launches'}): the candidate does less "
                          "work when called repeatedly")
         cand = summarize(meas.samples_ms, timer.method)
+        limit = max(cand.median_ms, HIDDEN_WORK_FLOOR_MS)
         hidden = timer.hidden_work_ms(lambda: self.new(*cand_in)) - cand.median_ms
-        if hidden > max(cand.median_ms, HIDDEN_WORK_FLOOR_MS):
+        if hidden > limit:  # confirm: another process briefly using the GPU inflates one measurement, not two
+            hidden = min(hidden, timer.hidden_work_ms(lambda: self.new(*cand_in)) - cand.median_ms)
+        if hidden > limit:
             raise Reject(ErrorKind.REWARD_HACK, f"forward leaves {hidden:.3f} ms of device work outside the streams "
                          f"the timer sees (median {cand.median_ms:.3f} ms with events, {hidden + cand.median_ms:.3f} "
                          "ms when the whole device is synchronized): work on untracked side streams is not allowed "
