@@ -54,7 +54,7 @@ async def run(args) -> dict:
     for cfg in grid:
         r = await ev.evaluate(task, Candidate(source=apply_tunables(seed_src, cfg), language=ev.language))
         rows.append({"config": cfg, "speedup": r.speedup, "status": r.status.value, "error": r.error_kind and
-                     r.error_kind.value, "cached": r.cached,
+                     r.error_kind.value, "message": r.message[:300] if r.error_kind else "", "cached": r.cached,
                      "median_ms": r.candidate_timing.median_ms if r.candidate_timing else None})
         print("row", json.dumps(rows[-1]), flush=True)  # a run cut short still shows what it measured
     grid_s = time.perf_counter() - t1
