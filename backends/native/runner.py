@@ -239,17 +239,21 @@ class Buffers:
         self.values: dict[str, tuple[str, Any]] = {}
         self.outputs = outputs
         self._owned: list[int] = []
-        for prefix, items, copy in (("in", inputs, True), ("p", params, True), ("out", outputs, False)):
-            for i, hv in enumerate(items):
-                name = f"{prefix}{i}"
-                if hv.array is None:
-                    n = hv.number
-                    self.values[name] = ("float32", float(n)) if isinstance(n, float) else ("int64", int(n))
-                    continue
-                ptr = self._alloc(hv.array.nbytes)
-                self.ptrs[name] = ptr
-                if copy and hv.array.nbytes:
-                    session.binding.copy_to_device(ptr, hv.array)
+        try:
+            for prefix, items, copy in (("in", inputs, True), ("p", params, True), ("out", outputs, False)):
+                for i, hv in enumerate(items):
+                    name = f"{prefix}{i}"
+                    if hv.array is None:
+                        n = hv.number
+                        self.values[name] = ("float32", float(n)) if isinstance(n, float) else ("int64", int(n))
+                        continue
+                    ptr = self._alloc(hv.array.nbytes)
+                    self.ptrs[name] = ptr
+                    if copy and hv.array.nbytes:
+                        session.binding.copy_to_device(ptr, hv.array)
+        except BaseException:  # an allocation or copy failed partway: nobody else holds these buffers
+            self.free()
+            raise
 
     def _alloc(self, nbytes: int) -> int:
         p = self.s.binding.malloc(nbytes)

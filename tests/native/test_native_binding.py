@@ -123,3 +123,32 @@ def test_unloadable_library_is_reported_with_its_path(maca_root):
     (maca_root / "lib" / "libmcruntime.so").write_bytes(b"garbage")
     with pytest.raises(ToolchainNotFound, match="cannot load .*libmcruntime.so"):
         Binding(MACA, locate(MACA))
+
+
+def test_buffers_free_what_they_allocated_when_an_allocation_fails_partway(opened):
+    """An output too large for the device: the inputs already copied in are freed, not leaked."""
+    from types import SimpleNamespace
+
+    from ksdk_native.runner import Buffers, HostValue
+
+    b, _ = opened
+    live: list[int] = []
+
+    class Counting:  # the real binding, counting live allocations
+        def malloc(self, n):
+            p = b.malloc(n)
+            live.append(p)
+            return p
+
+        def free(self, p):
+            live.remove(p)
+            b.free(p)
+
+        def copy_to_device(self, p, a):
+            b.copy_to_device(p, a)
+
+    small = HostValue(array=np.ones(16, np.float32), dtype="float32")
+    huge = HostValue(array=np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (2**31,), (0,)), dtype="float32")
+    with pytest.raises(NativeError):
+        Buffers(SimpleNamespace(binding=Counting()), [small, small], [huge], [])
+    assert live == []
