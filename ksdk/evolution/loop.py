@@ -93,6 +93,7 @@ class Evolution:
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
         self._hints = self.evaluator.hints() or ""
+        self.mutator.observe(list(self.archive.all()))  # a resumed run's mutator learns what exists
         for cand in self.archive.pending():
             self._outstanding += 1
             self._queue.put_nowait(cand)

@@ -46,6 +46,10 @@ class Mutator(ABC):
     async def propose(self, request: MutationRequest) -> MutationOutcome:
         """Propose one child of `request.parent`."""
 
+    def observe(self, known: list[Scored]) -> None:
+        """What the run's archive already holds, given once when a run (or a resumed run) starts, so that a
+        mutator with memory does not propose it again. Default: nothing."""
+
     @property
     def cost_usd(self) -> float:
         """Money spent so far by this mutator."""

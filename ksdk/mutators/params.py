@@ -114,6 +114,15 @@ class ParamMutator(Mutator):
                 space.scores[config] = scored.result.score
         return space, config
 
+    def observe(self, known: list[Scored]) -> None:
+        """Mark every configuration already in the archive as visited (scored ones with their score): after a
+        resume the search goes on from where it stopped instead of re-proposing what was evaluated."""
+        for scored in known:
+            try:
+                self._space_of(scored)
+            except TunableError:
+                continue
+
     def _learn(self, request: MutationRequest) -> tuple[list[tuple[Scored, _Space, Config]], list[str]]:
         known, problems = [], []
         for scored in [request.parent, *request.inspirations]:

@@ -143,3 +143,20 @@ def test_resume_refuses_settings_it_would_ignore(toy_task, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--mutator, --workers cannot change on --resume" in err[0]
     assert (run / "run.json").read_text() == before
+
+
+def test_resumed_parameter_search_goes_on_without_re_proposing_what_it_evaluated(toy_task, tmp_path):
+    """The params mutator learns the archive when a run resumes: no configuration is proposed twice."""
+    (tmp_path / "toy_task_seed.toy").write_text("X = 1  # ksdk:tune [1, 2, 3, 4, 5, 6, 7, 8]\n"
+                                                "Y = 0  # ksdk:tune [0, 1, 2, 3]\nSLEEP = 0\n")
+    run = tmp_path / "run"
+    assert cli("evolve", str(toy_task), "--backend", "toy_speed", "--mutator", "params", "--max-candidates", "10",
+               "--out", str(run), "-q") == 0
+    assert cli("evolve", "--resume", str(run), "--max-candidates", "20", "-q") == 0
+    db = sqlite3.connect(run / "archive.sqlite")
+    try:
+        dups = db.execute("SELECT count(*) FROM attempts WHERE error LIKE 'duplicate of%'").fetchone()[0]
+        evaluated = db.execute("SELECT count(*) FROM results").fetchone()[0]
+    finally:
+        db.close()
+    assert (dups, evaluated) == (0, 20)

@@ -88,3 +88,14 @@ def test_exhausted_space_and_missing_tunables_are_reported_not_raised():
 def test_registered_as_entry_point():
     cls = load("mutators", "params")
     assert cls is ParamMutator and isinstance(cls(seed=3), ParamMutator)
+
+
+def test_observed_archive_is_never_proposed_again():
+    src = "A = 1  # ksdk:tune [1, 2, 3]\n"
+    mutator = ParamMutator(seed=0)
+    mutator.observe([Scored(candidate=Candidate(source=src), result=ok(1.0)),
+                     Scored(candidate=Candidate(source=src.replace("A = 1", "A = 3")))])  # pending: no verdict yet
+    first = asyncio.run(mutator.propose(MutationRequest(task=TASK, parent=Scored(candidate=Candidate(source=src)))))
+    assert values(first.candidate) == {"A": 2}
+    again = asyncio.run(mutator.propose(MutationRequest(task=TASK, parent=Scored(candidate=Candidate(source=src)))))
+    assert again.candidate is None and "already proposed" in again.error
