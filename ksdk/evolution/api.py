@@ -371,7 +371,12 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
                         elapsed_before=float(archive.get_meta("elapsed_s", 0.0) or 0.0))
         if handle_signals:
             removers = _install_signals(evo)
-        reason = await evo.run()
+        try:
+            reason = await evo.run()
+        except asyncio.CancelledError:  # cancelled from outside (e.g. Ctrl-C over several sub-runs): say so
+            config.finished, config.stop_reason = False, INTERRUPTED
+            config.save(run_dir)
+            raise
         for remove in removers:
             remove()
         removers = []

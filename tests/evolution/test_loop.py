@@ -334,3 +334,22 @@ def test_a_run_in_progress_cannot_be_driven_by_a_second_session(tmp_path, toy_si
     summary = asyncio.run(scenario())
     assert summary.evaluated == 3 and "max candidates" in summary.stop_reason
     assert len({r[0] for r in rows(tmp_path, "SELECT candidate_id FROM results")}) == 3
+
+
+def test_a_cancelled_session_records_that_it_was_interrupted(tmp_path):
+    """Several sub-runs under one Ctrl-C are cancelled, not asked to stop: each run directory still says why."""
+    from ksdk.evolution.api import RunConfig, evolve_async
+
+    async def go():
+        session = asyncio.ensure_future(evolve_async(
+            TASK, backend=InProcessToyEvaluator(workers=1), mutator=StepMutator(), seed=seed(sleep=0.05),
+            out=tmp_path / "run", max_candidates=1000, progress=False, handle_signals=False))
+        while not (tmp_path / "run" / "archive.sqlite").exists() or not rows(tmp_path, "SELECT 1 FROM results"):
+            await asyncio.sleep(0.02)
+        session.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await session
+
+    asyncio.run(go())
+    config = RunConfig.load(tmp_path / "run")
+    assert config.stop_reason == "interrupted" and config.finished is False
