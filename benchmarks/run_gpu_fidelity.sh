@@ -14,7 +14,9 @@ only = os.environ.get("TASKS", "").split(",") if os.environ.get("TASKS") else No
 res = asyncio.run(te.fidelity({k: v for k, v in te.examples().items() if not only or k in only}, n))
 open(sys.argv[1] + "/fidelity.json", "w").write(json.dumps(res, indent=1))
 for k, r in res.items():
-    print(k, "cv %.4f" % r["speedup_cv"], "agree %.4f" % r["do_bench_agreement"], [round(x, 4) for x in r["speedups"]])
+    print(k, "cv %.4f" % r["speedup_cv"], "agree %.4f" % r["do_bench_agreement"], "in-worker",
+          r["in_worker_do_bench_agreement"], [round(x, 4) for x in r["speedups"]])
+    print("  in-worker do_bench", [round(x, 4) for x in r["in_worker_do_bench_speedups"]])
     print("  cand_us", [round(x * 1e3, 1) for x in r["candidate_ms_each"]])
     print("  sm_mhz", [c and (c["before"].get("sm_mhz"), c["after"].get("sm_mhz")) for c in r["clocks_each"]])
 PY

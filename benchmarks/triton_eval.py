@@ -42,9 +42,9 @@ async def fidelity(tasks, repeats: int, flush_by: str | None = None) -> dict:
     """Evaluate each seed `repeats` times; speedup CV; agreement with triton.testing.do_bench. `flush_by` sets
     the tasks' timing.l2_flush_by ('read' or 'write'; None keeps the evaluator's default)."""
     res = {}
-    if flush_by:
-        tasks = {n: (t.model_copy(update={"timing": t.timing.model_copy(update={"l2_flush_by": flush_by})}), s)
-                 for n, (t, s) in tasks.items()}
+    # Every evaluation also times both sides with do_bench inside the worker (same buffers and eviction).
+    update = {"cross_check_do_bench": True, **({"l2_flush_by": flush_by} if flush_by else {})}
+    tasks = {n: (t.model_copy(update={"timing": t.timing.model_copy(update=update)}), s) for n, (t, s) in tasks.items()}
     ev = LocalEvaluator("triton_nvidia", cache=False, workers=1)
     try:
         await _fidelity(ev, tasks, repeats, res)
@@ -55,7 +55,7 @@ async def fidelity(tasks, repeats: int, flush_by: str | None = None) -> dict:
 
 async def _fidelity(ev, tasks, repeats, res) -> None:
     for n, (task, seed) in tasks.items():
-        speedups, cand_ms, base_ms, clocks = [], [], [], []
+        speedups, cand_ms, base_ms, clocks, in_worker = [], [], [], [], []
         for _ in range(repeats):
             r = await _one(ev, task, seed)
             if r.speedup is None:
@@ -65,6 +65,9 @@ async def _fidelity(ev, tasks, repeats, res) -> None:
             cand_ms.append(r.candidate_timing.median_ms)
             base_ms.append(r.baseline_timing.median_ms)
             clocks.append(r.device.extra.get("clocks_during_timing") if r.device else None)
+            cc = r.cross_checks
+            if "do_bench:baseline" in cc and "do_bench:candidate" in cc:
+                in_worker.append(cc["do_bench:baseline"].median_ms / cc["do_bench:candidate"].median_ms)
         else:
             mean = statistics.fmean(speedups)
             db = do_bench_speedup(task, seed)
@@ -75,6 +78,10 @@ async def _fidelity(ev, tasks, repeats, res) -> None:
                       # like for like: do_bench with the evaluator's eviction; and do_bench exactly as shipped
                       "do_bench_agreement": statistics.median(speedups) / db[by]["speedup"] - 1.0,
                       "stock_do_bench_agreement": statistics.median(speedups) / db["write"]["speedup"] - 1.0,
+                      # do_bench inside the same worker and evaluation: same process, buffers and eviction
+                      "in_worker_do_bench_speedups": in_worker,
+                      "in_worker_do_bench_agreement": (statistics.median(speedups) / statistics.median(in_worker) - 1.0
+                                                       if in_worker else None),
                       "speedups": speedups, "candidate_ms_each": cand_ms, "baseline_ms_each": base_ms,
                       "clocks_each": clocks}
         print("fidelity", n, res[n].get("l2_flush_by", ""), json.dumps(res[n]), flush=True)

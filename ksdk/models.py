@@ -101,6 +101,9 @@ class TimingSettings(Model):
         "are clean, nothing of the flush is charged to the timed call), 'write' (zeroed, as triton.testing.do_bench "
         "and nvbench do: its dirty lines are written back inside the timed call); None: the backend's default")
     compile_baseline: bool = Field(False, description="also time torch.compile as a second baseline")
+    cross_check_do_bench: bool = Field(False, description="also time baseline and candidate with "
+                                       "triton.testing.do_bench in the same process, on the same buffers and with the "
+                                       "same L2 eviction (EvalResult.cross_checks): a check on the timer itself")
 
 
 class StageTimeouts(Model):
@@ -266,6 +269,8 @@ class EvalResult(Model):
     baseline_timing: Optional[TimingStats] = None
     baseline: str = Field("", description="what the speedup is measured against")
     extra_baselines: dict[str, TimingStats] = Field(default_factory=dict)
+    cross_checks: dict[str, TimingStats] = Field(default_factory=dict, description="the same calls timed by another "
+                                                 "tool, e.g. 'do_bench:baseline' and 'do_bench:candidate'")
     speedup: Optional[float] = None
     performance_skipped: Optional[str] = Field(None, description="why no timing was taken, when none was")
     kernels: list[KernelMeta] = Field(default_factory=list)

@@ -65,3 +65,13 @@ def test_timing_cheats_rejected(name):
     (r,) = evaluate_in_order([(task, (HERE / "cheats" / f"{name}.py").read_text())])
     assert r.error_kind == ErrorKind.REWARD_HACK, (r.stage, r.error_kind, r.message)
     assert r.speedup is None
+
+
+def test_do_bench_cross_check_is_recorded_beside_the_timing():
+    task, seed = example("row_softmax")
+    task = task.model_copy(update={"timing": task.timing.model_copy(update={**FAST, "cross_check_do_bench": True})})
+    (r,) = evaluate_in_order([(task, seed)])
+    assert r.status == Status.OK and r.speedup, r.message
+    assert not [w for w in r.warnings if "cross-check" in w], r.warnings
+    base, cand = r.cross_checks["do_bench:baseline"], r.cross_checks["do_bench:candidate"]
+    assert base.median_ms > 0 and cand.median_ms > 0 and "evicted by read" in cand.method
