@@ -61,21 +61,32 @@ class _Started(NamedTuple):
     versions: dict
 
 
-def _discard(started: _Started) -> None:
-    """Kill a started worker that will never serve (its whole process group) and release its pipes and log."""
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a worker's whole process group (it may already be gone)."""
     try:
-        os.killpg(started.proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _end(proc: subprocess.Popen, fds: tuple[Optional[int], ...]) -> None:
+    """Kill a worker's process group, reap it and close its ends of the pipes."""
+    _kill_group(proc)
     try:
-        started.proc.wait(timeout=10)
+        proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
-    for fd in (started.w, started.r):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    for fd in fds:
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _discard(started: _Started) -> None:
+    """End a started worker that will never serve, and close its log."""
+    _end(started.proc, (started.w, started.r))
     started.log.close()
 
 
@@ -120,6 +131,8 @@ class WorkerProcess:
         self.versions: dict[str, str] = {}
         self.restarts = -1
         self._log = None
+        self._w: Optional[int] = None
+        self._r: Optional[int] = None
         self._buf = b""
         self._spare: Optional[Future] = None
 
@@ -191,20 +204,7 @@ class WorkerProcess:
         """Kill the worker and everything it spawned (its process group)."""
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for fd in (getattr(self, "_w", None), getattr(self, "_r", None)):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        _end(self.proc, (self._w, self._r))
         self._w = self._r = None
         self.proc = None
 
@@ -212,10 +212,7 @@ class WorkerProcess:
         """Kill the process group from another thread; the thread inside `evaluate` sees EOF and cleans up."""
         proc = self.proc
         if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _kill_group(proc)
 
     def close(self) -> None:
         """Ask the worker to exit, then make sure it has."""
