@@ -10,10 +10,8 @@ allocated tensors, as separate evaluations do. Run on a GPU machine:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,28 +20,14 @@ import torch
 from ksdk.models import TimingSettings
 from ksdk.tasks import load_task
 from ksdk_triton_nvidia import timing
+from triton_eval import build_models as build
 
 
-def _module(label: str, src: str):
-    path = Path(tempfile.mkdtemp()) / f"{label}.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location(f"tv_{label}_{time.monotonic_ns()}", path)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
-
-
-def build(task, seed_src: str):
-    """Reference model, candidate model and inputs, built like the runner builds them (same seeds)."""
-    tm, cm = _module("task", task.source), _module("cand", seed_src)
-    init = tm.get_init_inputs()
-    torch.manual_seed(task.seed)
-    ref = tm.Model(*init).cuda()
-    torch.manual_seed(task.seed)
-    new = cm.ModelNew(*init).cuda()
-    torch.manual_seed(task.seed + 1)
-    inputs = [x.cuda() if isinstance(x, torch.Tensor) else x for x in tm.get_inputs()]
-    return ref, new, inputs
+def _settings(**overrides) -> TimingSettings:
+    """The studies' timing settings: the evaluator's when the studies ran (zeroing eviction, no timed warm-up),
+    so that a re-run reproduces docs/benchmarks.md; each study overrides what it varies."""
+    return TimingSettings(**{"warmup": 10, "repetitions": 100, "min_time_ms": 50, "max_repetitions": 20000,
+                             "warmup_ms": 0, "l2_flush_by": "write", **overrides})
 
 
 def _clone(xs):
@@ -73,7 +57,7 @@ def measure(timer: timing.Timer, ref, new, inputs, rounds: int, fresh_rounds: bo
 
 
 def policy(task, seed_src, name, rounds, min_time_ms, rebuild, fresh_rounds, repeats) -> dict:
-    s = TimingSettings(warmup=10, repetitions=100, min_time_ms=min_time_ms, max_repetitions=20000)
+    s = _settings(min_time_ms=min_time_ms)
     runs = []
     t0 = time.perf_counter()
     ref = new = inputs = None
@@ -120,7 +104,7 @@ def baseline_study(task, seed_src, repeats: int) -> list[dict]:
     out = []
     with torch.no_grad():
         for flush in (True, False):
-            s = TimingSettings(warmup=10, repetitions=100, min_time_ms=50, max_repetitions=20000, flush_l2=flush)
+            s = _settings(flush_l2=flush)
             for name, fn in parts.items():
                 timer = timing.Timer(s, torch.device("cuda"))
                 meds, spreads = [], []
@@ -137,21 +121,13 @@ def baseline_study(task, seed_src, repeats: int) -> list[dict]:
     return out
 
 
-class _ReadFlush(timing.Timer):
-    """L2 evicted by reading the buffer (leaves clean lines) instead of zeroing it (leaves dirty lines)."""
-
-    def clear_l2(self) -> None:
-        if self.flush is not None:
-            torch.sum(self.flush, dtype=torch.int64)
-
-
 class _ZeroThenRead(timing.Timer):
     """Zeroed, then a quarter of it read back: the lines left in L2 are mostly clean."""
 
     def clear_l2(self) -> None:
         if self.flush is not None:
-            self.flush.zero_()
-            torch.sum(self.flush[: self.flush.numel() // 4], dtype=torch.int64)
+            timing.evict(self.flush, "write")
+            timing.evict(self.flush[: self.flush.numel() // 4], "read")
 
 
 def flush_study(task, seed_src, repeats: int) -> list[dict]:
@@ -163,9 +139,9 @@ def flush_study(task, seed_src, repeats: int) -> list[dict]:
     ref, new, inputs = build(task, seed_src)
     out = []
     with torch.no_grad():
-        for label, cls in (("zero_ (today)", timing.Timer), ("read", _ReadFlush), ("zero then read", _ZeroThenRead)):
-            s = TimingSettings(warmup=10, repetitions=100, min_time_ms=50, max_repetitions=20000)
-            timer = cls(s, torch.device("cuda"))
+        for label, by, cls in (("zero_", "write", timing.Timer), ("read", "read", timing.Timer),
+                               ("zero then read", "write", _ZeroThenRead)):
+            timer = cls(_settings(l2_flush_by=by), torch.device("cuda"))
             sp, bm, cm = [], [], []
             for _ in range(repeats):
                 shim = torch.empty(rng.randrange(1, 64) * 2**20, dtype=torch.uint8, device="cuda")
@@ -192,12 +168,9 @@ def shift_study(task, seed_src, repeats: int) -> list[dict]:
     ref, new, inputs = build(task, seed_src)
     out = []
     with torch.no_grad():
-        for label, cls, rounds in (("zero_, 5 shifted rounds", timing.Timer, 5),
-                                   ("zero_, 10 shifted rounds", timing.Timer, 10),
-                                   ("zero_, 20 shifted rounds", timing.Timer, 20),
-                                   ("read, 5 shifted rounds", _ReadFlush, 5)):
-            s = TimingSettings(warmup=10, repetitions=100, min_time_ms=50, max_repetitions=20000)
-            timer = cls(s, torch.device("cuda"))
+        for label, by, rounds in (("zero_, 5 shifted rounds", "write", 5), ("zero_, 10 shifted rounds", "write", 10),
+                                  ("zero_, 20 shifted rounds", "write", 20), ("read, 5 shifted rounds", "read", 5)):
+            timer = timing.Timer(_settings(l2_flush_by=by), torch.device("cuda"))
             sp = []
             for _ in range(repeats):
                 b, c = [], []
@@ -252,7 +225,7 @@ def placement_study(task, seed_src, repeats: int) -> list[dict]:
 
     rng = random.Random(2)
     out = []
-    s = TimingSettings(warmup=5, repetitions=100, min_time_ms=30, max_repetitions=20000)
+    s = _settings(warmup=5, min_time_ms=30, l2_flush_by="read")  # the evaluator's eviction when this ran
     with torch.no_grad():
         for label in ("nothing", "inputs", "parameters", "rebuilt models and inputs", "rebuilt + new flush buffer"):
             ref, new, inputs = build(task, seed_src)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import sys
@@ -91,13 +90,13 @@ async def _one(ev, task, source):
     return await ev.evaluate(task, Candidate(source=source))
 
 
-def do_bench_speedup(task: Task, seed: str) -> dict:
-    """The same models and inputs timed by triton.testing.do_bench (median), in this process."""
+def build_models(task: Task, seed: str):
+    """Reference model, candidate model and inputs on the GPU, built in this process as the runner builds them
+    (same seeds)."""
     import importlib.util
     import tempfile
 
     import torch
-    import triton.testing
 
     mods = []
     for label, src in (("task", task.source), ("cand", seed)):
@@ -115,31 +114,26 @@ def do_bench_speedup(task: Task, seed: str) -> dict:
     new = cm.ModelNew(*init).cuda()
     torch.manual_seed(task.seed + 1)
     inputs = [x.cuda() if isinstance(x, torch.Tensor) else x for x in tm.get_inputs()]
+    return ref, new, inputs
+
+
+def do_bench_speedup(task: Task, seed: str) -> dict:
+    """The same models and inputs timed by triton.testing.do_bench (median), in this process, with do_bench's own
+    eviction ('write') and with the evaluator's default ('read')."""
+    import torch
+    import triton.testing
+
+    from ksdk_triton_nvidia.timing import do_bench_eviction
+
+    ref, new, inputs = build_models(task, seed)
     out = {}
     with torch.no_grad():
         for flush in ("write", "read"):
-            with _do_bench_eviction(flush):
+            with do_bench_eviction(flush):
                 b = triton.testing.do_bench(lambda: ref(*inputs), warmup=50, rep=300, return_mode="median")
                 c = triton.testing.do_bench(lambda: new(*inputs), warmup=50, rep=300, return_mode="median")
             out[flush] = {"baseline_ms": b, "candidate_ms": c, "speedup": b / c}
     return out
-
-
-@contextlib.contextmanager
-def _do_bench_eviction(by: str):
-    """do_bench as shipped ('write': it zeroes a 256 MB buffer), or with that buffer read instead ('read'), the
-    evaluator's default eviction; everything else in do_bench unchanged."""
-    import torch
-    import triton
-
-    cls = type(triton.runtime.driver.active)
-    stock = cls.clear_cache
-    if by == "read":
-        cls.clear_cache = lambda self, cache: torch.sum(cache, dtype=torch.int64)
-    try:
-        yield
-    finally:
-        cls.clear_cache = stock
 
 
 def mixed_batch(tasks) -> list[tuple[str, Task, str, set]]:

@@ -447,29 +447,24 @@ class _Evaluation:
 
     def _cross_check(self, timer, ref_in, cand_in) -> None:
         """Time both sides again with triton.testing.do_bench, here (same buffers, same eviction), for the record."""
-        import torch
-        import triton
         import triton.testing
 
         from ksdk.timing import summarize
+        from ksdk_triton_nvidia.timing import do_bench_eviction
 
-        cls = type(triton.runtime.driver.active)
-        stock = cls.clear_cache
-        if timer.flush_by == "read":
-            cls.clear_cache = lambda _driver, cache: torch.sum(cache, dtype=torch.int64)
         self.rec.hold = False
         try:
-            method = f"triton.testing.do_bench (median of all; L2 evicted by {timer.flush_by})"
-            for side, fn in (("baseline", lambda: self.ref(*ref_in)), ("candidate", lambda: self.new(*cand_in))):
-                try:
-                    samples = triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="all")
-                except AssertionError:  # an older Triton without return_mode="all": its median alone
-                    samples = [triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")]
-                self.result.cross_checks[f"do_bench:{side}"] = summarize(samples, method)
+            with do_bench_eviction(timer.flush_by):
+                method = f"triton.testing.do_bench (median of all; L2 evicted by {timer.flush_by})"
+                for side, fn in (("baseline", lambda: self.ref(*ref_in)), ("candidate", lambda: self.new(*cand_in))):
+                    try:
+                        samples = triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="all")
+                    except AssertionError:  # an older Triton without return_mode="all": its median alone
+                        samples = [triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")]
+                    self.result.cross_checks[f"do_bench:{side}"] = summarize(samples, method)
         except Exception as e:  # a record, not a verdict
             self.result.warnings.append(f"do_bench cross-check failed: {type(e).__name__}: {str(e)[:200]}")
         finally:
-            cls.clear_cache = stock
             self.rec.hold = True
 
 

@@ -7,6 +7,7 @@ cannot change what is measured (it is also caught by checks.Integrity and reject
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -32,6 +33,29 @@ ROUNDS = 5  # baseline and candidate alternate this many times within one perfor
 DEFAULT_FLUSH = "read"
 _tensor_zero = torch.Tensor.zero_
 _tensor_sum = torch.Tensor.sum
+
+
+def evict(buffer, by: str) -> None:
+    """Push everything else out of L2 by reading `buffer` (leaves clean lines) or zeroing it (dirty lines)."""
+    if by == "read":
+        _tensor_sum(buffer, dtype=torch.int64)
+    else:
+        _tensor_zero(buffer)
+
+
+@contextlib.contextmanager
+def do_bench_eviction(by: str):
+    """Within the block, triton.testing.do_bench evicts L2 `by` 'read' or 'write' (its own zeroing)."""
+    import triton
+
+    driver = type(triton.runtime.driver.active)
+    stock = driver.clear_cache
+    if by == "read":
+        driver.clear_cache = lambda _driver, cache: evict(cache, "read")
+    try:
+        yield
+    finally:
+        driver.clear_cache = stock
 
 
 def method(settings: TimingSettings) -> str:
@@ -68,12 +92,8 @@ class Timer:
 
     def clear_l2(self) -> None:
         """Evict the L2 cache (queued on the current stream, before the start event), unless the task opts out."""
-        if self.flush is None:
-            return
-        if self.flush_by == "read":
-            _tensor_sum(self.flush, dtype=torch.int64)
-        else:
-            _tensor_zero(self.flush)
+        if self.flush is not None:
+            evict(self.flush, self.flush_by)
 
     def _join(self, streams: set[int]) -> None:
         """Make the timing stream wait for work the candidate launched on other streams (seen by the launch hook)."""
