@@ -347,19 +347,19 @@ def timed_samples(binding: Binding, stream, run: Callable[[Any], None], warmup: 
         if flush is not None:
             binding.memset(flush[0], i & 0xFF, flush[1], stream)
 
-    for i in range(warmup):
-        flush_l2(i)
-        run(stream)
-    binding.synchronize(stream, context="warm-up runs")
+    def warm_up(n: int) -> None:
+        for i in range(n):
+            flush_l2(i)
+            run(stream)
+        binding.synchronize(stream, context="warm-up runs")
+
+    warm_up(warmup)
     # A short probe sizes the loop so that about min_time_ms of kernel time is sampled.
     probe = _event_loop(binding, stream, run, 3, flush_l2)
     est = max(sorted(probe)[1], 1e-4)
     extra = min(max_repetitions, int(warmup_ms / est))  # warm up for at least warmup_ms (sustained clocks)
     if extra:
-        for i in range(extra):
-            flush_l2(i)
-            run(stream)
-        binding.synchronize(stream, context="warm-up runs")
+        warm_up(extra)
     n = int(min(max_repetitions, max(repetitions, min_time_ms / est)))
     return _event_loop(binding, stream, run, n, flush_l2)
 
