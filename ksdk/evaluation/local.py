@@ -11,7 +11,7 @@ from ksdk.errors import PluginError
 from ksdk.evaluation.cache import ResultCache, cache_key
 from ksdk.evaluation.process import WorkerProcess, WorkerStartError
 from ksdk.interfaces.evaluator import Evaluator
-from ksdk.models import Availability, Candidate, ErrorKind, EvalResult, EvaluatorInfo, Status, Task
+from ksdk.models import Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, EvaluatorInfo, Status, Task
 from ksdk.registry import load_backend
 
 
@@ -74,8 +74,7 @@ class LocalEvaluator(Evaluator):
         return self._hints
 
     def _device_label(self) -> str:
-        devs = self.availability.devices
-        return "interpreter" if self.interpret or not devs else devs[0].name
+        return device_label(self.availability.devices, {p.device for p in self._procs}, self.interpret)
 
     async def evaluate(self, task: Task, candidate: Candidate) -> EvalResult:
         key = cache_key(task, candidate, self.backend_name, self._device_label())
@@ -163,6 +162,13 @@ class LocalEvaluator(Evaluator):
             await asyncio.to_thread(p.close)
         if self._cache is not None:
             self._cache.close()
+
+
+def device_label(devices: list[DeviceInfo], used: set[int], interpret: bool) -> str:
+    """What the verdict cache keys on for the devices the workers use: every distinct model among them, so a box
+    with mixed GPUs never hands one model's timings to a request for another."""
+    names = sorted({d.name for d in devices if d.index in used})
+    return "interpreter" if interpret or not names else " + ".join(names)
 
 
 def _as_cached(result: EvalResult, candidate: Candidate) -> EvalResult:

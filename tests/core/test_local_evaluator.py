@@ -271,3 +271,16 @@ def test_standby_defaults_off_without_a_gpu(scripted):
     ev = LocalEvaluator("scripted", cache=False)
     assert ev.standby is False
     asyncio.run(ev.close())
+
+
+def test_cache_key_names_every_gpu_model_the_workers_use():
+    from ksdk.evaluation.local import device_label
+    from ksdk.models import DeviceInfo
+
+    devs = [DeviceInfo(index=0, name="NVIDIA H100", kind="gpu"), DeviceInfo(index=1, name="NVIDIA H200", kind="gpu"),
+            DeviceInfo(index=2, name="NVIDIA H100", kind="gpu")]
+    assert device_label(devs, {0, 2}, interpret=False) == "NVIDIA H100"
+    assert device_label(devs, {1}, interpret=False) == "NVIDIA H200"
+    assert device_label(devs, {0, 1, 2}, interpret=False) == "NVIDIA H100 + NVIDIA H200"
+    assert device_label(devs, {0, 1}, interpret=True) == "interpreter"
+    assert device_label([], {0}, interpret=False) == "interpreter"
