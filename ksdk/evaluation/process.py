@@ -250,11 +250,25 @@ class WorkerProcess:
 
     # -- one evaluation --------------------------------------------------------------------------
     def evaluate(self, task: Task, candidate: Candidate, skip_performance: bool = False) -> EvalResult:
-        """Evaluate in the worker, starting it first if needed. Never raises for candidate behaviour."""
+        """Evaluate in the worker, starting it first if needed. Never raises for candidate behaviour. A worker
+        that dies before it accepts the evaluation (so before any of this candidate's code ran: a standby killed
+        from outside, the OOM killer) is replaced and the evaluation sent again, once; the candidate is not blamed."""
+        for _ in range(2):
+            result = self._evaluate_once(task, candidate, skip_performance)
+            if result is not None:
+                return result
+        res = EvalResult(stage=Stage.LOAD, status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA)
+        res.message = ("two fresh workers died before accepting the evaluation: the machine, not the candidate "
+                       f"(see the worker log: {self.log_tail(1000) or 'empty'})")
+        return res
+
+    def _evaluate_once(self, task: Task, candidate: Candidate, skip_performance: bool) -> Optional[EvalResult]:
+        """One attempt; None when the worker died before accepting it."""
         if not self.alive:
             self.start()
         nonce = uuid.uuid4().hex
         stage = Stage.LOAD
+        accepted = False
         t0 = time.monotonic()
         deadline = t0 + task.timeouts.for_stage(stage)
         log_mark = self._log.seek(0, os.SEEK_END) if self._log else 0
@@ -266,10 +280,12 @@ class WorkerProcess:
             while True:
                 msg = self._recv(deadline)
                 if msg is None:
-                    return self._died(stage, log_mark, time.monotonic() - t0)
+                    return self._died_or_retry(accepted, stage, log_mark, t0)
                 if msg.get("nonce") != nonce:
                     continue  # stale or forged: only our nonce counts
-                if msg["op"] == "stage":
+                if msg["op"] == "accepted":
+                    accepted = True
+                elif msg["op"] == "stage":
                     stage = Stage(msg["stage"])
                     deadline = time.monotonic() + task.timeouts.for_stage(stage)
                 elif msg["op"] == "result":
@@ -286,7 +302,7 @@ class WorkerProcess:
                 f"stage '{stage.value}' exceeded its {limit:g} s limit; the worker and its process group were killed",
             )
         except (BrokenPipeError, OSError):
-            return self._died(stage, log_mark, time.monotonic() - t0)
+            return self._died_or_retry(accepted, stage, log_mark, t0)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             # Code in the worker process can write to the channel: a malformed message is its verdict, not ours.
             self.kill()
@@ -294,6 +310,13 @@ class WorkerProcess:
                 stage, ErrorKind.CRASH, trim_message(
                     f"the worker sent a malformed protocol message during stage '{stage.value}' "
                     f"({type(e).__name__}: {e}); the candidate wrote to the worker's result channel"))
+
+    def _died_or_retry(self, accepted: bool, stage: Stage, log_mark: int, t0: float) -> Optional[EvalResult]:
+        """The candidate's crash verdict once the worker had accepted it; before that, None (retry elsewhere)."""
+        if accepted:
+            return self._died(stage, log_mark, time.monotonic() - t0)
+        self.kill()
+        return None
 
     def _died(self, stage: Stage, log_mark: int, elapsed: float) -> EvalResult:
         code = 0

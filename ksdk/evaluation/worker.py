@@ -95,6 +95,7 @@ def main(argv: list[str]) -> int:
         if msg is None or msg.get("op") == "exit":
             return 0
         nonce = msg.get("nonce")
+        chan.send({"op": "accepted", "nonce": nonce})  # before any candidate code runs: see WorkerProcess.evaluate
         task = Task.model_validate(msg["task"])
         cand = Candidate.model_validate(msg["candidate"])
         state = {"stage": Stage.LOAD}

@@ -264,7 +264,34 @@ def test_a_dead_standby_is_replaced_by_a_fresh_worker(scripted):
 
     spare, crash, after = asyncio.run(go())
     assert crash.error_kind == ErrorKind.CRASH
-    assert after.status == Status.OK and int(after.message) != spare
+    assert after.status == Status.OK and int(after.message) != spare, (after.error_kind, after.message, after.warnings)
+
+
+def test_a_worker_killed_from_outside_while_idle_costs_the_next_candidate_nothing(scripted):
+    import os
+    import signal
+
+    async def go():
+        ev = LocalEvaluator("scripted", cache=False, workers=1, standby=False)
+        try:
+            first = await ev.evaluate(TASK, Candidate(source="ok"))
+            os.kill(int(first.message), signal.SIGKILL)  # e.g. the OOM killer; may not have landed yet
+            return first, await ev.evaluate(TASK, Candidate(source="ok"))
+        finally:
+            await ev.close()
+
+    first, after = asyncio.run(go())
+    assert after.status == Status.OK and int(after.message) != int(first.message), (after.error_kind, after.message)
+
+
+def test_workers_dying_before_they_accept_are_an_infra_error_not_a_verdict(scripted, monkeypatch):
+    from ksdk.evaluation.process import WorkerProcess
+
+    tries = []
+    monkeypatch.setattr(WorkerProcess, "_evaluate_once", lambda self, *a: tries.append(a) or None)
+    (r,) = run("ok", workers=1)
+    assert len(tries) == 2 and r.status == Status.INFRA_ERROR and r.error_kind == ErrorKind.INFRA
+    assert "not the candidate" in r.message
 
 
 def test_standby_defaults_off_without_a_gpu(scripted):
