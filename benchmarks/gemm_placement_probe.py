@@ -3,7 +3,7 @@ matmul_bias_relu seed and its cuBLAS reference, in fresh processes and, within o
 re-placed at different offsets. Needs only torch, triton and ksdk_triton_nvidia (for the eviction swap).
 
 Run on a GPU:  [EVICT=read] python benchmarks/gemm_placement_probe.py [N_PROCESSES]
-               [EVICT=read] python benchmarks/gemm_placement_probe.py placements
+               [EVICT=read] [MOVE=input|weights] python benchmarks/gemm_placement_probe.py placements
 EVICT: 'write' (do_bench's own zeroing, the default here) or 'read' (the evaluator's default eviction).
 """
 
@@ -66,21 +66,25 @@ def one() -> None:
 
 
 def placements(n: int = 10) -> None:
-    """This process: the candidate's input, weight and bias copied past a growing, odd-sized pad, n times."""
+    """This process: the candidate's input, weight and bias (MOVE=input or MOVE=weights: only those) copied past a
+    growing, odd-sized pad, n times."""
     ref, new, x = models()
+    move = os.environ.get("MOVE", "all")
     keep, rows = [], []
     with torch.no_grad():
         for i in range(n):
             keep.append(torch.empty((i * 37 % 11) * 2**20 + i * 4096, dtype=torch.uint8, device="cuda"))
-            xi = x.clone()
-            new.weight.data = new.weight.detach().clone()
-            new.bias.data = new.bias.detach().clone()
+            xi = x.clone() if move in ("all", "input") else x
+            if move in ("all", "weights"):
+                new.weight.data = new.weight.detach().clone()
+                new.bias.data = new.bias.detach().clone()
             keep += [xi, new.weight.data, new.bias.data]
             rows.append({"i": i, "cand_us": round(bench_us(lambda: new(xi)), 2),
                          "ref_us": round(bench_us(lambda: ref(xi)), 2),
-                         "x_mb": xi.data_ptr() / 2**20 % 1024, "w_mb": new.weight.data_ptr() / 2**20 % 1024})
+                         "x_mb": xi.data_ptr() / 2**20 % 1024, "w_mb": new.weight.data_ptr() / 2**20 % 1024,
+                         "out_mb": new(xi).data_ptr() / 2**20 % 1024})
             print(json.dumps(rows[-1]), flush=True)
-    print("placements", spread(rows))
+    print("placements", move, spread(rows))
 
 
 def processes(n: int) -> None:

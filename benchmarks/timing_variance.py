@@ -145,7 +145,8 @@ def flush_study(task, seed_src, repeats: int) -> list[dict]:
             sp, bm, cm = [], [], []
             for _ in range(repeats):
                 shim = torch.empty(rng.randrange(1, 64) * 2**20, dtype=torch.uint8, device="cuda")
-                b, c = timer.measure_interleaved(lambda: ref(*inputs), lambda: new(*inputs))
+                timed = timer.measure_interleaved([lambda: ref(*inputs)], [lambda: new(*inputs)])
+                b, c = timed.base, timed.cand
                 del shim
                 bm.append(statistics.median(b.samples_ms))
                 cm.append(statistics.median(c.samples_ms))

@@ -37,12 +37,13 @@ def examples() -> dict[str, tuple[Task, str]]:
     return out
 
 
-async def fidelity(tasks, repeats: int, flush_by: str | None = None) -> dict:
+async def fidelity(tasks, repeats: int, flush_by: str | None = None, placements: int = 1) -> dict:
     """Evaluate each seed `repeats` times; speedup CV; agreement with triton.testing.do_bench. `flush_by` sets
-    the tasks' timing.l2_flush_by ('read' or 'write'; None keeps the evaluator's default)."""
+    the tasks' timing.l2_flush_by ('read' or 'write'; None keeps the evaluator's default), `placements` their
+    timing.placements."""
     res = {}
     # Every evaluation also times both sides with do_bench inside the worker (same buffers and eviction).
-    update = {"cross_check_do_bench": True, **({"l2_flush_by": flush_by} if flush_by else {})}
+    update = {"cross_check_do_bench": True, "placements": placements, **({"l2_flush_by": flush_by} if flush_by else {})}
     tasks = {n: (t.model_copy(update={"timing": t.timing.model_copy(update=update)}), s) for n, (t, s) in tasks.items()}
     ev = LocalEvaluator("triton_nvidia", cache=False, workers=1)
     try:
@@ -54,7 +55,7 @@ async def fidelity(tasks, repeats: int, flush_by: str | None = None) -> dict:
 
 async def _fidelity(ev, tasks, repeats, res) -> None:
     for n, (task, seed) in tasks.items():
-        speedups, cand_ms, base_ms, clocks, in_worker = [], [], [], [], []
+        speedups, cand_ms, base_ms, clocks, in_worker, placed = [], [], [], [], [], []
         for _ in range(repeats):
             r = await _one(ev, task, seed)
             if r.speedup is None:
@@ -64,6 +65,8 @@ async def _fidelity(ev, tasks, repeats, res) -> None:
             cand_ms.append(r.candidate_timing.median_ms)
             base_ms.append(r.baseline_timing.median_ms)
             clocks.append(r.device.extra.get("clocks_during_timing") if r.device else None)
+            placed.append({k.split(":")[0]: round(v.median_ms * 1e3, 2) for k, v in r.cross_checks.items()
+                           if k.startswith("placement") and k.endswith(":candidate")})
             cc = r.cross_checks
             if "do_bench:baseline" in cc and "do_bench:candidate" in cc:
                 in_worker.append(cc["do_bench:baseline"].median_ms / cc["do_bench:candidate"].median_ms)
@@ -82,7 +85,7 @@ async def _fidelity(ev, tasks, repeats, res) -> None:
                       "in_worker_do_bench_agreement": (statistics.median(speedups) / statistics.median(in_worker) - 1.0
                                                        if in_worker else None),
                       "speedups": speedups, "candidate_ms_each": cand_ms, "baseline_ms_each": base_ms,
-                      "clocks_each": clocks}
+                      "clocks_each": clocks, "placement_candidate_us_each": placed}
         print("fidelity", n, res[n].get("l2_flush_by", ""), json.dumps(res[n]), flush=True)
 
 

@@ -104,6 +104,10 @@ class TimingSettings(Model):
     cross_check_do_bench: bool = Field(False, description="also time baseline and candidate with "
                                        "triton.testing.do_bench in the same process, on the same buffers and with the "
                                        "same L2 eviction (EvalResult.cross_checks): a check on the timer itself")
+    placements: int = Field(1, ge=1, le=16, description="time over this many copies of the inputs, each starting at "
+                            "a different offset in device memory, rounds rotating over them (both sides alike): a "
+                            "kernel whose speed depends on where its operands sit is then measured over several "
+                            "places, and each place's medians are kept in EvalResult.cross_checks (triton_nvidia)")
 
 
 class StageTimeouts(Model):
@@ -270,7 +274,8 @@ class EvalResult(Model):
     baseline: str = Field("", description="what the speedup is measured against")
     extra_baselines: dict[str, TimingStats] = Field(default_factory=dict)
     cross_checks: dict[str, TimingStats] = Field(default_factory=dict, description="the same calls timed by another "
-                                                 "tool, e.g. 'do_bench:baseline' and 'do_bench:candidate'")
+                                                 "tool or at other input placements, e.g. 'do_bench:candidate', "
+                                                 "'placement 1 (+28 KB):candidate'")
     speedup: Optional[float] = None
     performance_skipped: Optional[str] = Field(None, description="why no timing was taken, when none was")
     kernels: list[KernelMeta] = Field(default_factory=list)

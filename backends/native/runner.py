@@ -426,6 +426,9 @@ def evaluate(task: Task, candidate: Candidate, ctx: EvalContext, dialect: Dialec
         if flush and timing.l2_flush_by == "read":
             res.warnings.append("timing.l2_flush_by='read' is not available on the native backends (they evict L2 "
                                 "with a memset, i.e. 'write'); leave it unset or set 'write' to silence this")
+        if timing.placements > 1:
+            res.warnings.append(f"timing.placements={timing.placements} is not available on the native backends (they "
+                                "time one copy of the inputs); leave it at 1 to silence this")
         method = (f"{dialect.name} events on a stream"
                   + (f", L2 flushed by a {FLUSH_BYTES >> 20} MiB memset between repetitions" if flush else ""))
 

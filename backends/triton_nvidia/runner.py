@@ -21,6 +21,8 @@ NO_TIMING_INTERPRETER = ("Triton interpreter on the CPU (no NVIDIA GPU here): ke
 
 # Below this much device work per call, the synchronized-vs-event comparison is within host/sync jitter.
 HIDDEN_WORK_FLOOR_MS = 0.25
+# With timing.placements > 1: warn when the candidate's medians at different input placements are this far apart.
+PLACEMENT_WARN = 0.03
 
 
 class Reject(Exception):
@@ -386,8 +388,8 @@ class _Evaluation:
         self.enter(Stage.PERFORMANCE)
         s = self.task.timing
         timer = timing.Timer(s, self.device)
-        ref_in = tensors.to_device(tensors.clone(self.cpu_inputs[0]), self.device)
-        cand_in = tensors.to_device(tensors.clone(self.cpu_inputs[0]), self.device)
+        ref_ins, cand_ins = self._timing_inputs(tensors, timing)
+        ref_in, cand_in = ref_ins[0], cand_ins[0]
         extra = {}
         if s.compile_baseline:
             compiled = timing.optional_compile(self.ref)
@@ -402,8 +404,10 @@ class _Evaluation:
         gpu = self._clocks.handle(self._gpu_uuid)
         before = self._clocks.read(gpu)
         try:
-            base, meas = timer.measure_interleaved(lambda: self.ref(*ref_in), lambda: self.new(*cand_in),
-                                                   side_streams=lambda: self.rec.streams)
+            timed = timer.measure_interleaved([lambda i=i: self.ref(*i) for i in ref_ins],
+                                              [lambda i=i: self.new(*i) for i in cand_ins],
+                                              side_streams=lambda: self.rec.streams)
+            base, meas = timed.base, timed.cand
         finally:
             self.rec.hold = True
         if before and self.result.device is not None:
@@ -442,8 +446,37 @@ class _Evaluation:
         self.result.baseline = "PyTorch eager (the task's Model)"
         self.result.speedup = speedup(self.result.baseline_timing, cand)
         self.result.stage = Stage.PERFORMANCE
+        if len(cand_ins) > 1:
+            self._record_placements(timed, timer, timing)
         if s.cross_check_do_bench:
             self._cross_check(timer, ref_in, cand_in)
+
+    def _timing_inputs(self, tensors, timing) -> tuple[list, list]:
+        """The baseline's and the candidate's copies of the first input set, one pair per placement (each side its
+        own copy): fresh allocations, or with timing.placements > 1 copies at chosen offsets."""
+        n = self.task.timing.placements
+        if n == 1:
+            return ([tensors.to_device(tensors.clone(self.cpu_inputs[0]), self.device)],
+                    [tensors.to_device(tensors.clone(self.cpu_inputs[0]), self.device)])
+        return tuple([tensors.placed(self.cpu_inputs[0], self.device, timing.placement_offset(k)) for k in range(n)]
+                     for _ in range(2))
+
+    def _record_placements(self, timed, timer, timing) -> None:
+        """Each placement's medians, and a warning (feedback) when the candidate's time depends on them."""
+        from ksdk.timing import summarize
+
+        medians = []
+        for k, (base, cand) in sorted(timed.by_placement().items()):
+            where = f"placement {k} (+{timing.placement_offset(k) >> 10} KB)"
+            self.result.cross_checks[f"{where}:baseline"] = summarize(base, timer.method)
+            self.result.cross_checks[f"{where}:candidate"] = c = summarize(cand, timer.method)
+            medians.append(c.median_ms)
+        lo, hi = min(medians), max(medians)
+        if hi > lo * (1 + PLACEMENT_WARN):
+            self.result.warnings.append(
+                f"the candidate's time depends on where its inputs sit in device memory: medians "
+                f"{lo * 1e3:.1f}-{hi * 1e3:.1f} us over {len(medians)} placements ({100 * (hi / lo - 1):.1f}% apart; "
+                "the speedup is taken over all of them)")
 
     def _cross_check(self, timer, ref_in, cand_in) -> None:
         """Time both sides again with triton.testing.do_bench, here (same buffers, same eviction), for the record."""

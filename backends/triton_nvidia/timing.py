@@ -27,6 +27,7 @@ _event_wait = _EventBase.wait
 
 L2_FLUSH_BYTES = 256 * 1024 * 1024  # well above the 50 MB L2 of an H100/H200
 ROUNDS = 5  # baseline and candidate alternate this many times within one performance stage
+PLACEMENT_STEP = 28 << 10  # with timing.placements > 1, copy k of the inputs starts k * 28 KB past a 2 MB boundary
 # Eviction by reading is the default: zeroing (do_bench's way) leaves ~50 MB of dirty lines whose write-back lands
 # in the timed call, costs memory-bound kernels up to 13% and moves with buffer placement (1.7% speedup CV on a
 # 60 us GEMM against 0.2% by reading; docs/benchmarks.md, "L2 eviction").
@@ -63,7 +64,20 @@ def method(settings: TimingSettings) -> str:
     by = settings.l2_flush_by or DEFAULT_FLUSH
     flush = (f"L2 evicted before every repetition by {'reading' if by == 'read' else 'zeroing'} "
              f"{L2_FLUSH_BYTES >> 20} MB" if settings.flush_l2 else "L2 not flushed")
-    return f"cuda events, {flush}, side streams joined, baseline and candidate interleaved in {ROUNDS} rounds"
+    n = settings.placements
+    where = f" over {n} input placements (+{PLACEMENT_STEP >> 10} KB steps)" if n > 1 else ""
+    return (f"cuda events, {flush}, side streams joined, baseline and candidate interleaved in "
+            f"{rounds(n)} rounds{where}")
+
+
+def rounds(placements: int) -> int:
+    """Alternating rounds in one performance stage: at least ROUNDS, and as many for every input placement."""
+    return placements * math.ceil(ROUNDS / placements)
+
+
+def placement_offset(k: int) -> int:
+    """Where copy k of the inputs starts, in bytes past a 2 MB boundary."""
+    return k * PLACEMENT_STEP
 
 
 def _event():
@@ -144,18 +158,20 @@ class Timer:
         _sync()
         return Measurement([_elapsed(x, y) for x, y in zip(starts, ends)], out, warm + n)
 
-    def measure_interleaved(self, base_fn: Callable[[], Any], cand_fn: Callable[[], Any],
-                            side_streams: Callable[[], set[int]] = set, rounds: int = ROUNDS
-                            ) -> tuple[Measurement, Measurement]:
+    def measure_interleaved(self, base_fns: list[Callable[[], Any]], cand_fns: list[Callable[[], Any]],
+                            side_streams: Callable[[], set[int]] = set) -> Interleaved:
         """Baseline and candidate timed in alternating rounds, so that clock and thermal drift during the
-        measurement reach both alike and the speedup (a ratio) stays steady across evaluations."""
-        base: list[Measurement] = []
-        cand: list[Measurement] = []
-        for r in range(rounds):
+        measurement reach both alike and the speedup (a ratio) stays steady across evaluations. Round r calls
+        base_fns[r % n] and cand_fns[r % n] (n input placements, each timed in as many rounds)."""
+        n = len(base_fns)
+        total = rounds(n)
+        parts: list[tuple[int, Measurement, Measurement]] = []
+        for r in range(total):
             warm = None if r == 0 else min(2, self.settings.warmup)
-            base.append(self.measure(base_fn, share=1 / rounds, warmup=warm))
-            cand.append(self.measure(cand_fn, side_streams, share=1 / rounds, warmup=warm))
-        return _joined(base), _joined(cand)
+            b = self.measure(base_fns[r % n], share=1 / total, warmup=warm)
+            c = self.measure(cand_fns[r % n], side_streams, share=1 / total, warmup=warm)
+            parts.append((r % n, b, c))
+        return Interleaved(_joined([b for _, b, _ in parts]), _joined([c for _, _, c in parts]), parts)
 
     def hidden_work_ms(self, fn: Callable[[], Any], reps: int = 15) -> float:
         """Median time of fn when the device is fully synchronized before the end event, minus that of an
@@ -177,6 +193,24 @@ class Timer:
             return times[len(times) // 2]
 
         return bracketed(fn) - bracketed(lambda: None)
+
+
+@dataclass
+class Interleaved:
+    """Both sides' samples over all rounds, and each round's (placement, baseline, candidate)."""
+
+    base: Measurement
+    cand: Measurement
+    rounds: list[tuple[int, Measurement, Measurement]]
+
+    def by_placement(self) -> dict[int, tuple[list[float], list[float]]]:
+        """Placement -> (baseline samples, candidate samples) over its rounds."""
+        out: dict[int, tuple[list[float], list[float]]] = {}
+        for k, b, c in self.rounds:
+            base, cand = out.setdefault(k, ([], []))
+            base.extend(b.samples_ms)
+            cand.extend(c.samples_ms)
+        return out
 
 
 def _joined(parts: list[Measurement]) -> Measurement:

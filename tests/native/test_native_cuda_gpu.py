@@ -99,3 +99,10 @@ def test_compute_once_then_skip_is_a_reward_hack():
         "    if (threadIdx.x == 0 && atomicAdd(&finished, 1u) == gridDim.x - 1) done = 1;")
     (r,) = evaluate_in_order([cheat], correctness_trials=1)
     assert (r.stage, r.error_kind) == (Stage.PERFORMANCE, ErrorKind.REWARD_HACK), (r.error_kind, r.message)
+
+
+def test_triton_only_timing_settings_are_named_in_a_warning_not_ignored_silently():
+    (r,) = evaluate_in_order([cuda()], timing={"l2_flush_by": "read", "placements": 3, "min_time_ms": 5.0})
+    assert r.status == Status.OK and r.speedup, r.message
+    assert any("l2_flush_by='read' is not available" in w for w in r.warnings), r.warnings
+    assert any("timing.placements=3 is not available" in w for w in r.warnings), r.warnings

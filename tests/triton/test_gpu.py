@@ -75,3 +75,21 @@ def test_do_bench_cross_check_is_recorded_beside_the_timing():
     assert not [w for w in r.warnings if "cross-check" in w], r.warnings
     base, cand = r.cross_checks["do_bench:baseline"], r.cross_checks["do_bench:candidate"]
     assert base.median_ms > 0 and cand.median_ms > 0 and "evicted by read" in cand.method
+
+
+def test_placements_rotate_the_inputs_and_each_is_recorded():
+    task, seed = example("matmul_bias_relu")
+    task = task.model_copy(update={"timing": task.timing.model_copy(update={**FAST, "placements": 3})})
+    (r,) = evaluate_in_order([(task, seed)])
+    assert r.status == Status.OK and r.speedup and math.isfinite(r.speedup), r.message
+    assert "over 3 input placements" in r.candidate_timing.method and "in 6 rounds" in r.candidate_timing.method
+    keys = [f"placement {k} (+{k * 28} KB):{side}" for k in range(3) for side in ("baseline", "candidate")]
+    assert sorted(r.cross_checks) == sorted(keys), sorted(r.cross_checks)
+    assert all(r.cross_checks[k].median_ms > 0 and r.cross_checks[k].n >= 3 for k in keys)
+    assert sum(r.cross_checks[k].n for k in keys if k.endswith("candidate")) == r.candidate_timing.n
+
+
+def test_timing_cheats_rejected_with_rotating_placements():
+    task = small_task(timing={**FAST, "placements": 2})
+    (r,) = evaluate_in_order([(task, (HERE / "cheats" / "lazy_when_timed.py").read_text())])
+    assert r.error_kind == ErrorKind.REWARD_HACK, (r.stage, r.error_kind, r.message)
