@@ -55,7 +55,7 @@ async def fidelity(tasks, repeats: int, flush_by: str | None = None, placements:
 
 async def _fidelity(ev, tasks, repeats, res) -> None:
     for n, (task, seed) in tasks.items():
-        speedups, cand_ms, base_ms, clocks, in_worker, placed = [], [], [], [], [], []
+        speedups, cand_ms, base_ms, clocks, in_worker, placed, warned = [], [], [], [], [], [], []
         for _ in range(repeats):
             r = await _one(ev, task, seed)
             if r.speedup is None:
@@ -65,6 +65,7 @@ async def _fidelity(ev, tasks, repeats, res) -> None:
             cand_ms.append(r.candidate_timing.median_ms)
             base_ms.append(r.baseline_timing.median_ms)
             clocks.append(r.device.extra.get("clocks_during_timing") if r.device else None)
+            warned.append(r.warnings)
             placed.append({k.split(":")[0]: round(v.median_ms * 1e3, 2) for k, v in r.cross_checks.items()
                            if k.startswith("placement") and k.endswith(":candidate")})
             cc = r.cross_checks
@@ -85,7 +86,7 @@ async def _fidelity(ev, tasks, repeats, res) -> None:
                       "in_worker_do_bench_agreement": (statistics.median(speedups) / statistics.median(in_worker) - 1.0
                                                        if in_worker else None),
                       "speedups": speedups, "candidate_ms_each": cand_ms, "baseline_ms_each": base_ms,
-                      "clocks_each": clocks, "placement_candidate_us_each": placed}
+                      "clocks_each": clocks, "placement_candidate_us_each": placed, "warnings_each": warned}
         print("fidelity", n, res[n].get("l2_flush_by", ""), json.dumps(res[n]), flush=True)
 
 
