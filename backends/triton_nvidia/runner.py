@@ -454,12 +454,14 @@ class _Evaluation:
     def _timing_inputs(self, tensors, timing) -> tuple[list, list]:
         """The baseline's and the candidate's copies of the first input set, one pair per placement (each side its
         own copy): fresh allocations, or with timing.placements > 1 copies at chosen offsets."""
-        n = self.task.timing.placements
-        if n == 1:
-            return ([tensors.to_device(tensors.clone(self.cpu_inputs[0]), self.device)],
-                    [tensors.to_device(tensors.clone(self.cpu_inputs[0]), self.device)])
-        return tuple([tensors.placed(self.cpu_inputs[0], self.device, timing.placement_offset(k)) for k in range(n)]
-                     for _ in range(2))
+        n, first = self.task.timing.placements, self.cpu_inputs[0]
+
+        def copies() -> list:
+            if n == 1:
+                return [tensors.to_device(tensors.clone(first), self.device)]
+            return [tensors.placed(first, self.device, timing.placement_offset(k)) for k in range(n)]
+
+        return copies(), copies()
 
     def _record_placements(self, timed, timer, timing) -> None:
         """Each placement's medians, and a warning (feedback) when the candidate's time depends on them."""

@@ -36,6 +36,10 @@ def render_result(result) -> None:
     if result.baseline_timing:
         b = result.baseline_timing
         t.add_row("baseline", f"median {b.median_ms:.4f} ms, IQR {b.iqr_ms:.4f}, n={b.n}")
+    for name, st in result.extra_baselines.items():
+        t.add_row(f"baseline {name}", f"median {st.median_ms:.4f} ms, IQR {st.iqr_ms:.4f}, n={st.n}")
+    for name, st in result.cross_checks.items():
+        t.add_row(name, f"median {st.median_ms:.4f} ms, IQR {st.iqr_ms:.4f}, n={st.n}")
     if result.performance_skipped:
         t.add_row("performance", f"skipped: {result.performance_skipped}")
     for k in result.kernels:
