@@ -70,6 +70,14 @@ class Integrity:
         return bad
 
 
+def settle_torch(source: str, interpret: bool) -> None:
+    """Import what replaces torch functions on its first import (torch._dynamo wraps torch.manual_seed) before
+    the snapshot, so torch.compile in the baseline or in a candidate is not taken for tampering. Always on GPU
+    workers (warm_up already paid for it); in the interpreter only when the candidate mentions it (~1.7 s)."""
+    if not interpret or "compile" in source or "dynamo" in source:
+        import torch._dynamo  # noqa: F401
+
+
 def new_integrity(owners: dict[str, Any]) -> Integrity:
     """A snapshot of torch/time/numpy plus `owners` (label -> module or class)."""
     integ = Integrity()

@@ -67,6 +67,8 @@ def warm_up(interpret: bool) -> None:
 
     recorder(interpret)
     if not interpret:
+        import torch._dynamo  # noqa: F401  (see checks.settle_torch)
+
         from ksdk_triton_nvidia import timing  # noqa: F401
 
 
@@ -176,6 +178,7 @@ class _Evaluation:
             if timing is not None:
                 guarded["timing"] = timing
                 guarded["Timer"] = timing.Timer
+            checks.settle_torch(self.cand.source, interpret)
             self.integrity = checks.new_integrity(guarded)
             self._load_candidate(torch, loading, diagnose)
             self._compile(torch, tensors, checks, metadata)

@@ -93,3 +93,11 @@ def test_timing_cheats_rejected_with_rotating_placements():
     task = small_task(timing={**FAST, "placements": 2})
     (r,) = evaluate_in_order([(task, (HERE / "cheats" / "lazy_when_timed.py").read_text())])
     assert r.error_kind == ErrorKind.REWARD_HACK, (r.stage, r.error_kind, r.message)
+
+
+def test_torch_compile_baseline_is_timed_and_not_taken_for_tampering():
+    task, seed = example("row_softmax")
+    task = task.model_copy(update={"timing": task.timing.model_copy(update={**FAST, "compile_baseline": True})})
+    (r,) = evaluate_in_order([(task, seed)])
+    assert r.status == Status.OK and r.speedup, (r.error_kind, r.message)
+    assert r.extra_baselines["torch.compile"].median_ms > 0, r.warnings

@@ -7,7 +7,7 @@ import pytest
 from ksdk.models import ErrorKind, Stage, Status
 from ksdk_triton_nvidia.conformance import GOOD, TASK
 
-from tritonkit import evaluate_all, small_task
+from tritonkit import evaluate_all, evaluate_in_order, small_task
 
 # KernelBench's old loose tolerance: a constant 1/n output passes allclose here (the known hole).
 SOFTMAX_TASK = '''
@@ -87,6 +87,15 @@ def test_good_passes_correctness_and_skips_timing_in_the_interpreter(verdicts):
     assert r.device.kind == "interpreter"
     assert {"torch", "triton", "python"} <= set(r.versions)
     assert [k.name for k in r.kernels] == ["fused_kernel"]
+
+
+def test_a_candidate_importing_torch_compile_is_not_taken_for_a_cheat():
+    # Importing torch._dynamo (torch.compile's front end) wraps torch.manual_seed: PyTorch's doing, not tampering.
+    # Its own worker: the import reshapes the CPU heap that the other cases' poisoning relies on.
+    source = GOOD.replace("import torch\n", "import torch\nimport torch._dynamo\n", 1)
+    assert "import torch._dynamo" in source
+    (r,) = evaluate_in_order([(small_task(), source)], interpret=True)
+    assert r.status == Status.OK and r.stage == Stage.CORRECTNESS, (r.error_kind, r.message)
 
 
 def line_of(key: str, text: str) -> int:
