@@ -70,11 +70,11 @@ class Integrity:
         return bad
 
 
-def settle_torch(source: str, interpret: bool) -> None:
+def settle_torch(source: str, compile_baseline: bool) -> None:
     """Import what replaces torch functions on its first import (torch._dynamo wraps torch.manual_seed) before
-    the snapshot, so torch.compile in the baseline or in a candidate is not taken for tampering. Always on GPU
-    workers (warm_up already paid for it); in the interpreter only when the candidate mentions it (~1.7 s)."""
-    if not interpret or "compile" in source or "dynamo" in source:
+    the snapshot, so torch.compile in the baseline or in a candidate is not taken for tampering. Only when the
+    task asks for the torch.compile baseline or the candidate mentions compile or dynamo: the import takes ~1.7 s."""
+    if compile_baseline or "compile" in source or "dynamo" in source:
         import torch._dynamo  # noqa: F401
 
 

@@ -67,8 +67,6 @@ def warm_up(interpret: bool) -> None:
 
     recorder(interpret)
     if not interpret:
-        import torch._dynamo  # noqa: F401  (see checks.settle_torch)
-
         from ksdk_triton_nvidia import timing  # noqa: F401
 
 
@@ -178,7 +176,7 @@ class _Evaluation:
             if timing is not None:
                 guarded["timing"] = timing
                 guarded["Timer"] = timing.Timer
-            checks.settle_torch(self.cand.source, interpret)
+            checks.settle_torch(self.cand.source, self.task.timing.compile_baseline and not interpret)
             self.integrity = checks.new_integrity(guarded)
             self._load_candidate(torch, loading, diagnose)
             self._compile(torch, tensors, checks, metadata)
