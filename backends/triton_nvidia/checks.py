@@ -73,8 +73,9 @@ class Integrity:
 def settle_torch(source: str, compile_baseline: bool) -> None:
     """Import what replaces torch functions on its first import (torch._dynamo wraps torch.manual_seed) before
     the snapshot, so torch.compile in the baseline or in a candidate is not taken for tampering. Only when the
-    task asks for the torch.compile baseline or the candidate mentions compile or dynamo: the import takes ~1.7 s."""
-    if compile_baseline or "compile" in source or "dynamo" in source:
+    task asks for the torch.compile baseline or the candidate mentions compile, dynamo or inductor: the import takes
+    ~1.7 s. (Importing torch's other public submodules changes nothing guarded.)"""
+    if compile_baseline or any(word in source for word in ("compile", "dynamo", "inductor")):
         import torch._dynamo  # noqa: F401
 
 

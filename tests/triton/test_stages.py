@@ -89,11 +89,12 @@ def test_good_passes_correctness_and_skips_timing_in_the_interpreter(verdicts):
     assert [k.name for k in r.kernels] == ["fused_kernel"]
 
 
-def test_a_candidate_importing_torch_compile_is_not_taken_for_a_cheat():
+@pytest.mark.parametrize("module", ["torch._dynamo", "torch._inductor"])
+def test_a_candidate_importing_torch_compile_is_not_taken_for_a_cheat(module):
     # Importing torch._dynamo (torch.compile's front end) wraps torch.manual_seed: PyTorch's doing, not tampering.
     # Its own worker: the import reshapes the CPU heap that the other cases' poisoning relies on.
-    source = GOOD.replace("import torch\n", "import torch\nimport torch._dynamo\n", 1)
-    assert "import torch._dynamo" in source
+    source = GOOD.replace("import torch\n", f"import torch\nimport {module}\n", 1)
+    assert f"import {module}" in source
     (r,) = evaluate_in_order([(small_task(), source)], interpret=True)
     assert r.status == Status.OK and r.stage == Stage.CORRECTNESS, (r.error_kind, r.message)
 
