@@ -11,6 +11,10 @@ from ksdk.cli.main import app
 from ksdk.errors import KsdkError
 
 
+def _timing(st) -> str:
+    return f"median {st.median_ms:.4f} ms, IQR {st.iqr_ms:.4f}, n={st.n}"
+
+
 def render_result(result) -> None:
     """Print an EvalResult as a rich table."""
     from rich.console import Console
@@ -32,14 +36,13 @@ def render_result(result) -> None:
         t.add_row("speedup", f"{result.speedup:.3f}x over {result.baseline}")
     if result.candidate_timing:
         c = result.candidate_timing
-        t.add_row("candidate", f"median {c.median_ms:.4f} ms, IQR {c.iqr_ms:.4f}, n={c.n}, outliers={c.outliers}")
+        t.add_row("candidate", f"{_timing(c)}, outliers={c.outliers}")
     if result.baseline_timing:
-        b = result.baseline_timing
-        t.add_row("baseline", f"median {b.median_ms:.4f} ms, IQR {b.iqr_ms:.4f}, n={b.n}")
+        t.add_row("baseline", _timing(result.baseline_timing))
     for name, st in result.extra_baselines.items():
-        t.add_row(f"baseline {name}", f"median {st.median_ms:.4f} ms, IQR {st.iqr_ms:.4f}, n={st.n}")
+        t.add_row(f"baseline {name}", _timing(st))
     for name, st in result.cross_checks.items():
-        t.add_row(name, f"median {st.median_ms:.4f} ms, IQR {st.iqr_ms:.4f}, n={st.n}")
+        t.add_row(name, _timing(st))
     if result.performance_skipped:
         t.add_row("performance", f"skipped: {result.performance_skipped}")
     for k in result.kernels:

@@ -26,29 +26,26 @@ from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, t
 READY_TIMEOUT_S = 180.0
 
 
-_SPAWNER: Optional[ThreadPoolExecutor] = None
-_SPAWNER_LOCK = threading.Lock()
+_POOLS: dict[str, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(name: str, threads: int) -> ThreadPoolExecutor:
+    """The process-wide thread pool `name`, made on first use; it lives as long as the process."""
+    with _POOLS_LOCK:
+        if name not in _POOLS:
+            _POOLS[name] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        return _POOLS[name]
 
 
 def _spawner() -> ThreadPoolExecutor:
-    """The one thread that forks workers; it lives as long as the process."""
-    global _SPAWNER
-    with _SPAWNER_LOCK:
-        if _SPAWNER is None:
-            _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ksdk-worker-spawner")
-        return _SPAWNER
-
-
-_WAITER: Optional[ThreadPoolExecutor] = None
+    """The one thread that forks workers."""
+    return _pool("ksdk-worker-spawner", 1)
 
 
 def _waiter() -> ThreadPoolExecutor:
     """Threads that wait for standby workers to become ready (the forking itself stays on the spawner)."""
-    global _WAITER
-    with _SPAWNER_LOCK:
-        if _WAITER is None:
-            _WAITER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ksdk-worker-standby")
-        return _WAITER
+    return _pool("ksdk-worker-standby", 8)
 
 
 class _Started(NamedTuple):
