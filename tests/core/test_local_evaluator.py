@@ -8,7 +8,6 @@ import pytest
 
 from ksdk.evaluation.local import LocalEvaluator
 from ksdk.models import Candidate, ErrorKind, Stage, StageTimeouts, Status, Task
-from ksdk.testing.plugins import plugin_site
 
 # A test-only backend whose "candidates" are commands telling it how to misbehave.
 DOUBLE = textwrap.dedent('''
@@ -61,11 +60,8 @@ TASK = Task(name="t", source="", timeouts=StageTimeouts(load=20, compile=2, corr
 
 
 @pytest.fixture
-def scripted(tmp_path, monkeypatch):
-    site = plugin_site(tmp_path / "site", "scripted-backend", "1.0", {"scripted_backend": DOUBLE},
-                       {"ksdk.backends": {"scripted": "scripted_backend:ScriptedBackend"}})
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PYTHONPATH", str(site))
+def scripted(backend_double, tmp_path, monkeypatch):
+    backend_double("scripted", "ScriptedBackend", DOUBLE)
     monkeypatch.setenv("KSDK_TEST_PIDFILE", str(tmp_path / "child.pid"))
     return tmp_path
 

@@ -7,7 +7,6 @@ import pytest
 
 from ksdk.evaluation.local import LocalEvaluator
 from ksdk.models import Candidate, ErrorKind, StageTimeouts, Status, Task
-from ksdk.testing.plugins import plugin_site
 
 # A test-only backend: its "candidates" are commands that tamper with the worker's protocol channel the way
 # native code running in the worker process could (it shares the process, so it can reach the fds).
@@ -51,11 +50,8 @@ TASK = Task(name="t", source="", timeouts=StageTimeouts(load=20, compile=30, cor
 
 
 @pytest.fixture
-def tamper(tmp_path, monkeypatch):
-    site = plugin_site(tmp_path / "site", "tamper-backend", "1.0", {"tamper_backend": DOUBLE},
-                       {"ksdk.backends": {"tamper": "tamper_backend:TamperBackend"}})
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PYTHONPATH", str(site))
+def tamper(backend_double, tmp_path, monkeypatch):
+    backend_double("tamper", "TamperBackend", DOUBLE)
     monkeypatch.setenv("KSDK_TEST_MARK", str(tmp_path / "mark"))
     return tmp_path
 

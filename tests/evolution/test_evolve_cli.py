@@ -85,10 +85,15 @@ def cli(*args):
     return main(list(args))
 
 
+def new_run(toy_task, run, candidates: int, mutator: str = "toy_step") -> None:
+    """A quiet `ksdk evolve` of the toy task into `run`, which must succeed."""
+    assert cli("evolve", str(toy_task), "--backend", "toy_speed", "--mutator", mutator, "--max-candidates",
+               str(candidates), "--out", str(run), "-q") == 0
+
+
 def test_bad_input_is_one_clear_line_and_stored_runs_are_untouched(toy_task, tmp_path, capsys):
     run = tmp_path / "run"
-    assert cli("evolve", str(toy_task), "--backend", "toy_speed", "--mutator", "toy_step", "--max-candidates", "2",
-               "--out", str(run), "-q") == 0
+    new_run(toy_task, run, 2)
     archive = (run / "archive.sqlite").read_bytes()
     capsys.readouterr()
 
@@ -120,8 +125,7 @@ def test_bad_input_is_one_clear_line_and_stored_runs_are_untouched(toy_task, tmp
 
 def test_resume_with_a_raised_budget_continues_and_show_reports_it(toy_task, tmp_path, capsys):
     run = tmp_path / "run"
-    assert cli("evolve", str(toy_task), "--backend", "toy_speed", "--mutator", "toy_step", "--max-candidates", "3",
-               "--out", str(run), "-q") == 0
+    new_run(toy_task, run, 3)
     assert cli("evolve", "--resume", str(run), "--max-candidates", "5", "-q") == 0
     capsys.readouterr()
     assert cli("show", str(run), "--json", "--top", "2") == 0
@@ -135,8 +139,7 @@ def test_resume_with_a_raised_budget_continues_and_show_reports_it(toy_task, tmp
 
 def test_resume_refuses_settings_it_would_ignore(toy_task, tmp_path, capsys):
     run = tmp_path / "run"
-    assert cli("evolve", str(toy_task), "--backend", "toy_speed", "--mutator", "toy_step", "--max-candidates", "2",
-               "--out", str(run), "-q") == 0
+    new_run(toy_task, run, 2)
     before = (run / "run.json").read_text()
     capsys.readouterr()
     assert cli("evolve", "--resume", str(run), "--workers", "4", "--mutator", "params", "-q") == 2
@@ -150,8 +153,7 @@ def test_resumed_parameter_search_goes_on_without_re_proposing_what_it_evaluated
     (tmp_path / "toy_task_seed.toy").write_text("X = 1  # ksdk:tune [1, 2, 3, 4, 5, 6, 7, 8]\n"
                                                 "Y = 0  # ksdk:tune [0, 1, 2, 3]\nSLEEP = 0\n")
     run = tmp_path / "run"
-    assert cli("evolve", str(toy_task), "--backend", "toy_speed", "--mutator", "params", "--max-candidates", "10",
-               "--out", str(run), "-q") == 0
+    new_run(toy_task, run, 10, "params")
     assert cli("evolve", "--resume", str(run), "--max-candidates", "20", "-q") == 0
     db = sqlite3.connect(run / "archive.sqlite")
     try:
