@@ -133,7 +133,16 @@ class Task(Model):
     seed: int = 42
     timing: TimingSettings = Field(default_factory=TimingSettings)
     timeouts: StageTimeouts = Field(default_factory=StageTimeouts)
+    allow_torch_ops: list[str] = Field(default_factory=list, description="PyTorch compute ops (aten names such as "
+                                       "'aten::mm') a candidate's forward may run; '*' allows any (the reference "
+                                       "itself as candidate, `ksdk bench --self-check`). Allocation, views and copies "
+                                       "are always allowed")
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def allows_any_torch(self) -> bool:
+        """True when the task lets the candidate compute with PyTorch alone (self-check)."""
+        return "*" in self.allow_torch_ops
 
     def tolerance(self, dtype: str) -> Tolerance:
         """Tolerance for a dtype name such as 'float32' or 'torch.float16'; float32's for unknown dtypes."""

@@ -130,7 +130,7 @@ class _Evaluation:
         self.stage = Stage.LOAD
         self.task_module = self.module = self.ref = None
         self.first_launches: list = []
-        self.min_launches = 1
+        self.min_launches = 0 if task.allows_any_torch else 1
         self.earlier_outputs: list = []  # copies of the candidate's earlier outputs (cache detection)
 
     def enter(self, stage: Stage) -> None:
@@ -271,7 +271,7 @@ class _Evaluation:
         self.enter(Stage.COMPILE)
         inputs = tensors.to_device(tensors.clone(self.cpu_inputs[0]), self.device)
         out, launches, _ = self._call(self.new, inputs, first=True)
-        if launches == 0:
+        if launches == 0 and not self.task.allows_any_torch:
             raise Reject(ErrorKind.REWARD_HACK, "no Triton kernel was launched during forward: the output was "
                          "computed by PyTorch (or other) code alone; ModelNew.forward must launch @triton.jit kernels")
         self.min_launches = launches
@@ -279,7 +279,7 @@ class _Evaluation:
     def _check(self, out, launches, stored, inputs, before, earlier, i, checks, tensors) -> list[OutputCheck]:
         from ksdk.verify import compare_outputs
 
-        if launches == 0:
+        if launches == 0 and not self.task.allows_any_torch:
             raise Reject(ErrorKind.REWARD_HACK, f"trial {i}: forward launched no Triton kernel (it did on an "
                          "earlier call): the candidate must not switch to other code when called repeatedly")
         self.min_launches = min(self.min_launches, launches)
@@ -301,7 +301,7 @@ class _Evaluation:
         self.earlier_outputs.append([a.clone() for a in arrays])
         if failure and failure[0] in (ErrorKind.SHAPE, ErrorKind.DTYPE):
             raise Reject(failure[0], f"trial {i}: {failure[1]}")
-        problem = checks.unwritten_problem(out, stored)
+        problem = None if self.task.allows_any_torch else checks.unwritten_problem(out, stored)
         if problem:
             raise Reject(ErrorKind.REWARD_HACK, f"trial {i}: {problem}")
         if failure:
