@@ -6,6 +6,7 @@ and outputs that pass only because the reference is tiny (judged against the ref
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -24,9 +25,11 @@ def compare_outputs(
     tolerance: Callable[[str], Tolerance],
     out_dtypes: Optional[Sequence[str]] = None,
     ref_dtypes: Optional[Sequence[str]] = None,
+    chunk: Optional[int] = None,
 ) -> tuple[list[OutputCheck], Optional[tuple[ErrorKind, str]]]:
-    """Compare each output with its reference (numpy arrays, or torch tensors on any one device); returns the
-    per-output checks and the first failure."""
+    """Compare each output with its reference (numpy arrays, or torch tensors on any one device), `chunk` elements
+    at a time (the float64 temporaries stay that small; each element is read once); returns the per-output checks
+    and the first failure."""
     checks: list[OutputCheck] = []
     failure: Optional[tuple[ErrorKind, str]] = None
     if len(outs) != len(refs):
@@ -36,7 +39,7 @@ def compare_outputs(
     for i, (o, r) in enumerate(zip(outs, refs)):
         check = OutputCheck(index=i, shape=list(o.shape), dtype=out_dtypes[i])
         checks.append(check)
-        problem = _compare_one(o, r, out_dtypes[i], ref_dtypes[i], tolerance(ref_dtypes[i]), check)
+        problem = _compare_one(o, r, out_dtypes[i], ref_dtypes[i], tolerance(ref_dtypes[i]), check, chunk)
         if problem and failure is None:
             failure = (problem[0], f"output {i}: {problem[1]}")
     return checks, failure
@@ -59,7 +62,27 @@ def _size(x) -> int:
     return int(x.numel()) if callable(getattr(x, "numel", None)) else int(x.size)
 
 
-def _compare_one(o, r, odt: str, rdt: str, tol: Tolerance, check: OutputCheck):
+def _flat(x, xp):
+    return x.reshape(-1) if xp is not np else np.ravel(x)
+
+
+def _first(mask, xp) -> int:
+    return int(xp.argmax(mask.to(xp.uint8) if xp is not np else mask))
+
+
+class _Stats:
+    """Running figures over the chunks of one output."""
+
+    def __init__(self) -> None:
+        self.max_abs = self.max_rel = 0.0
+        self.over = 0
+        self.worst: Optional[tuple[float, int, float, float]] = None  # (excess, index, got, expected)
+        self.ref_absmax, self.ref_min, self.ref_max = 0.0, math.inf, -math.inf
+        self.out_min, self.out_max = math.inf, -math.inf
+        self.finite = 0
+
+
+def _compare_one(o, r, odt: str, rdt: str, tol: Tolerance, check: OutputCheck, chunk: Optional[int]):
     def bad(kind: ErrorKind, text: str):
         check.ok, check.problem = False, text
         return kind, text
@@ -71,47 +94,68 @@ def _compare_one(o, r, odt: str, rdt: str, tol: Tolerance, check: OutputCheck):
     xp = _namespace(o)
     if _namespace(r) is not xp:
         raise TypeError("compare_outputs needs outputs and references of one kind (numpy arrays or torch tensors)")
-    o64, r64 = _f64(o, xp), _f64(r, xp)
-    if _size(o64) == 0:
+    n = _size(o)
+    if n == 0:
         return None
-    shape = tuple(o64.shape)
-    ref_finite = xp.isfinite(r64)
-    out_bad = ~xp.isfinite(o64) & ref_finite
-    if bool(out_bad.any()):
-        idx = np.unravel_index(int(xp.argmax(out_bad.to(xp.uint8) if xp is not np else out_bad)), shape)
-        return bad(ErrorKind.NAN_INF, f"NaN or Inf at index {tuple(int(x) for x in idx)} where the reference is finite")
-    # Where the reference is NaN or +-Inf the output must be the same (NaN, or Inf of the same sign).
-    off = ~ref_finite & ~((o64 == r64) | (xp.isnan(o64) & xp.isnan(r64)))
-    if bool(off.any()):
-        idx = np.unravel_index(int(xp.argmax(off.to(xp.uint8) if xp is not np else off)), shape)
-        return bad(ErrorKind.VALUE, f"got {float(o64[idx]):.6g} at index {tuple(int(x) for x in idx)} where the "
-                                    f"reference is {float(r64[idx]):.6g}")
-    mask = ref_finite
-    zeros = xp.zeros_like(o64)
-    diff = xp.where(mask, abs(xp.where(mask, o64, zeros) - xp.where(mask, r64, zeros)), zeros)  # no inf - inf
-    check.max_abs_error = float(diff.max())
-    check.max_rel_error = float((diff / (xp.where(mask, abs(r64), zeros) + tol.atol)).max())
-    allowed = tol.atol + tol.rtol * abs(r64)
-    over = (diff > allowed) & mask
-    if bool(over.any()):
-        idx = np.unravel_index(int(xp.argmax(diff - allowed)), shape)
-        at = tuple(int(x) for x in idx)
+    shape = tuple(o.shape)
+
+    def at(k: int) -> tuple[int, ...]:
+        return tuple(int(x) for x in np.unravel_index(k, shape))
+
+    of, rf = _flat(o, xp), _flat(r, xp)
+    st = _Stats()
+    step = max(1, chunk or n)
+    for start in range(0, n, step):
+        o64, r64 = _f64(of[start:start + step], xp), _f64(rf[start:start + step], xp)
+        ref_finite = xp.isfinite(r64)
+        out_bad = ~xp.isfinite(o64) & ref_finite
+        if bool(out_bad.any()):
+            return bad(ErrorKind.NAN_INF, f"NaN or Inf at index {at(start + _first(out_bad, xp))} where the reference "
+                                          "is finite")
+        # Where the reference is NaN or +-Inf the output must be the same (NaN, or Inf of the same sign).
+        off = ~ref_finite & ~((o64 == r64) | (xp.isnan(o64) & xp.isnan(r64)))
+        if bool(off.any()):
+            k = _first(off, xp)
+            return bad(ErrorKind.VALUE, f"got {float(o64[k]):.6g} at index {at(start + k)} where the reference is "
+                                        f"{float(r64[k]):.6g}")
+        mask = ref_finite
+        zeros = xp.zeros_like(o64)
+        diff = xp.where(mask, abs(xp.where(mask, o64, zeros) - xp.where(mask, r64, zeros)), zeros)  # no inf - inf
+        st.max_abs = max(st.max_abs, float(diff.max()))
+        st.max_rel = max(st.max_rel, float((diff / (xp.where(mask, abs(r64), zeros) + tol.atol)).max()))
+        allowed = tol.atol + tol.rtol * abs(xp.where(mask, r64, zeros))
+        over = (diff > allowed) & mask
+        count = int(over.sum())
+        if count:
+            st.over += count
+            excess = xp.where(over, diff - allowed, zeros - 1.0)
+            k = int(xp.argmax(excess))
+            if st.worst is None or float(excess[k]) > st.worst[0]:
+                st.worst = (float(excess[k]), start + k, float(o64[k]), float(r64[k]))
+        fr, fo = r64[mask], o64[mask]
+        if _size(fr):
+            st.finite += _size(fr)
+            st.ref_absmax = max(st.ref_absmax, float(abs(fr).max()))
+            st.ref_min, st.ref_max = min(st.ref_min, float(fr.min())), max(st.ref_max, float(fr.max()))
+            st.out_min, st.out_max = min(st.out_min, float(fo.min())), max(st.out_max, float(fo.max()))
+        del o64, r64, diff, allowed, over, zeros
+    check.max_abs_error, check.max_rel_error = st.max_abs, st.max_rel
+    if st.over:
+        _excess, k, got, expected = st.worst
         return bad(
             ErrorKind.VALUE,
-            f"{int(over.sum())} of {_size(o64)} values out of tolerance (atol={tol.atol:g}, rtol={tol.rtol:g}); "
-            f"worst at {at}: got {float(o64[idx]):.6g}, expected {float(r64[idx]):.6g}",
+            f"{st.over} of {n} values out of tolerance (atol={tol.atol:g}, rtol={tol.rtol:g}); "
+            f"worst at {at(k)}: got {got:.6g}, expected {expected:.6g}",
         )
-    finite_ref = r64[mask]
-    scale = float(abs(finite_ref).max()) if _size(finite_ref) else 0.0
+    scale = st.ref_absmax
     if scale > 0 and check.max_abs_error > scale_rtol(tol) * scale:
         return bad(
             ErrorKind.VALUE,
             f"passes the absolute tolerance only because the reference is tiny: max error {check.max_abs_error:.3g} "
             f"is {check.max_abs_error / scale:.1%} of the reference's scale {scale:.3g}",
         )
-    if _size(finite_ref) > 1:
-        ref_span = float(finite_ref.max() - finite_ref.min())
-        out_vals = o64[mask]
-        if ref_span > scale_rtol(tol) * scale and float(out_vals.max() - out_vals.min()) == 0:
+    if st.finite > 1:
+        ref_span = st.ref_max - st.ref_min
+        if ref_span > scale_rtol(tol) * scale and st.out_max - st.out_min == 0:
             return bad(ErrorKind.VALUE, "the output is constant while the reference varies")
     return None

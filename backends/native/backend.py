@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
+from pathlib import Path
 from typing import ClassVar, Optional
 
-from ksdk.interfaces.backend import Backend, EvalContext
-from ksdk.models import Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, Task
+from ksdk.interfaces.backend import Backend, RunContext, Runner
+from ksdk.models import Availability, DeviceInfo
 from ksdk_native.dialect import Dialect, ToolchainNotFound, locate
+
+BASELINE = "NATIVE_BASELINE"
 
 CANDIDATE_HINTS = """\
 Candidates are {lang} C++ source compiled device-only by {compiler} ({fmt}) and launched through the runtime's
@@ -28,6 +32,7 @@ class NativeBackend(Backend):
 
     dialect: ClassVar[Dialect]
     version = "0.1.0"
+    needs_params = True  # kernels receive the reference model's weights (p0, p1, ...)
 
     def __init__(self):
         self._session = None
@@ -78,13 +83,42 @@ class NativeBackend(Backend):
             self._session = open_session(self.dialect, device)
         return self._session
 
-    def evaluate(self, task: Task, candidate: Candidate, ctx: EvalContext) -> EvalResult:
-        from ksdk_native.runner import evaluate
+    def runner(self, ctx: RunContext) -> Runner:
+        from ksdk_native.runner import NativeRunner
 
-        return evaluate(task, candidate, ctx, self.dialect, lambda: self._open(ctx.device), self.name, self.version)
+        return NativeRunner(self.dialect, lambda: self._open(ctx.device))
 
-    def sticky_error(self, result: EvalResult) -> bool:
-        return result.error_kind == ErrorKind.DEVICE_FAULT
+    def baseline_source(self, task_source: str) -> Optional[tuple[str, str]]:
+        """NATIVE_BASELINE in the task file: a naive kernel (a string, or {language: string}), read without
+        running the file."""
+        for node in ast.parse(task_source).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == BASELINE for t in node.targets):
+                try:
+                    value = ast.literal_eval(node.value)
+                except ValueError:
+                    return None
+                if isinstance(value, dict):
+                    value = value.get(self.dialect.name)
+                if isinstance(value, str):
+                    return f"the task's naive {self.dialect.name} kernel ({BASELINE})", value
+        return None
+
+    @classmethod
+    def sandbox_paths(cls) -> list[str]:
+        """The toolkit (compiler, headers, runtime libraries) wherever it is installed."""
+        try:
+            toolchain = locate(cls.dialect)
+        except ToolchainNotFound:
+            return []
+        paths = [str(toolchain.root)] if toolchain.root else []
+        if toolchain.compiler:
+            paths.append(str(Path(toolchain.compiler).resolve().parent.parent))
+        paths += [str(Path(p).resolve().parent) for p in toolchain.libraries.values()]
+        return paths
+
+    @classmethod
+    def sandbox_devices(cls, ctx: RunContext) -> list[str]:
+        return list(cls.dialect.device_nodes)
 
     def hints(self) -> str:
         d = self.dialect

@@ -26,7 +26,7 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ksdk.errors import KsdkError
+from ksdk.interfaces.backend import CandidateError as BaseCandidateError
 from ksdk.models import ErrorKind
 
 MARK = "ksdk:launch"
@@ -34,12 +34,8 @@ SCALAR_TYPES = ("int32", "int64", "uint32", "uint64", "float32", "float64")
 Expr = Union[int, float, str]
 
 
-class CandidateError(KsdkError):
+class CandidateError(BaseCandidateError):
     """The candidate's source or launch description is unusable; `kind` and `line` say why and where."""
-
-    def __init__(self, kind: ErrorKind, message: str, line: Optional[int] = None):
-        super().__init__(message)
-        self.kind, self.message, self.line = kind, message, line
 
 
 class _Spec(BaseModel):

@@ -68,6 +68,7 @@ class Dialect:
     sticky_codes: frozenset[int] = frozenset()  # errors after which the context is unusable
     oom_codes: frozenset[int] = frozenset()
     notes: tuple[str, ...] = ()
+    device_nodes: tuple[str, ...] = ()  # device files (globs) a sandboxed process needs to reach the GPU
 
     def has(self, call: str) -> bool:
         """True when the dialect maps logical call `call` to a symbol."""
@@ -154,6 +155,7 @@ CUDA = Dialect(
     error_strings={"runtime": ("cudaGetErrorString", "return"), "driver": ("cuGetErrorString", "out")},
     wave_size=32,
     visible_devices_env="CUDA_VISIBLE_DEVICES",
+    device_nodes=("/dev/nvidia*", "/dev/nvidia-caps/*"),
     install_fix=("install the CUDA toolkit (nvcc, libcudart) and an NVIDIA driver (libcuda.so.1); set CUDA_HOME "
                  "if the toolkit is not in /usr/local/cuda; then pip install \"ksdk[cuda]\""),
     memcpy_kinds={"htod": 1, "dtoh": 2, "dtod": 3},  # cudaMemcpyKind
@@ -222,6 +224,8 @@ MACA = Dialect(
     error_strings={"runtime": ("mcGetErrorString", "return")},
     wave_size=64,
     visible_devices_env="MACA_VISIBLE_DEVICES",
+    # MetaX's container guides pass these devices through (--device=/dev/dri --device=/dev/mxcd)
+    device_nodes=("/dev/mxcd*", "/dev/dri/*"),
     install_fix=("install MetaX's MACA SDK (mxcc and libmcruntime.so) and point MACA_PATH at it, e.g. "
                  "export MACA_PATH=/opt/maca; then pip install \"ksdk[maca]\""),
     memcpy_kinds=None,

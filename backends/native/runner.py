@@ -1,8 +1,9 @@
-"""Evaluate a native candidate in a worker: parse, compile, load, check against the host reference, time.
+"""The native Runner (CUDA and MACA dialects): parse a candidate's launch description, compile it device-only,
+load it through the runtime's module API, run it on the judge's inputs and time it with the runtime's events.
 
-Inputs come from the task's get_inputs on the host and are copied to device buffers; outputs are poisoned
-(0xFF bytes: NaN for floats) before every run, copied back and compared with ksdk.verify.compare_outputs.
-Timing uses the runtime's events on the session's stream with an L2-flushing memset between repetitions.
+Inputs arrive in shared host memory and are copied to device buffers; outputs are poisoned (0xFF bytes: NaN for
+floats) before every run and copied back for the judge to compare. Timing uses the runtime's events on the
+session's stream with an L2-flushing memset between repetitions.
 """
 
 from __future__ import annotations
@@ -10,27 +11,23 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import random
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ksdk.interfaces.backend import EvalContext
-from ksdk.models import (Candidate, DeviceInfo, ErrorKind, EvalResult, KernelMeta, OutputCheck, Stage, Status,
-                         Task, trim_message)
-from ksdk.timing import speedup, summarize
-from ksdk.verify import compare_outputs
-from ksdk_native.binding import Binding, MissingSymbol, NativeError, timed_samples
+from ksdk.evaluation.shared import itemsize
+from ksdk.interfaces.backend import CallReport, Runner, TaskView
+from ksdk.models import DeviceInfo, ErrorKind, KernelMeta, TimingSettings
+from ksdk_native.binding import Binding, NativeError, timed_samples
 from ksdk_native.candidate import ArrayInfo, CandidateError, NativeCandidate, Plan, parse_candidate, resolve
 from ksdk_native.compiler import CompileError, compile_source, compiler_version
-from ksdk_native.dialect import Dialect, Toolchain, ToolchainNotFound, locate, target_arch
+from ksdk_native.dialect import Dialect, Toolchain, locate, target_arch
 
 FLUSH_BYTES = 256 << 20  # larger than any current GPU's L2 (H100: 50 MB), as Triton's do_bench uses
 POISON = 0xFF
 MAX_CACHED = 16  # compiled images and loaded modules kept per worker
-BASELINE_NAME = "NATIVE_BASELINE"  # optional in a task file: a naive native kernel (str, or {language: str})
+COMPILE_TIMEOUT_S = 180.0
 
 
 class DeviceFault(Exception):
@@ -122,58 +119,6 @@ def to_host(x) -> HostValue:
     if isinstance(x, np.generic):
         return HostValue(number=x.item())
     raise TypeError(f"unsupported value of type {type(x).__name__} (tensors, arrays and numbers only)")
-
-
-class Reference:
-    """The task module executed on the host: its model, inputs per trial, and reference outputs."""
-
-    def __init__(self, task: Task):
-        ns: dict[str, Any] = {"__name__": f"ksdk_task_{task.name}"}
-        exec(compile(task.source, task.path or f"<task {task.name}>", "exec"), ns)
-        self.ns, self.task = ns, task
-        self._seed(task.seed)
-        self.init_inputs = list(ns["get_init_inputs"]())
-        self.model = ns["Model"](*self.init_inputs)
-        torch = self._torch()
-        self.params: list[HostValue] = []
-        if torch is not None and isinstance(self.model, torch.nn.Module):
-            self.model.eval()
-            self.params = [to_host(v) for v in self.model.state_dict().values()]
-
-    @staticmethod
-    def _torch():
-        import sys
-
-        return sys.modules.get("torch")
-
-    def _seed(self, seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch = self._torch()
-        if torch is not None:
-            torch.manual_seed(seed)
-
-    def trial(self, i: int) -> tuple[list, list[HostValue], list[HostValue]]:
-        """(raw inputs, host inputs, host reference outputs) for correctness trial i."""
-        self._seed(self.task.seed + 1000 * (i + 1))
-        raw = list(self.ns["get_inputs"]())
-        outs = self.forward(raw)
-        return raw, [to_host(x) for x in raw], [to_host(o) for o in outs]
-
-    def forward(self, raw: list) -> list:
-        torch = self._torch()
-        if torch is not None:
-            with torch.no_grad():
-                out = self.model(*raw)
-        else:
-            out = self.model(*raw)
-        return list(out) if isinstance(out, (tuple, list)) else [out]
-
-    def native_baseline(self, language: str) -> Optional[str]:
-        b = self.ns.get(BASELINE_NAME)
-        if isinstance(b, dict):
-            b = b.get(language)
-        return b if isinstance(b, str) else None
 
 
 # -- one candidate on the device --------------------------------------------------------------------------------
@@ -333,185 +278,120 @@ def run_once(session: Session, run: Callable[[Any], None]) -> None:
         raise DeviceFault(str(e)) from None
 
 
-# -- evaluate ------------------------------------------------------------------------------------------------
-def _plan(cand: NativeCandidate, ref: Reference, inputs: list[HostValue], outputs: list[HostValue]) -> Plan:
-    return resolve(cand, [h.info for h in inputs], [h.info for h in outputs], [h.info for h in ref.params],
-                   ref.init_inputs)
+# -- the Runner ----------------------------------------------------------------------------------------------
+def _host(view, dtype: str) -> HostValue:
+    """A shared host array (bfloat16 as its uint16 bits) as a HostValue."""
+    return HostValue(array=view, dtype=dtype)
 
 
-def evaluate(task: Task, candidate: Candidate, ctx: EvalContext, dialect: Dialect,
-             session_factory: Callable[[], Session], backend: str, version: str) -> EvalResult:
-    """The whole evaluation; every failure becomes a verdict (DeviceFault marks the worker for recycling)."""
-    res = EvalResult(backend=backend, backend_version=version)
-    ctx.stage(Stage.LOAD)
-    try:
-        cand = parse_candidate(candidate.source)
-    except CandidateError as e:
-        return res.fail(Stage.LOAD, e.kind, e.message, e.line)
-    try:
-        ref = Reference(task)
-        raw, inputs, refs = ref.trial(0)
-    except ImportError as e:
-        return _infra(res, Stage.LOAD, f"the task's reference could not be imported on the host: {e}. Native "
-                      "backends compute the reference with the task's own code (KernelBench tasks need torch; "
-                      "a CPU build suffices)")
-    except Exception as e:
-        return _infra(res, Stage.LOAD, f"the task's reference failed on the host: {type(e).__name__}: {e}")
-    try:
-        plan = _plan(cand, ref, inputs, refs)
-    except CandidateError as e:
-        return res.fail(Stage.LOAD, e.kind, e.message, e.line)
+class NativeRunner(Runner):
+    """One native candidate: its parsed description, compiled and loaded into the session of this process.
+    Native candidates carry no host code: the kernels run through the runtime's module API, launched here."""
 
-    ctx.stage(Stage.COMPILE)
-    try:
-        session = session_factory()
-    except (ToolchainNotFound, NativeError, MissingSymbol) as e:
-        return _infra(res, Stage.COMPILE, f"the {dialect.vendor} runtime could not be opened: {e}")
-    res.device, res.versions = session.device, dict(session.versions)
-    try:
-        loaded = load_candidate(session, cand, task.timeouts.compile)
-    except CompileError as e:
-        return res.fail(Stage.COMPILE, ErrorKind.COMPILE, e.message, e.line)
-    except CandidateError as e:
-        return res.fail(Stage.COMPILE, e.kind, e.message, e.line)
-    except NativeError as e:
-        return res.fail(Stage.COMPILE, ErrorKind.COMPILE, f"the runtime rejected the compiled module: {e}")
-    res.kernels = loaded.kernels
+    def __init__(self, dialect: Dialect, session_factory: Callable[[], Session]):
+        self.dialect, self._session_factory = dialect, session_factory
+        self.loaded: Optional[Loaded] = None
+        self.bufs: list[Buffers] = []
 
-    ctx.stage(Stage.CORRECTNESS)
-    worst: dict[int, OutputCheck] = {}
-    bufs: Optional[Buffers] = None
-    try:
-        for trial in range(task.correctness_trials):
-            if trial:
-                raw, inputs, refs = ref.trial(trial)
-                plan = _plan(cand, ref, inputs, refs)
-            if bufs is not None:
-                bufs.free()
-            bufs = Buffers(session, inputs, refs, ref.params)
-            run = prepare_runs(session, loaded, plan, bufs)
-            bufs.poison_outputs()
-            run_once(session, run)
-            got = bufs.read_outputs()
-            checks, failure = compare_outputs([g.as_float() for g in got], [r.as_float() for r in refs],
-                                              task.tolerance, [g.dtype for g in got], [r.dtype for r in refs])
-            for c in checks:  # keep each output's worst trial (a failing one over any passing one)
-                prev = worst.get(c.index)
-                if prev is None or (prev.ok and (not c.ok or c.max_abs_error > prev.max_abs_error)):
-                    worst[c.index] = c
-            res.trials = trial + 1
-            if failure:
-                res.outputs = [worst[k] for k in sorted(worst)]
-                if bufs is not None:
-                    bufs.free()
-                return res.fail(Stage.CORRECTNESS, failure[0], f"trial {trial + 1}: {failure[1]}")
-        res.outputs = [worst[k] for k in sorted(worst)]
-    except CandidateError as e:
-        return _free_and(bufs, res.fail(Stage.CORRECTNESS, e.kind, e.message, e.line))
-    except DeviceFault as e:
-        return _fault(res, Stage.CORRECTNESS, str(e))
-    except NativeError as e:
-        kind = ErrorKind.OOM if (e.oom or e.call == "malloc") else ErrorKind.RUNTIME
-        return _free_and(bufs, res.fail(Stage.CORRECTNESS, kind, str(e)))
+    def setup(self, task: TaskView) -> None:
+        self.task = task
+        self.session = self._session_factory()  # before any candidate: a runtime that cannot open is not its fault
+        self.in_specs = task.inputs
+        self.out_specs = task.outputs
+        self.params = [HostValue(array=p, dtype=_dtype_of(p)) for p in task.params]
 
-    if ctx.skip_performance or ctx.interpret:
-        res.performance_skipped = "skipped on request" if ctx.skip_performance else "no device"
-        res.stage, res.status = Stage.CORRECTNESS, Status.OK
-        return _free_and(bufs, res)
+    def _infos(self) -> tuple[list, list, list]:
+        ins = [ArrayInfo(tuple(a["shape"]), itemsize(a["dtype"])) if "shape" in a else a.get("value")
+               for a in self.in_specs]
+        outs = [ArrayInfo(tuple(o["shape"]), itemsize(o["dtype"])) for o in self.out_specs]
+        return ins, outs, [p.info for p in self.params]
 
-    ctx.stage(Stage.PERFORMANCE)
-    try:
-        timing = task.timing
-        flush = session.flush_buffer() if timing.flush_l2 else None
-        if flush and timing.l2_flush_by == "read":
-            res.warnings.append("timing.l2_flush_by='read' is not available on the native backends (they evict L2 "
-                                "with a memset, i.e. 'write'); leave it unset or set 'write' to silence this")
-        if timing.placements > 1:
-            res.warnings.append(f"timing.placements={timing.placements} is not available on the native backends (they "
-                                "time one copy of the inputs); leave it at 1 to silence this")
-        method = (f"{dialect.name} events on a stream"
-                  + (f", L2 flushed by a {FLUSH_BYTES >> 20} MiB memset between repetitions" if flush else ""))
+    def load(self, source: str) -> None:
+        self.cand = parse_candidate(source)
+        ins, outs, params = self._infos()
+        self.plan = resolve(self.cand, ins, outs, params, self.task.init_inputs)
 
-        def device_time(run, buffers: Buffers):
-            # Outputs are poisoned before every repetition (outside its events) and checked after the last:
-            # a kernel that computes once and then skips the work (a device-side "done" flag) fails here.
-            samples = timed_samples(session.binding, session.stream, run, timing.warmup, timing.repetitions,
-                                    timing.min_time_ms, timing.max_repetitions, flush, before=buffers.poison_outputs,
-                                    warmup_ms=timing.warmup_ms)
-            session.binding.synchronize(session.stream, context="after the timed repetitions")
-            got = buffers.read_outputs()
-            _c, failure = compare_outputs([g.as_float() for g in got], [r.as_float() for r in refs],
-                                          task.tolerance, [g.dtype for g in got], [r.dtype for r in refs])
-            if failure is not None:
-                raise CandidateError(ErrorKind.REWARD_HACK, "outputs were wrong after the timed repetitions "
-                                     f"({failure[1]}): every launch must compute the result, not reuse an "
-                                     "earlier launch's work")
-            return summarize(samples, method)
-
-        res.candidate_timing = device_time(run, bufs)
-        res.baseline, res.baseline_timing = _baseline(session, task, ref, raw, inputs, refs, bufs, device_time, res)
-        res.speedup = speedup(res.baseline_timing, res.candidate_timing)
-    except CandidateError as e:
-        return _free_and(bufs, res.fail(Stage.PERFORMANCE, e.kind, e.message, e.line))
-    except DeviceFault as e:
-        return _fault(res, Stage.PERFORMANCE, str(e))
-    except NativeError as e:
-        if e.sticky or e.call in ("stream_synchronize", "event_synchronize", "event_elapsed_time"):
-            return _fault(res, Stage.PERFORMANCE, str(e))
-        return _free_and(bufs, res.fail(Stage.PERFORMANCE, ErrorKind.RUNTIME, str(e)))
-    res.stage, res.status = Stage.PERFORMANCE, Status.OK
-    return _free_and(bufs, res)
-
-
-def _baseline(session, task, ref, raw, inputs, refs, bufs, device_time, res):
-    """(label, timing): the task's naive native kernel when it ships one and it works, else the host reference."""
-    src = ref.native_baseline(session.dialect.name)
-    if src is not None:
-        base_bufs = None
+    def build(self) -> list[KernelMeta]:
         try:
-            base = parse_candidate(src)
-            loaded = load_candidate(session, base, task.timeouts.compile)
-            base_bufs = Buffers(session, inputs, refs, ref.params)
-            run = prepare_runs(session, loaded, _plan(base, ref, inputs, refs), base_bufs)
-            base_bufs.poison_outputs()
-            run_once(session, run)
-            got = base_bufs.read_outputs()
-            _checks, failure = compare_outputs([g.as_float() for g in got], [r.as_float() for r in refs],
-                                               task.tolerance, [g.dtype for g in got], [r.dtype for r in refs])
-            if failure is None:
-                return f"the task's naive {session.dialect.name} kernel ({BASELINE_NAME})", device_time(run, base_bufs)
-            res.warnings.append(f"{BASELINE_NAME} is wrong ({failure[1]}); timing the host reference instead")
-        except (CandidateError, CompileError, NativeError) as e:
-            if isinstance(e, NativeError) and e.sticky:
-                raise
-            res.warnings.append(f"{BASELINE_NAME} unusable ({e}); timing the host reference instead")
-        finally:
-            if base_bufs is not None:
-                base_bufs.free()
-    samples = []
-    budget = time.perf_counter() + 2.0
-    ref.forward(raw)  # warm-up
-    while len(samples) < max(3, min(task.timing.repetitions, 50)) and (len(samples) < 3 or time.perf_counter() < budget):
-        t0 = time.perf_counter()
-        ref.forward(raw)
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return "the task's reference on the host CPU", summarize(samples, "host wall clock (perf_counter)")
+            self.loaded = load_candidate(self.session, self.cand, COMPILE_TIMEOUT_S)
+        except CompileError as e:
+            raise CandidateError(ErrorKind.COMPILE, e.message, e.line) from None
+        except NativeError as e:
+            raise CandidateError(ErrorKind.COMPILE, f"the runtime rejected the compiled module: {e}") from None
+        return self.loaded.kernels
+
+    def _buffers(self, inputs: list, outputs: list) -> tuple[Buffers, Callable[[Any], None]]:
+        host_in = [_host(v, a["dtype"]) if "shape" in a else HostValue(number=v) for v, a in zip(inputs, self.in_specs)]
+        host_out = [_host(v, o["dtype"]) for v, o in zip(outputs, self.out_specs)]
+        bufs = Buffers(self.session, host_in, host_out, self.params)
+        self.bufs.append(bufs)
+        try:
+            return bufs, prepare_runs(self.session, self.loaded, self.plan, bufs)
+        except NativeError as e:
+            raise _runtime(e) from None
+
+    def _free(self) -> None:
+        for b in self.bufs:
+            b.free()
+        self.bufs.clear()
+
+    def _read(self, bufs: Buffers, outputs: list) -> CallReport:
+        got = bufs.read_outputs()
+        for g, view in zip(got, outputs):
+            view[...] = g.array
+        return CallReport(outputs=[(list(o["shape"]), o["dtype"]) for o in self.out_specs],
+                          launches=len(self.plan.launches))
+
+    def call(self, inputs: list, outputs: list, record_ops: bool = False) -> CallReport:
+        self._free()
+        bufs, run = self._buffers(inputs, outputs)
+        bufs.poison_outputs()
+        try:
+            run_once(self.session, run)
+            return self._read(bufs, outputs)
+        except DeviceFault as e:
+            raise _fault(str(e)) from None
+        except NativeError as e:
+            raise _runtime(e) from None
+
+    def time(self, inputs: list, outputs: list, settings: TimingSettings, share: float, warmup: Optional[int],
+             turn: int = 0) -> tuple[list[float], CallReport]:
+        self._free()
+        bufs, run = self._buffers(inputs, outputs)
+        flush = self.session.flush_buffer() if settings.flush_l2 else None
+        reps = max(3, int(settings.repetitions * share))
+        try:
+            # Outputs are poisoned before every repetition (outside its events): a kernel that computes once and
+            # then skips the work (a device-side "done" flag) leaves NaN behind, which the judge sees.
+            samples = timed_samples(self.session.binding, self.session.stream, run,
+                                    settings.warmup if warmup is None else warmup, reps,
+                                    settings.min_time_ms * share, max(3, int(settings.max_repetitions * share)),
+                                    flush, before=bufs.poison_outputs,
+                                    warmup_ms=settings.warmup_ms if warmup is None else 0.0)
+            self.session.binding.synchronize(self.session.stream, context="after the timed repetitions")
+            report = self._read(bufs, outputs)
+            report.method = (f"{self.dialect.name} events on a stream" + (f", L2 flushed by a {FLUSH_BYTES >> 20} "
+                             "MiB memset between repetitions" if flush else ""))
+        except DeviceFault as e:
+            raise _fault(str(e)) from None
+        except NativeError as e:
+            if e.sticky or e.call in ("stream_synchronize", "event_synchronize", "event_elapsed_time"):
+                raise _fault(str(e)) from None
+            raise _runtime(e) from None
+        return samples, report
+
+    def close(self) -> None:
+        self._free()
 
 
-def _free_and(bufs: Optional[Buffers], res: EvalResult) -> EvalResult:
-    if bufs is not None:
-        bufs.free()
-    return res
+def _dtype_of(array) -> str:
+    return "bfloat16" if str(array.dtype) == "uint16" else str(array.dtype)
 
 
-def _fault(res: EvalResult, stage: Stage, message: str) -> EvalResult:
-    """A kernel fault: the context is poisoned, so nothing is freed; the worker is recycled after this verdict."""
-    return res.fail(stage, ErrorKind.DEVICE_FAULT, "the candidate's kernel faulted on the device (out-of-bounds "
-                    f"access, illegal instruction or similar): {message}")
+def _runtime(e: NativeError) -> CandidateError:
+    return CandidateError(ErrorKind.OOM if (e.oom or e.call == "malloc") else ErrorKind.RUNTIME, str(e))
 
 
-def _infra(res: EvalResult, stage: Stage, message: str) -> EvalResult:
-    res.fail(stage, ErrorKind.INFRA, message)
-    res.status = Status.INFRA_ERROR
-    res.message = trim_message(message)
-    return res
+def _fault(message: str) -> CandidateError:
+    return CandidateError(ErrorKind.DEVICE_FAULT, "the candidate's kernel faulted on the device (out-of-bounds "
+                          f"access, illegal instruction or similar): {message}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+import shutil
 
-from ksdk.interfaces.backend import Backend, EvalContext
-from ksdk.models import Availability, Candidate, ErrorKind, EvalResult, Task
+from ksdk.interfaces.backend import Backend, RunContext, Runner
+from ksdk.models import Availability, ErrorKind, EvalResult
 from ksdk_triton_nvidia import probe as _probe
 
 HINTS = """\
@@ -27,6 +27,7 @@ class TritonNvidiaBackend(Backend):
     name = "triton_nvidia"
     language = "triton"
     version = "0.1.0"
+    requires_kernels = True
 
     @classmethod
     def probe(cls) -> Availability:
@@ -44,12 +45,41 @@ class TritonNvidiaBackend(Backend):
     def env_allowlist(cls) -> tuple[str, ...]:
         return ("TRITON_*", "TORCHINDUCTOR_*")
 
-    def evaluate(self, task: Task, candidate: Candidate, ctx: EvalContext) -> EvalResult:
-        from ksdk_triton_nvidia.runner import evaluate
+    @classmethod
+    def sandbox_paths(cls) -> list[str]:
+        """The C compiler Triton builds its launcher with (its whole installation), and the CUDA toolkit."""
+        paths = []
+        cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
+        if cc:
+            real = os.path.realpath(shutil.which(cc) or cc)
+            paths.append(os.path.dirname(os.path.dirname(real)))
+        for var in ("CUDA_HOME", "CUDA_PATH", "TRITON_PTXAS_PATH", "TRITON_CUOBJDUMP_PATH", "TRITON_NVDISASM_PATH"):
+            if os.environ.get(var):
+                paths.append(os.environ[var])
+        return [p for p in paths if p and p != "/"]
 
-        return evaluate(task, candidate, ctx)
+    @classmethod
+    def sandbox_devices(cls, ctx: RunContext) -> list[str]:
+        return ["/dev/nvidia*", "/dev/nvidia-caps/*", "/dev/nvidia-caps-imex-channels/*"]
 
-    def warm_up(self, ctx: EvalContext) -> None:
+    def runner(self, ctx: RunContext) -> Runner:
+        from ksdk_triton_nvidia.runner import TritonRunner
+
+        return TritonRunner(ctx)
+
+    def reference_device(self, ctx: RunContext) -> str:
+        return "cpu" if ctx.interpret else "cuda"
+
+    def memory(self, ctx: RunContext):
+        if ctx.interpret:
+            from ksdk.evaluation.shared import HostMemory
+
+            return HostMemory(view="torch")
+        from ksdk_triton_nvidia.devshare import CudaMemory
+
+        return CudaMemory(0)
+
+    def warm_up(self, ctx: RunContext) -> None:
         from ksdk_triton_nvidia.runner import warm_up
 
         warm_up(ctx.interpret)
@@ -58,30 +88,27 @@ class TritonNvidiaBackend(Backend):
         return HINTS
 
     def versions(self) -> dict[str, str]:
-        # Metadata only: triton must not be imported before the runner sets TRITON_INTERPRET for this worker.
-        import platform
-        from importlib.metadata import PackageNotFoundError, version
+        from ksdk_triton_nvidia.runner import versions
 
-        v = {"python": platform.python_version()}
-        for pkg in ("torch", "triton"):
-            try:
-                v[pkg] = version(pkg)
-            except PackageNotFoundError:
-                pass
+        v = versions(False)
         devs, _ = _probe.cuda_devices()
         if devs and devs[0].driver:
             v["driver"] = devs[0].driver
         return v
 
+    def telemetry(self, ctx: RunContext) -> dict:
+        if ctx.interpret:
+            return {}
+        import torch
+
+        from ksdk_triton_nvidia import clocks
+
+        uuid = str(getattr(torch.cuda.get_device_properties(0), "uuid", "") or "")
+        return clocks.read(clocks.handle(uuid))
+
     def sticky_error(self, result: EvalResult) -> bool:
-        """Recycle after device faults, OOM and cheats (a cheater may have left patches behind)."""
+        """Recycle the judge only when its own CUDA context may be broken (candidates run in other processes)."""
         from ksdk_triton_nvidia.diagnose import STICKY
 
-        if result.error_kind in (ErrorKind.DEVICE_FAULT, ErrorKind.OOM, ErrorKind.REWARD_HACK, ErrorKind.INFRA):
-            return True
-        return bool(result.message and result.device.kind == "gpu" and STICKY.search(result.message))
-
-    def example_candidates(self) -> Optional[dict[str, tuple[str, str]]]:
-        from ksdk_triton_nvidia.conformance import cases
-
-        return cases()
+        return bool(result.error_kind == ErrorKind.INFRA and result.device.kind == "gpu"
+                    and STICKY.search(result.message or ""))

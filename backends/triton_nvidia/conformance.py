@@ -54,6 +54,12 @@ class ModelNew(nn.Module):
         return out
 '''
 
+# Correct, but every program recomputes its block 64 times over (a loop the compiler keeps): clearly slower.
+SLOW = GOOD.replace("    tl.store(out_ptr + offs, tl.maximum(x * scale + y, 0.0), mask=mask)", """    acc = tl.zeros_like(x)
+    for _ in range(64):
+        acc = tl.maximum(x * scale + y, 0.0) + acc * 0.0
+        x = x + acc * 0.0
+    tl.store(out_ptr + offs, acc, mask=mask)""")
 BROKEN_LOAD = GOOD.replace("class ModelNew(nn.Module):", "class ModelNew(nn.Module)")
 BROKEN_COMPILE = GOOD.replace("tl.maximum(x * scale + y, 0.0)", "tl.maximum(x * scale + y, zero)")
 WRONG = GOOD.replace("x * scale + y", "x * scale - y")
@@ -61,5 +67,5 @@ WRONG = GOOD.replace("x * scale + y", "x * scale - y")
 
 def cases() -> dict[str, tuple[str, str]]:
     """{'good'|'broken_load'|'broken_compile'|'wrong': (task source, candidate source)}."""
-    return {"good": (TASK, GOOD), "broken_load": (TASK, BROKEN_LOAD), "broken_compile": (TASK, BROKEN_COMPILE),
+    return {"good": (TASK, GOOD), "slow": (TASK, SLOW), "broken_load": (TASK, BROKEN_LOAD), "broken_compile": (TASK, BROKEN_COMPILE),
             "wrong": (TASK, WRONG)}

@@ -49,6 +49,7 @@ class LaunchRecorder:
         self.functions: list[Any] = []  # JIT functions seen launching (for compiler metadata)
         self.installed: dict[str, Any] = {}
         self.hold = True
+        self.on_compile = None  # set during a call: told when a Triton compilation starts (True) and ends (False)
 
     # -- installation ----------------------------------------------------------------------------
     def install(self) -> None:
@@ -71,6 +72,21 @@ class LaunchRecorder:
             if not getattr(owner.run, "__ksdk_launch_wrapper__", False):
                 owner.run = wrap(owner.run)
             self.installed[f"{owner.__name__}.run"] = owner.run
+
+        compile_ = getattr(jit.JITFunction, "_do_compile", None)
+        if compile_ is not None and not getattr(compile_, "__ksdk_compile_wrapper__", False):
+            def do_compile(fn_self, *args, **kwargs):
+                note = recorder.on_compile
+                if note is not None:
+                    note(True)
+                try:
+                    return compile_(fn_self, *args, **kwargs)
+                finally:
+                    if note is not None:
+                        note(False)
+
+            do_compile.__ksdk_compile_wrapper__ = True
+            jit.JITFunction._do_compile = do_compile
 
         hook = knobs.runtime.launch_enter_hook
         if hasattr(hook, "add"):  # triton >= 3.5: a HookChain

@@ -111,6 +111,16 @@ class Poison:
         self.device = device
         self.sizes: list[int] = []
 
+    def sizes_from(self, specs: list[dict]) -> None:
+        """Remember the byte sizes of outputs described as {"shape", "dtype"} (and their total)."""
+        sizes = []
+        for spec in specs:
+            n = torch.empty(0, dtype=getattr(torch, spec["dtype"])).element_size()
+            for d in spec["shape"]:
+                n *= int(d)
+            sizes.append(n)
+        self.sizes = sorted(set(sizes + ([sum(sizes)] if len(sizes) > 1 else [])))
+
     def learn(self, outputs: list) -> None:
         """Remember the byte sizes of the reference outputs (and their total)."""
         sizes = [t.untyped_storage().nbytes() for t in outputs if isinstance(t, torch.Tensor)]

@@ -33,9 +33,13 @@ def backend_rows() -> list[dict]:
 @app.command("backends")
 def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
     """List backends: name, distribution, version, available, devices, and why not when unavailable."""
+    from ksdk.evaluation import sandbox
+
     rows = backend_rows()
-    if as_json:
-        print(json.dumps(rows, indent=2))
+    status = sandbox.status()
+    if as_json:  # every backend's candidates run in the same sandbox: each row says its state
+        box = {**status.model_dump(), "opted_out": sandbox.opted_out()}
+        print(json.dumps([dict(r, sandbox=box) for r in rows], indent=2))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -53,4 +57,9 @@ def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
             why += f"\nfallback: {r['fallback']}"
         table.add_row(escape(r["name"]), escape(r["distribution"]), escape(r["version"]), avail,
                       escape(", ".join(r["devices"]) or "-"), escape(why or "-"))
-    Console(width=160).print(table)
+    console = Console(width=160)
+    console.print(table)
+    line = status.line()
+    if sandbox.opted_out():
+        line = "sandbox: OFF (--no-sandbox / KSDK_NO_SANDBOX=1): candidates run unsandboxed"
+    console.print(escape(line), style="green" if status.available and not sandbox.opted_out() else "yellow")

@@ -22,8 +22,13 @@ def _version(value: bool):
 
 @app.callback()
 def _root(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
-                                                  help="Print the version and exit.")):
+                                                  help="Print the version and exit."),
+          no_sandbox: bool = typer.Option(False, "--no-sandbox", help="Run candidates WITHOUT the OS sandbox (they "
+                                          "can then read your files and secrets and reach the network): only on "
+                                          "purpose, where bubblewrap cannot run. Same as KSDK_NO_SANDBOX=1.")):
     """ksdk: evolve faster GPU kernels, verified and timed on real hardware."""
+    if no_sandbox:
+        os.environ["KSDK_NO_SANDBOX"] = "1"
 
 
 def _register() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from ksdk.errors import PluginError
+from ksdk.evaluation import sandbox as sandbox_mod
 from ksdk.evaluation.cache import ResultCache, cache_key
 from ksdk.evaluation.process import WorkerProcess, WorkerStartError
 from ksdk.interfaces.evaluator import Evaluator
@@ -19,11 +20,14 @@ class LocalEvaluator(Evaluator):
     """Evaluates on this machine's devices, each candidate in a worker process bound to one device.
 
     Without devices, a backend with an interpreter fallback runs there (correctness only, never a speedup).
-    `standby` keeps a started spare beside each worker (default: on for GPU devices).
+    Every candidate runs in an OS sandbox (`sandbox=False`, or KSDK_NO_SANDBOX=1, runs them unsandboxed: only on
+    purpose); `spares` candidate processes per worker are started ahead of need (default: 2 on GPUs, else 1).
+    `standby` keeps a started spare judge process beside each worker (default off: candidates cannot kill it).
     """
 
     def __init__(self, backend: str, devices: Optional[list[int]] = None, workers: Optional[int] = None,
-                 cache: bool | str | Path = True, interpret: Optional[bool] = None, standby: Optional[bool] = None):
+                 cache: bool | str | Path = True, interpret: Optional[bool] = None, standby: Optional[bool] = None,
+                 sandbox: Optional[bool] = None, spares: Optional[int] = None):
         self.backend_name = backend
         cls = load_backend(backend)
         self._cls = cls
@@ -41,13 +45,15 @@ class LocalEvaluator(Evaluator):
             devices = (devices * workers)[:workers]  # several workers may share a device when asked
         elif workers is not None:
             devices = devices[:workers]
-        if standby is None:
-            # A ready spare per worker makes replacing a crashed, hung or cheating candidate's worker instant. Off
-            # where the spare's start-up would share the CPU that times candidates (CPU backends, the interpreter).
-            standby = not self.interpret and any(d.kind == "gpu" for d in self.availability.devices)
-        self.standby = standby
+        gpu = not self.interpret and any(d.kind == "gpu" for d in self.availability.devices)
+        self.standby = bool(standby)
+        self.sandbox = (not sandbox_mod.opted_out()) if sandbox is None else sandbox
+        if self.sandbox and not sandbox_mod.status().available:
+            raise PluginError(sandbox_mod.status().line())
+        self.spares = (2 if gpu else 1) if spares is None else spares
         self._procs = [
-            WorkerProcess(backend, d, self.interpret, cls.env_allowlist(), cls.device_env(d), standby=standby)
+            WorkerProcess(backend, d, self.interpret, cls.env_allowlist(), cls.device_env(d), standby=self.standby,
+                          spares=self.spares, sandbox=self.sandbox)
             for d in devices
         ]
         self._idle: Optional[asyncio.Queue[WorkerProcess]] = None

@@ -20,10 +20,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, Optional
 
 from ksdk.evaluation.sandbox_env import scrubbed_env
-from ksdk.evaluation.worker import FDS_ENV, PARENT_ENV, send_message
+from ksdk.evaluation.worker import FDS_ENV, JUDGE_ENV, PARENT_ENV, send_message
 from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, trim_message
 
 READY_TIMEOUT_S = 180.0
+STAGE_MARGIN_S = 30.0  # beyond a stage's limit, the judge gets this long to report the candidate's timeout itself
 
 
 _POOLS: dict[str, ThreadPoolExecutor] = {}
@@ -120,8 +121,11 @@ class WorkerProcess:
     """A persistent worker bound to one backend and one device."""
 
     def __init__(self, backend: str, device: int, interpret: bool, env_allow: tuple[str, ...] = (),
-                 env_overrides: Optional[dict[str, str]] = None, standby: bool = False):
+                 env_overrides: Optional[dict[str, str]] = None, standby: bool = False, spares: int = 1,
+                 sandbox: bool = True):
         self.backend, self.device, self.interpret = backend, device, interpret
+        self.spares, self.sandbox = spares, sandbox
+        self.warnings: list[str] = []
         self._env_allow, self._env_overrides = env_allow, dict(env_overrides or {})
         self.standby = standby
         self.proc: Optional[subprocess.Popen] = None
@@ -167,6 +171,7 @@ class WorkerProcess:
         env = scrubbed_env(self._env_allow, self._env_overrides)
         env[FDS_ENV] = f"{p2c_r},{c2p_w}"
         env[PARENT_ENV] = str(os.getpid())
+        env[JUDGE_ENV] = json.dumps({"spares": self.spares, "sandbox": self.sandbox})
         env.setdefault("PYTHONUNBUFFERED", "1")
         log = tempfile.TemporaryFile()
         cmd = [sys.executable, "-m", "ksdk.evaluation.worker", self.backend, str(self.device)]
@@ -191,6 +196,7 @@ class WorkerProcess:
             detail = (msg or {}).get("message") or log.read().decode(errors="replace").strip()[-3000:] or "no output"
             _discard(started)
             raise WorkerStartError(f"worker for backend '{self.backend}' failed to start: {detail}")
+        self.warnings = [str(w) for w in msg.get("warnings", [])]
         return started._replace(versions=msg.get("versions", {}))
 
     @property
@@ -267,7 +273,8 @@ class WorkerProcess:
         stage = Stage.LOAD
         accepted = False
         t0 = time.monotonic()
-        deadline = t0 + task.timeouts.for_stage(stage)
+        limit = task.timeouts.for_stage(stage)
+        deadline = t0 + limit + STAGE_MARGIN_S
         log_mark = self._log.seek(0, os.SEEK_END) if self._log else 0
         try:
             self._send({
@@ -279,34 +286,37 @@ class WorkerProcess:
                 if msg is None:
                     return self._died_or_retry(accepted, stage, log_mark, t0)
                 if msg.get("nonce") != nonce:
-                    continue  # stale or forged: only our nonce counts
+                    continue  # a stale message from an earlier evaluation
                 if msg["op"] == "accepted":
                     accepted = True
                 elif msg["op"] == "stage":
-                    stage = Stage(msg["stage"])
-                    deadline = time.monotonic() + task.timeouts.for_stage(stage)
+                    new = Stage(msg["stage"])
+                    if new.order > stage.order:  # stages, and so deadlines, only move forward
+                        stage = new
+                        limit = float(msg.get("limit") or task.timeouts.for_stage(stage))
+                        deadline = time.monotonic() + limit + STAGE_MARGIN_S
                 elif msg["op"] == "result":
                     result = EvalResult.model_validate(msg["result"])
                     if msg.get("recycle"):
-                        result.warnings.append("worker recycled after this evaluation (device state not trusted)")
+                        result.warnings.append("judge process recycled after this evaluation (its device state is "
+                                               "not trusted)")
                         self.kill()
                     return result
         except TimeoutError:
-            limit = task.timeouts.for_stage(stage)
             self.kill()
             return EvalResult(status=Status.FAILED).fail(
                 stage, ErrorKind.TIMEOUT,
-                f"stage '{stage.value}' exceeded its {limit:g} s limit; the worker and its process group were killed",
+                f"stage '{stage.value}' exceeded its {limit:g} s limit; the judge and every candidate process it "
+                "started were killed",
             )
         except (BrokenPipeError, OSError):
             return self._died_or_retry(accepted, stage, log_mark, t0)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            # Code in the worker process can write to the channel: a malformed message is its verdict, not ours.
             self.kill()
-            return EvalResult(status=Status.FAILED).fail(
-                stage, ErrorKind.CRASH, trim_message(
-                    f"the worker sent a malformed protocol message during stage '{stage.value}' "
-                    f"({type(e).__name__}: {e}); the candidate wrote to the worker's result channel"))
+            res = EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA, stage=stage)
+            res.message = trim_message(f"the judge process sent a malformed protocol message during stage "
+                                       f"'{stage.value}' ({type(e).__name__}: {e})")
+            return res
 
     def _died_or_retry(self, accepted: bool, stage: Stage, log_mark: int, t0: float) -> Optional[EvalResult]:
         """The candidate's crash verdict once the worker had accepted it; before that, None (retry elsewhere)."""

@@ -13,10 +13,11 @@ import sys
 import time
 import traceback
 
-from ksdk.models import Candidate, EvalResult, Stage, Status, Task, ErrorKind, trim_message
+from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, trim_message
 
 FDS_ENV = "KSDK_WORKER_FDS"
 PARENT_ENV = "KSDK_WORKER_PARENT"
+JUDGE_ENV = "KSDK_JUDGE"  # {"spares": N, "sandbox": true|false}
 
 
 def send_message(fd: int, msg: dict) -> None:
@@ -65,63 +66,83 @@ def _die_with_parent() -> None:
         os._exit(0)
 
 
+def _judge_settings() -> dict:
+    try:
+        cfg = json.loads(os.environ.pop(JUDGE_ENV, "") or "{}")
+    except ValueError:
+        cfg = {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
 def main(argv: list[str]) -> int:
     _die_with_parent()
     backend_name, device = argv[0], int(argv[1])
     interpret = "--interpret" in argv
-    rfd, wfd = (int(x) for x in os.environ[FDS_ENV].split(","))
-    # Keep the protocol fds out of reach of a candidate that scans low fd numbers or spawns children.
+    rfd, wfd = (int(x) for x in os.environ.pop(FDS_ENV).split(","))
+    os.environ.pop(PARENT_ENV, None)
     rfd2, wfd2 = os.dup(rfd), os.dup(wfd)
     os.close(rfd)
     os.close(wfd)
     for fd in (rfd2, wfd2):
         os.set_inheritable(fd, False)
     chan = _Channel(rfd2, wfd2)
+    cfg = _judge_settings()
     try:
+        from ksdk.evaluation import sandboxed
+        from ksdk.interfaces.backend import RunContext
         from ksdk.registry import load_backend
 
-        backend = load_backend(backend_name)()
+        cls = load_backend(backend_name)
+        backend = cls()
         versions = backend.versions()
-        from ksdk.interfaces.backend import EvalContext
-
-        backend.warm_up(EvalContext(device=device, interpret=interpret))
+        ctx = RunContext(device=device, interpret=interpret)
+        probed = None if interpret else next((d for d in cls.probe().devices if d.index == device), None)
+        warnings: list[str] = []
+        launch = sandboxed.sandbox_launch(cls, ctx, {}, dict(os.environ),
+                                          allow_unsandboxed=not cfg.get("sandbox", True), warn=warnings.append)
+        spares = int(cfg.get("spares", 1))
+        pool = sandboxed.Pool(launch, spares)
     except Exception as e:  # the parent turns this into an 'unavailable' error for the user
         chan.send({"op": "error", "message": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
         return 3
-    chan.send({"op": "ready", "versions": versions, "pid": os.getpid()})
+    chan.send({"op": "ready", "versions": versions, "pid": os.getpid(), "warnings": warnings})
+    from ksdk.evaluation.judge import JudgeContext, evaluate
 
-    while True:
-        msg = chan.recv()
-        if msg is None or msg.get("op") == "exit":
-            return 0
-        nonce = msg.get("nonce")
-        chan.send({"op": "accepted", "nonce": nonce})  # before any candidate code runs: see WorkerProcess.evaluate
-        task = Task.model_validate(msg["task"])
-        cand = Candidate.model_validate(msg["candidate"])
-        state = {"stage": Stage.LOAD}
+    try:
+        while True:
+            msg = chan.recv()
+            if msg is None or msg.get("op") == "exit":
+                return 0
+            nonce = msg.get("nonce")
+            chan.send({"op": "accepted", "nonce": nonce})
+            task = Task.model_validate(msg["task"])
+            cand = Candidate.model_validate(msg["candidate"])
+            state = {"stage": Stage.LOAD}
 
-        def on_stage(stage: Stage) -> None:
-            state["stage"] = stage
-            chan.send({"op": "stage", "stage": stage.value, "nonce": nonce})
+            def on_stage(stage: Stage, limit: float) -> None:
+                state["stage"] = stage
+                chan.send({"op": "stage", "stage": stage.value, "limit": limit, "nonce": nonce})
 
-        ctx = EvalContext(
-            device=device, interpret=interpret, on_stage=on_stage, skip_performance=bool(msg.get("skip_performance"))
-        )
-        t0 = time.perf_counter()
-        try:
-            result = backend.evaluate(task, cand, ctx)
-        except Exception as e:  # a backend bug, not the candidate's fault: say so
-            result = EvalResult(stage=state["stage"], status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA)
-            result.message = trim_message(f"backend {backend_name} raised {type(e).__name__}: {e}\n" + traceback.format_exc())
-        result.wall_s = time.perf_counter() - t0
-        recycle = False
-        try:
-            recycle = bool(backend.sticky_error(result))
-        except Exception:
-            recycle = True
-        chan.send({"op": "result", "nonce": nonce, "result": result.model_dump(mode="json"), "recycle": recycle})
-        if recycle:
-            return 0
+            jc = JudgeContext(backend=backend, run=ctx, pool=pool, on_stage=on_stage, device=probed,
+                              skip_performance=bool(msg.get("skip_performance")), sandboxed=launch.sandboxed)
+            t0 = time.perf_counter()
+            try:
+                result = evaluate(task, cand, jc)
+            except Exception as e:  # a bug in the judge or the backend, not the candidate's fault: say so
+                result = EvalResult(stage=state["stage"], status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA)
+                result.message = trim_message(f"the judge for backend {backend_name} raised {type(e).__name__}: {e}\n"
+                                              + traceback.format_exc())
+            result.wall_s = time.perf_counter() - t0
+            recycle = False
+            try:
+                recycle = bool(backend.sticky_error(result))
+            except Exception:
+                recycle = True
+            chan.send({"op": "result", "nonce": nonce, "result": result.model_dump(mode="json"), "recycle": recycle})
+            if recycle:
+                return 0
+    finally:
+        pool.close()
 
 
 if __name__ == "__main__":

@@ -1,37 +1,127 @@
-"""Backend: one accelerator plus its toolchain. It loads, compiles, checks and times; it never decides policy."""
+"""Backend: one accelerator plus its toolchain, reduced to primitives. The judge (ksdk/evaluation/judge.py) decides
+every verdict; a backend only probes, loads, builds, runs and times, inside the candidate's sandboxed process."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
-from ksdk.models import Availability, Candidate, EvalResult, Stage, Task
+from ksdk.models import Availability, ErrorKind, EvalResult, KernelMeta, TimingSettings
 
 
 @dataclass
-class EvalContext:
-    """What a worker hands a backend for one evaluation: the device, the mode, and a stage reporter."""
+class RunContext:
+    """Where a Runner works: the device index, whether kernels run in an interpreter (no device, no timing), and
+    a callback the Runner calls with True/False when a compilation starts/ends inside a call (the judge then
+    charges that time to the compile limit, not the call's)."""
 
     device: int = 0
-    interpret: bool = False  # no device: run kernels in an interpreter, skip timing
-    on_stage: Callable[[Stage], None] = field(default=lambda stage: None)
-    skip_performance: bool = False
+    interpret: bool = False
+    on_compile: Callable[[bool], None] = field(default=lambda compiling: None, repr=False)
 
-    def stage(self, stage: Stage) -> None:
-        """Tell the evaluator a stage starts (it applies that stage's timeout from here)."""
-        self.on_stage(stage)
+
+@dataclass
+class TaskView:
+    """What a candidate's process may know of the task: its source (the public reference), name and build seed,
+    the reference model's constructor arguments, the inputs' and outputs' shapes and dtypes, and (when the backend
+    asks) the reference's parameters. Never the inputs' seeds or values ahead of a call, the reference outputs or
+    the policy."""
+
+    name: str
+    source: str
+    seed: int
+    init_inputs: list = field(default_factory=list)
+    params: list = field(default_factory=list)  # the reference's state_dict, in order, as shared views
+    inputs: list[dict] = field(default_factory=list)  # per get_inputs() item: {"shape", "dtype"} or {"value"}
+    outputs: list[dict] = field(default_factory=list)  # per output: {"shape", "dtype"}
+
+
+class CandidateError(Exception):
+    """The candidate failed a primitive: the error kind, a message for the author (or LLM) and its source line."""
+
+    def __init__(self, kind: ErrorKind, message: str, line: Optional[int] = None):
+        super().__init__(message)
+        self.kind, self.message, self.line = kind, message, line
+
+
+@dataclass
+class CallReport:
+    """What a Runner observed about one call (claims: the judge trusts only what incriminates the candidate).
+
+    `outputs`: (shape, dtype) of every output the candidate returned, written into the given views when they
+    match. `launches`: kernels launched (per call when timed; None where unknown). `torch_ops`: aten ops the
+    forward ran (None where not recorded). `problems`: contract violations the Runner saw (aliasing, reused
+    outputs, patched harness).
+    """
+
+    outputs: list[tuple[list[int], str]] = field(default_factory=list)
+    launches: Optional[int] = None
+    torch_ops: Optional[list[str]] = None
+    problems: list[str] = field(default_factory=list)
+    compile_s: float = 0.0
+    cross_checks: dict[str, list[float]] = field(default_factory=dict)  # the same calls timed by another tool
+    peak_memory_bytes: Optional[int] = None
+    written_by_kernels: Optional[bool] = None  # False: an output's memory reached none of the launched kernels
+    method: str = ""  # how a timing was taken (time() only), e.g. "cuda events, L2 evicted before every repetition"
+    kernels: list[KernelMeta] = field(default_factory=list)  # compiler metadata, once compiled (first call)
+
+
+class Runner(ABC):
+    """The primitives of one candidate's evaluation, made and called inside its sandboxed process (or, for a
+    task's own baseline, in the judge). Inputs and outputs are views of memory the judge shares (see
+    Backend.memory); raise CandidateError for anything the candidate did wrong."""
+
+    def setup(self, task: TaskView) -> None:
+        """Learn the task before any candidate code exists here; raising says the backend cannot run this task."""
+        self.task = task
+
+    @abstractmethod
+    def load(self, source: str) -> None:
+        """Parse or import the candidate (no device work)."""
+
+    @abstractmethod
+    def build(self) -> list[KernelMeta]:
+        """Compile or construct it; returns what the compiler says about its kernels."""
+
+    @abstractmethod
+    def call(self, inputs: list, outputs: list, record_ops: bool = False) -> CallReport:
+        """Run the candidate once on `inputs`, writing its results into `outputs` (synchronised on return)."""
+
+    @abstractmethod
+    def time(self, inputs: list, outputs: list, settings: TimingSettings, share: float, warmup: Optional[int],
+             turn: int = 0) -> tuple[list[float], CallReport]:
+        """Device-timed repetitions (ms each) as TimingSettings asks (`share` of its repetitions, in the judge's
+        `turn`-th round); the last call's results in `outputs`."""
+
+    def prepare_batch(self, inputs: list[list], outputs: list[list]) -> str:
+        """Get ready to call once per input set (their values are written only after this returns); returns how
+        the calls will run: 'graph' (replayed device graphs, no launch overhead) or 'eager'."""
+        self._batch = (inputs, outputs)
+        return "eager"
+
+    def run_batch(self) -> None:
+        """The prepared calls, back to back, each call's results into its outputs; synchronise at the end. The
+        judge times this with its own clock and then checks outputs it picks."""
+        for ins, outs in zip(*self._batch):
+            self.call(ins, outs)
+
+    def close(self) -> None:
+        """Release what the candidate loaded."""
 
 
 class Backend(ABC):
     """An accelerator backend, registered under the `ksdk.backends` entry-point group.
 
-    `probe` and `__init__` must be cheap and import no heavy toolchain; `evaluate` runs in a worker process.
+    `probe` and `__init__` must be cheap and import no heavy toolchain. `runner` is called in the candidate's
+    sandboxed process; the other methods in the judge's process.
     """
 
     name: ClassVar[str] = ""
     language: ClassVar[str] = ""  # the candidate language it accepts, e.g. "triton"
     version: ClassVar[str] = "0"
+    needs_params: ClassVar[bool] = False  # True: TaskView.params carries the reference's weights
+    requires_kernels: ClassVar[bool] = False  # True: a forward that launches none of the backend's kernels is a hack
 
     @classmethod
     @abstractmethod
@@ -39,8 +129,24 @@ class Backend(ABC):
         """Can this backend run here, on which devices; if not, why and what fixes it. Cheap and static."""
 
     @abstractmethod
-    def evaluate(self, task: Task, candidate: Candidate, ctx: EvalContext) -> EvalResult:
-        """Run load, compile, correctness and performance in this process, reporting stages to `ctx`."""
+    def runner(self, ctx: RunContext) -> Runner:
+        """A Runner for one candidate (in its sandboxed process) or for a task's own baseline (in the judge)."""
+
+    def reference_device(self, ctx: RunContext) -> str:
+        """The torch device on which the judge makes inputs, runs the reference and compares ('cuda', 'cpu')."""
+        return "cpu"
+
+    def memory(self, ctx: RunContext) -> Any:
+        """How the judge and the Runner share inputs and outputs (ksdk.evaluation.shared.SharedMemory); host
+        shared memory unless the device can share its own."""
+        from ksdk.evaluation.shared import HostMemory
+
+        return HostMemory(view="numpy")
+
+    def baseline_source(self, task_source: str) -> Optional[tuple[str, str]]:
+        """(label, source) of a baseline the task ships for this backend (a naive kernel), timed by this backend's
+        Runner in the judge; None: the judge times the task's reference Model."""
+        return None
 
     def hints(self) -> str:
         """What kernels on this backend may use and must avoid (shown to LLM mutators)."""
@@ -50,9 +156,9 @@ class Backend(ABC):
         """Toolchain and runtime versions that make a result reproducible."""
         return {}
 
-    def warm_up(self, ctx: EvalContext) -> None:
-        """Load the heavy toolchain and runtime once per worker, before it reports ready (so a standby worker
-        takes over with nothing left to load). Raising here marks the worker as unable to start."""
+    def warm_up(self, ctx: RunContext) -> None:
+        """Import the heavy toolchain once per process before it reports ready (a standby process then takes a
+        candidate with nothing left to load). Must not touch the device. Raising marks the process unusable."""
 
     @classmethod
     def device_env(cls, device: int) -> dict[str, str]:
@@ -64,10 +170,20 @@ class Backend(ABC):
         """Extra environment variables (names or prefixes ending in '*') a worker may see."""
         return ()
 
-    def sticky_error(self, result: EvalResult) -> bool:
-        """True when the process can no longer be trusted after this result (e.g. a sticky CUDA error)."""
-        return False
+    @classmethod
+    def sandbox_paths(cls) -> list[str]:
+        """Toolchain folders the candidate's sandbox must see (read-only), beyond the Python environment."""
+        return []
 
-    def example_candidates(self) -> Optional[dict[str, tuple[str, str]]]:
-        """For the conformance kit: {'good'|'broken_load'|'broken_compile'|'wrong': (task_src, cand_src)}."""
-        return None
+    @classmethod
+    def sandbox_devices(cls, ctx: RunContext) -> list[str]:
+        """Device nodes (globs, e.g. /dev/nvidia*) the candidate's sandbox needs."""
+        return []
+
+    def telemetry(self, ctx: RunContext) -> dict:
+        """Device state recorded around the performance stage (clocks, temperature, throttling), in the judge."""
+        return {}
+
+    def sticky_error(self, result: EvalResult) -> bool:
+        """True when the judge's own process can no longer be trusted after this result (its device context)."""
+        return False

@@ -32,6 +32,7 @@ class BackendConformance:
     """Mixin of pytest tests. Set `backend` and implement `cases()`; keys used:
 
     - "good": correct candidate (must pass correctness; timed where the device allows)
+    - "slow": correct too, but clearly slower than "good" (at least 1.5x): the kit checks that timing orders them
     - "broken_load": fails at the load stage (syntax error, missing entry point)
     - "broken_compile": fails at the compile stage (optional: omit if the language has no separate compile)
     - "wrong": compiles and runs but computes the wrong values
@@ -113,8 +114,10 @@ class BackendConformance:
     def test_good_candidate_timed_or_says_why_not(self):
         a = self._require_usable()
         r = self._evaluate("good")
-        if a.available and r.performance_skipped is None:
-            assert r.stage == Stage.PERFORMANCE
+        if a.available:  # on a device, timing is not optional: no excuse is accepted
+            assert r.status == Status.OK, f"the good candidate failed: {r.error_kind} {r.message}"
+            assert r.performance_skipped is None, f"an available backend skipped timing: {r.performance_skipped}"
+            assert r.stage == Stage.PERFORMANCE, (r.stage, r.error_kind, r.message)
             for t in (r.candidate_timing, r.baseline_timing):
                 assert t is not None
                 assert t.median_ms > 0 and math.isfinite(t.median_ms) and t.n >= 3
@@ -123,6 +126,31 @@ class BackendConformance:
         else:
             assert r.performance_skipped, "an untimed result must say why timing was skipped"
             assert r.speedup is None, "no speedup may be reported without device timing"
+
+    def _timed(self, key: str) -> EvalResult:
+        a = self._require_usable()
+        if not a.available:
+            pytest.skip(f"{self.backend} has no device here: timing is not checked")
+        r = self._evaluate(key)
+        assert r.status == Status.OK and r.stage == Stage.PERFORMANCE, (key, r.stage, r.error_kind, r.message)
+        return r
+
+    def test_reported_times_agree_with_the_judges_clock(self):
+        """The judge times back-to-back calls with its own clock: a backend's reported time must be of that order
+        (a timer that reports a constant, or nothing real, is off by orders of magnitude)."""
+        r = self._timed("good")
+        judge = r.cross_checks.get("judge clock:candidate")
+        assert judge is not None, "the judge's clock took no measurement"
+        off = [w for w in r.warnings if "timer is off" in w]
+        assert not off, off[0]
+
+    def test_a_slower_candidate_is_timed_slower(self):
+        """Timing must order candidates by speed: 'slow' must come out clearly slower than 'good'."""
+        good, slow = self._timed("good"), self._timed("slow")
+        assert good.candidate_timing.median_ms > 0 and slow.candidate_timing.median_ms > 0
+        assert good.speedup > 1.2 * slow.speedup, (
+            f"'good' timed at {good.candidate_timing.median_ms:.4g} ms, 'slow' at "
+            f"{slow.candidate_timing.median_ms:.4g} ms: the backend's timing does not tell them apart")
 
     def test_broken_load_rejected_at_load(self):
         self._require_usable()

@@ -37,6 +37,18 @@ void kernel(const float* restrict a, const float* restrict b, float* restrict ou
 
 WRONG = GOOD.replace("a[i] + b[i]", "a[i] - b[i]")
 
+# Correct, but it computes the sum 64 times over (a compiler barrier keeps every pass): clearly slower than GOOD.
+SLOW = """
+void kernel(const float* restrict a, const float* restrict b, float* restrict out, long n, long n2) {
+    (void)n2;
+    for (int rep = 0; rep < 64; rep++) {
+        for (long i = 0; i < n; i++)
+            out[i] = a[i] + b[i];
+        __asm__ volatile("" ::: "memory");
+    }
+}
+"""
+
 BROKEN_LOAD = """
 /* the entry is misspelt: no function named `kernel` is defined */
 void kernal(const float* a, const float* b, float* out, long n, long n2) {

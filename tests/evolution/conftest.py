@@ -14,6 +14,9 @@ TASK = textwrap.dedent('''
     import torch
     import torch.nn as nn
 
+    KSDK_TASK = {"correctness_trials": 1, "timing": {"warmup": 1, "warmup_ms": 0, "repetitions": 3, "min_time_ms": 0,
+                                                     "flush_l2": False}}
+
     class Model(nn.Module):
         def forward(self, x):
             return x

@@ -9,7 +9,7 @@ import asyncio
 import re
 import time
 
-from ksdk.interfaces.backend import Backend, EvalContext
+from ksdk.interfaces.backend import Backend, CallReport, CandidateError, Runner
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.interfaces.mutator import MutationOutcome, Mutator
 from ksdk.models import (Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, EvaluatorInfo, Mutation, Stage,
@@ -26,6 +26,51 @@ def _stats(ms):
     return TimingStats(median_ms=ms, iqr_ms=0.0, mean_ms=ms, std_ms=0.0, min_ms=ms, max_ms=ms, n=3, method="toy")
 
 
+BASE_MS = 10.0
+
+
+def toy_result(candidate):
+    """The verdict the toy backend's programs get: BROKEN fails to compile, negative X computes wrong values,
+    otherwise the speedup is min(X, CAP) (at least 1)."""
+    v = values(candidate.source)
+    time.sleep(v.get("SLEEP", 0.0))
+    r = EvalResult(backend="toy_speed", stage=Stage.COMPILE)
+    if "BROKEN" in candidate.source:
+        return r.fail(Stage.COMPILE, ErrorKind.COMPILE, "BROKEN is not a valid statement", line=1)
+    if v.get("X", 0) < 0:
+        return r.fail(Stage.CORRECTNESS, ErrorKind.VALUE, "negative X computes the wrong values")
+    cand = _ms(v)
+    r.stage, r.status = Stage.PERFORMANCE, Status.OK
+    r.candidate_timing, r.baseline_timing, r.baseline = _stats(cand), _stats(BASE_MS), "toy reference"
+    r.speedup = BASE_MS / cand
+    return r
+
+
+def _ms(v):
+    return BASE_MS / max(1.0, min(v.get("X", 1.0), v.get("CAP", 1e9)))
+
+
+class ToySpeedRunner(Runner):
+    """The toy task is the identity; a program's claimed time is BASE_MS / min(X, CAP), its baseline's BASE_MS."""
+
+    def load(self, source):
+        self.v = values(source)
+        self.broken = "BROKEN" in source
+
+    def build(self):
+        time.sleep(self.v.get("SLEEP", 0.0))
+        if self.broken:
+            raise CandidateError(ErrorKind.COMPILE, "BROKEN is not a valid statement", 1)
+        return []
+
+    def call(self, inputs, outputs, record_ops=False):
+        outputs[0][...] = inputs[0] if self.v.get("X", 0) >= 0 else inputs[0] + 5
+        return CallReport(outputs=[(list(outputs[0].shape), str(outputs[0].dtype))])
+
+    def time(self, inputs, outputs, settings, share, warmup, turn=0):
+        return [_ms(self.v)] * 3, self.call(inputs, outputs)
+
+
 class ToySpeedBackend(Backend):
     name = "toy_speed"
     language = "toy"
@@ -37,23 +82,11 @@ class ToySpeedBackend(Backend):
     def hints(self):
         return "toy programs: raise X, keep BROKEN out"
 
-    def evaluate(self, task, candidate, ctx):
-        v = values(candidate.source)
-        time.sleep(v.get("SLEEP", 0.0))
-        ctx.stage(Stage.COMPILE)
-        r = EvalResult(backend="toy_speed", stage=Stage.COMPILE)
-        if "BROKEN" in candidate.source:
-            return r.fail(Stage.COMPILE, ErrorKind.COMPILE, "BROKEN is not a valid statement", line=1)
-        ctx.stage(Stage.CORRECTNESS)
-        if v.get("X", 0) < 0:
-            return r.fail(Stage.CORRECTNESS, ErrorKind.VALUE, "negative X computes the wrong values")
-        x = v.get("X", 1.0)
-        base = 10.0
-        cand = base / max(1.0, min(x, v.get("CAP", 1e9)))
-        r.stage, r.status = Stage.PERFORMANCE, Status.OK
-        r.candidate_timing, r.baseline_timing, r.baseline = _stats(cand), _stats(base), "toy reference"
-        r.speedup = base / cand
-        return r
+    def runner(self, ctx):
+        return ToySpeedRunner()
+
+    def baseline_source(self, task_source):
+        return "toy reference", "X = 1\n"
 
 
 class StepMutator(Mutator):
@@ -97,7 +130,7 @@ class InProcessToyEvaluator(Evaluator):
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         t0 = time.perf_counter()
         try:
-            r = await asyncio.to_thread(self.backend.evaluate, task, candidate, EvalContext())
+            r = await asyncio.to_thread(toy_result, candidate)
         finally:
             self.in_flight -= 1
         r.candidate_id, r.device_s = candidate.id, time.perf_counter() - t0

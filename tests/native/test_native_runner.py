@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ksdk.interfaces.backend import EvalContext
+from ksdk.evaluation.local import LocalEvaluator
 from ksdk.models import Candidate, ErrorKind, Stage, Status, TimingSettings
 from ksdk.tasks import task_from_source
 from ksdk.testing.conformance import BackendConformance, Case
@@ -17,12 +17,21 @@ from nativekit import BIAS_RELU_HOST, host_kernel, vector_add_task
 FAST = TimingSettings(warmup=1, repetitions=3, min_time_ms=0.0, max_repetitions=5, flush_l2=True)
 
 
-def run(source: str, task_source: str | None = None, trials: int = 2, **ctx):
+def run(source: str, task_source: str | None = None, trials: int = 2, skip_performance: bool = False):
+    """One verdict through the judge and a sandboxed candidate process (MACA_PATH reaches both)."""
     task = task_from_source("vadd", task_source or vector_add_task(torch=False), correctness_trials=trials,
                             timing=FAST)
-    backend = MacaMetaxBackend()
-    result = backend.evaluate(task, Candidate(source=source, language="maca"), EvalContext(**ctx))
-    return result, backend
+
+    async def go():
+        ev = LocalEvaluator("maca_metax", cache=False)
+        try:
+            proc = ev._procs[0]
+            return await asyncio.to_thread(proc.evaluate, task, Candidate(source=source, language="maca"),
+                                           skip_performance)
+        finally:
+            await ev.close()
+
+    return asyncio.run(go()), MacaMetaxBackend()
 
 
 def test_correct_candidate_is_timed_against_the_host_reference(maca_root):
@@ -30,7 +39,7 @@ def test_correct_candidate_is_timed_against_the_host_reference(maca_root):
     assert r.status == Status.OK and r.stage == Stage.PERFORMANCE, r.message
     assert r.trials == 2 and all(o.ok for o in r.outputs)
     assert r.candidate_timing.n >= 3 and "L2 flushed" in r.candidate_timing.method
-    assert r.baseline == "the task's reference on the host CPU" and r.speedup > 0
+    assert r.baseline.startswith("PyTorch eager (the task's Model) on the CPU") and r.speedup > 0
     assert r.device.name == "ksdk runtime test double (host CPU)"
     k = r.kernels[0]
     assert k.name == "vector_add" and k.registers is None  # MACA's attribute numbers are unconfirmed
@@ -51,13 +60,14 @@ def test_torch_task_with_a_parameter_passes_inputs_outputs_then_parameters(maca_
     assert r.status == Status.OK, r.message
     assert r.outputs[0].shape == [64, 48] and r.outputs[0].dtype == "float32"
     # NATIVE_BASELINE there is CUDA/MACA device code the host compiler rejects: fall back, and say so
-    assert r.baseline == "the task's reference on the host CPU" and "NATIVE_BASELINE unusable" in r.warnings[0]
+    assert r.baseline.startswith("PyTorch eager (the task's Model) on the CPU")
+    assert "NATIVE_BASELINE" in r.warnings[0] and "unusable" in r.warnings[0]
 
 
 def test_wrong_values_fail_correctness(maca_root):
     r, _ = run(host_kernel("a[i] - b[i]"))
     assert (r.status, r.stage, r.error_kind) == (Status.FAILED, Stage.CORRECTNESS, ErrorKind.VALUE)
-    assert not r.outputs[0].ok and "trial 1" in r.message
+    assert not r.outputs[0].ok and "trial 0" in r.message
 
 
 def test_unwritten_outputs_are_caught_by_the_poison(maca_root):
@@ -65,10 +75,11 @@ def test_unwritten_outputs_are_caught_by_the_poison(maca_root):
     assert r.error_kind == ErrorKind.NAN_INF and r.stage == Stage.CORRECTNESS
 
 
-def test_kernel_fault_is_a_device_fault_that_recycles_the_worker(maca_root):
+def test_kernel_fault_is_a_device_fault_of_the_candidate_alone(maca_root):
     r, backend = run(host_kernel().replace("return 0;\n}", "return 1;\n}"))
     assert (r.stage, r.error_kind) == (Stage.CORRECTNESS, ErrorKind.DEVICE_FAULT)
-    assert "illegal memory access" in r.message and backend.sticky_error(r)
+    # the fault happened in the candidate's own process: the judge's process is not recycled
+    assert "illegal memory access" in r.message and not backend.sticky_error(r)
 
 
 def test_compile_error_points_at_the_candidate_line(maca_root):
@@ -97,10 +108,8 @@ def test_skip_performance_says_why(maca_root):
     assert r.correct and r.stage == Stage.CORRECTNESS and r.performance_skipped and r.speedup is None
 
 
-def test_worker_recycled_after_fault_then_next_verdict_is_fine(maca_root):
-    """Through LocalEvaluator's real worker processes (MACA_PATH reaches the worker via the allowlist)."""
-    from ksdk.evaluation.local import LocalEvaluator
-
+def test_a_fault_ends_its_candidate_process_and_the_next_verdict_is_fine(maca_root):
+    """Through LocalEvaluator's real processes (MACA_PATH reaches the judge and the sandbox via the allowlist)."""
     task = task_from_source("vadd", vector_add_task(torch=False), correctness_trials=1, timing=FAST)
 
     async def go():
@@ -115,7 +124,6 @@ def test_worker_recycled_after_fault_then_next_verdict_is_fine(maca_root):
 
     bad, good = asyncio.run(go())
     assert bad.error_kind == ErrorKind.DEVICE_FAULT
-    assert any("recycled" in w for w in bad.warnings)
     assert good.status == Status.OK and good.stage == Stage.PERFORMANCE, good.message
 
 
@@ -133,21 +141,33 @@ class TestMacaMetaxConformanceOverTheDouble(BackendConformance):
         task = vector_add_task(torch=False)
         return {
             "good": Case(task, host_kernel(), settings),
+            "slow": Case(task, host_kernel().replace("    for (int64_t i = 0;", "    for (int rep = 0; rep < 64; "
+                                                     "rep++, ({__asm__ volatile(\"\" ::: \"memory\");}))\n"
+                                                     "    for (int64_t i = 0;"), settings),
             "broken_load": Case(task, "int vector_add(void) { return 0; }  /* no launch description */", settings),
             "broken_compile": Case(task, host_kernel("a[i] +* b[i]"), settings),
             "wrong": Case(task, host_kernel("a[i] * b[i]"), settings),
         }
 
 
-def test_long_runs_keep_a_bounded_module_cache(maca_root, monkeypatch):
+def test_a_long_lived_session_keeps_a_bounded_module_cache(maca_root, monkeypatch):
+    """The judge's own session (it times a task's NATIVE_BASELINE) loads modules for as long as it lives."""
+    import numpy as np
+
     import ksdk_native.runner as runner
+    from ksdk.interfaces.backend import RunContext, TaskView
 
     monkeypatch.setattr(runner, "MAX_CACHED", 1)
-    task = task_from_source("vadd", vector_add_task(torch=False), correctness_trials=1, timing=FAST)
     backend = MacaMetaxBackend()
+    spec = {"shape": [64], "dtype": "float32"}
+    a, b, out = (np.arange(64, dtype=np.float32) for _ in range(3))
     for expr in ("a[i] + b[i]", "b[i] + a[i]", "(a[i] + b[i])", "a[i] + b[i]"):
-        r = backend.evaluate(task, Candidate(source=host_kernel(expr), language="maca"), EvalContext())
-        assert r.status == Status.OK, r.message
+        r = backend.runner(RunContext())
+        r.setup(TaskView("vadd", vector_add_task(torch=False), 0, [], [], [spec, spec], [spec]))
+        r.load(host_kernel(expr))
+        r.build()
+        r.call([a, b], [out])
+        assert np.allclose(out, a + b)
     assert len(backend._session.modules) == 1 and len(backend._session.images) == 1
 
 
@@ -156,5 +176,5 @@ def test_compute_once_then_skip_is_caught_after_timing(maca_root):
     cheat = host_kernel().replace("    const float *a", "    static int done;\n    if (done) return 0;\n    done = 1;\n"
                                   "    const float *a")
     r, _ = run(cheat, trials=1)
-    assert (r.stage, r.error_kind) == (Stage.PERFORMANCE, ErrorKind.REWARD_HACK), r.message
-    assert "every launch must compute" in r.message
+    assert r.error_kind == ErrorKind.REWARD_HACK, r.message
+    assert "cached" in r.message or "repeatedly" in r.message

@@ -12,8 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from ksdk.interfaces.backend import Backend, EvalContext
-from ksdk.models import Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, Stage, Status, Task
+from ksdk.interfaces.backend import Backend, CallReport, CandidateError, Runner
+from ksdk.models import Availability, DeviceInfo, ErrorKind, EvalResult
 
 NAME = "toy_py"
 MODULE = "ksdk_toy_py_backend"
@@ -21,6 +21,8 @@ MODULE = "ksdk_toy_py_backend"
 # A small task in this backend's own format (KernelBench names, numpy inside).
 TASK_SOURCE = '''
 import numpy as np
+
+KSDK_TASK = {"timing": {"warmup": 1, "warmup_ms": 0, "repetitions": 5, "min_time_ms": 0, "flush_l2": False}}
 
 class Model:
     def forward(self, x):
@@ -46,6 +48,48 @@ class DeviceFault(RuntimeError):
     """Stands in for a sticky device error (the process must not be trusted afterwards)."""
 
 
+class ToyPyRunner(Runner):
+    """Runs a numpy ModelNew in the candidate's process."""
+
+    def load(self, source: str) -> None:
+        self.ns: dict = {"DeviceFault": DeviceFault}
+        try:
+            exec(compile(source, "<candidate>", "exec"), self.ns)
+        except SyntaxError as e:
+            raise CandidateError(ErrorKind.SYNTAX, str(e), e.lineno) from None
+        if "ModelNew" not in self.ns:
+            raise CandidateError(ErrorKind.MISSING_ENTRY, "the candidate defines no ModelNew")
+
+    def build(self) -> list:
+        self.model = self.ns["ModelNew"]()
+        return []
+
+    def call(self, inputs: list, outputs: list, record_ops: bool = False) -> CallReport:
+        import numpy as np
+
+        try:
+            out = np.asarray(self.model.forward(*inputs))
+        except DeviceFault as e:
+            raise CandidateError(ErrorKind.DEVICE_FAULT, str(e)) from None
+        except Exception as e:  # noqa: BLE001
+            raise CandidateError(ErrorKind.RUNTIME, f"{type(e).__name__}: {e}") from None
+        if out.shape == outputs[0].shape:
+            outputs[0][...] = out
+        return CallReport(outputs=[(list(out.shape), str(out.dtype))])
+
+    def time(self, inputs, outputs, settings, share, warmup, turn=0):
+        report = self.call(inputs, outputs)
+        return _time(lambda: self.model.forward(*inputs)), report
+
+    def prepare_batch(self, inputs, outputs) -> str:
+        self._batch = (inputs, outputs)
+        return "host"
+
+    def run_batch(self) -> None:
+        for ins, outs in zip(*self._batch):
+            outs[0][...] = self.model.forward(*ins)
+
+
 class ToyPyBackend(Backend):
     name = NAME
     language = "toy_py"
@@ -58,60 +102,19 @@ class ToyPyBackend(Backend):
     def versions(self) -> dict[str, str]:
         return {"toy_py": self.version}
 
-
     def hints(self) -> str:
         return "toy hints: numpy only"
 
+    def runner(self, ctx) -> Runner:
+        return ToyPyRunner()
+
     def sticky_error(self, result: EvalResult) -> bool:
+        # Called by the judge's process once per finished evaluation: the ledger is written here.
+        ledger = os.environ.get("KSDK_TOY_LEDGER")
+        if ledger:
+            with open(ledger, "a") as f:
+                f.write(f"{result.candidate_id} {os.getpid()}\n")
         return result.error_kind == ErrorKind.DEVICE_FAULT
-
-    def evaluate(self, task: Task, candidate: Candidate, ctx: EvalContext) -> EvalResult:
-        import numpy as np
-
-        from ksdk.timing import speedup, summarize
-        from ksdk.verify import compare_outputs
-
-        res = EvalResult(device=DeviceInfo(name="toy-cpu", kind="cpu"), backend=self.name, backend_version=self.version)
-        try:
-            ctx.stage(Stage.LOAD)
-            ref_ns: dict = {}
-            exec(compile(task.source, "<task>", "exec"), ref_ns)
-            ns: dict = {"DeviceFault": DeviceFault}
-            try:
-                exec(compile(candidate.source, "<candidate>", "exec"), ns)
-            except SyntaxError as e:
-                return res.fail(Stage.LOAD, ErrorKind.SYNTAX, str(e), e.lineno)
-            if "ModelNew" not in ns:
-                return res.fail(Stage.LOAD, ErrorKind.MISSING_ENTRY, "the candidate defines no ModelNew")
-            ctx.stage(Stage.CORRECTNESS)
-            inputs = ref_ns["get_inputs"]()
-            ref, model = ref_ns["Model"](), ns["ModelNew"]()
-            try:
-                out = model.forward(*inputs)
-            except DeviceFault as e:
-                return res.fail(Stage.CORRECTNESS, ErrorKind.DEVICE_FAULT, str(e))
-            except Exception as e:
-                return res.fail(Stage.CORRECTNESS, ErrorKind.RUNTIME, f"{type(e).__name__}: {e}")
-            checks, failure = compare_outputs([np.asarray(out)], [np.asarray(ref.forward(*inputs))], task.tolerance)
-            res.outputs, res.trials = checks, 1
-            if failure:
-                return res.fail(Stage.CORRECTNESS, *failure)
-            res.stage, res.status = Stage.CORRECTNESS, Status.OK
-            if ctx.interpret or ctx.skip_performance:
-                res.performance_skipped = "interpreter" if ctx.interpret else "skipped on request"
-                return res
-            ctx.stage(Stage.PERFORMANCE)
-            res.candidate_timing = summarize(_time(lambda: model.forward(*inputs)), "perf_counter")
-            res.baseline_timing = summarize(_time(lambda: ref.forward(*inputs)), "perf_counter")
-            res.baseline, res.stage = "toy reference", Stage.PERFORMANCE
-            res.speedup = speedup(res.baseline_timing, res.candidate_timing)
-            return res
-        finally:
-            ledger = os.environ.get("KSDK_TOY_LEDGER")
-            if ledger:
-                with open(ledger, "a") as f:
-                    f.write(f"{candidate.id} {os.getpid()}\n")
-
 
 
 class ToyPyOtherBackend(ToyPyBackend):

@@ -19,11 +19,17 @@ def verdicts():
     return evaluate_all({name: (task, (CHEATS / f"{name}.py").read_text()) for name in CPU_CHEATS}, interpret=True)
 
 
+# Tricks aimed at the reference, which lives only in the judge's process: they cannot reach it, so the candidate
+# simply computes wrong values (or is caught patching torch on the way).
+AIMED_AT_THE_REFERENCE = {"patch_reference_weights"}
+
+
 @pytest.mark.parametrize("name", CPU_CHEATS)
 def test_cheat_rejected_as_reward_hack(verdicts, name):
     r = verdicts[name]
     assert r.status == Status.FAILED, f"{name} passed: {r.message}"
-    assert r.error_kind == ErrorKind.REWARD_HACK, (name, r.stage, r.error_kind, r.message)
+    allowed = {ErrorKind.REWARD_HACK, ErrorKind.VALUE} if name in AIMED_AT_THE_REFERENCE else {ErrorKind.REWARD_HACK}
+    assert r.error_kind in allowed, (name, r.stage, r.error_kind, r.message)
     assert r.message and r.speedup is None
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+from typing import Optional
 
-from ksdk.interfaces.backend import Backend, EvalContext
-from ksdk.models import Availability, Candidate, DeviceInfo, EvalResult, Task
+from ksdk.interfaces.backend import Backend, RunContext, Runner
+from ksdk.models import Availability
 from ksdk_cpu_example import __version__
 from ksdk_cpu_example import probe as _probe
 
@@ -22,12 +23,16 @@ Candidates are plain C (GNU C11), compiled with `cc -O2 -march=native` into a sh
 """
 
 
+BASELINE_LABEL = "naive C kernel shipped with the task (C_BASELINE), same compiler and flags, same inputs, 1 thread"
+
+
 class CpuCBackend(Backend):
     """Candidates are C source defining the task's entry function; the device is this CPU."""
 
     name = "cpu_c"
     language = "c"
     version = __version__
+    needs_params = True  # the entry function receives the reference model's weights
 
     @classmethod
     def probe(cls) -> Availability:
@@ -47,9 +52,17 @@ class CpuCBackend(Backend):
                 out[pkg] = "not installed"
         return out
 
-    def evaluate(self, task: Task, candidate: Candidate, ctx: EvalContext) -> EvalResult:
-        from ksdk_cpu_example.runner import evaluate
+    def runner(self, ctx: RunContext) -> Runner:
+        from ksdk_cpu_example.runner import CpuCRunner
 
-        result = EvalResult(backend=self.name, backend_version=self.version, versions=self.versions(),
-                            device=DeviceInfo(index=ctx.device, name=_probe.cpu_name(), kind="cpu"))
-        return evaluate(task, candidate, ctx, result)
+        return CpuCRunner()
+
+    def baseline_source(self, task_source: str) -> Optional[tuple[str, str]]:
+        from ksdk_cpu_example.reference import task_spec
+
+        base = task_spec(task_source).baseline_c
+        return (BASELINE_LABEL, base) if base else None
+
+    def warm_up(self, ctx: RunContext) -> None:
+        import cffi  # noqa: F401
+        import numpy  # noqa: F401

@@ -74,10 +74,32 @@ def compiler_version() -> str:
     return out.splitlines()[0].strip() if out else "unknown"
 
 
-def _cache_dir() -> Path:
-    d = Path(os.environ.get("KSDK_CPU_CACHE") or Path(tempfile.gettempdir()) / f"ksdk-cpu-c-{os.getuid()}")
-    d.mkdir(parents=True, exist_ok=True)
+def _cache_dir() -> Optional[Path]:
+    """The compile cache: private to this user (0700, owned by them) or not used at all. Another user who could
+    write into it could have this process load their code."""
+    base = os.environ.get("KSDK_CPU_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ksdk", "cpu_c")
+    d = Path(base)
+    try:
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = d.stat()
+    except OSError:
+        return None
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
     return d
+
+
+def _cached(path: Path) -> bool:
+    """True when a cached object is ours and its content is what was published (its digest beside it)."""
+    digest = path.with_suffix(".sha256")
+    try:
+        st = path.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            return False
+        return digest.read_text().strip() == hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return False
 
 
 _first_error = re.compile(rf"^{re.escape(FILENAME)}:(\d+):(?:\d+:)?\s*(?:fatal )?error:", re.M)
@@ -96,8 +118,11 @@ def compile_source(source: str, prototype: str) -> Path:
     # ("conflicting types") instead of silently reading garbage through the ABI.
     header = "#include <stdint.h>\n#include <stddef.h>\n" + prototype + "\n"
     key = hashlib.sha256("\0".join([source, header, cc, compiler_version(), *CFLAGS, *LDFLAGS]).encode()).hexdigest()[:24]
-    out = _cache_dir() / f"{key}.so"
-    if out.exists():
+    cache = _cache_dir()
+    if cache is None:
+        cache = Path(tempfile.mkdtemp(prefix="ksdk-cpu-c-"))  # private (0700), this process only
+    out = cache / f"{key}.so"
+    if _cached(out):
         return out
     with tempfile.TemporaryDirectory(prefix="ksdk-cc-") as wd:
         Path(wd, FILENAME).write_text(source)
@@ -118,7 +143,12 @@ def compile_source(source: str, prototype: str) -> Path:
         # Atomic publish (another worker may build the same key): copy beside the target, then rename.
         staged = out.with_suffix(f".{os.getpid()}.tmp")
         shutil.copyfile(tmp, staged)
+        os.chmod(staged, 0o700)
+        digest = hashlib.sha256(staged.read_bytes()).hexdigest()
         os.replace(staged, out)
+        sidecar = out.with_suffix(f".{os.getpid()}.sha")
+        sidecar.write_text(digest)
+        os.replace(sidecar, out.with_suffix(".sha256"))
     return out
 
 

@@ -1,13 +1,10 @@
-"""The task side: execute the KernelBench reference on the host CPU and turn its tensors into numpy arrays."""
+"""What a task file says for the cpu_c backend, read without running it: the entry name and a naive C baseline."""
 
 from __future__ import annotations
 
 import ast
-import types
 from dataclasses import dataclass
-from typing import Any, Optional
-
-import numpy as np
+from typing import Optional
 
 DEFAULT_ENTRY = "kernel"
 
@@ -35,42 +32,3 @@ def task_spec(source: str) -> TaskSpec:
                 else:
                     spec.baseline_c = value
     return spec
-
-
-class Reference:
-    """The task's Model, built once; `trial(seed)` gives fresh host inputs and the reference outputs."""
-
-    def __init__(self, name: str, source: str, seed: int):
-        import torch
-
-        torch.set_num_threads(1)  # the C candidates are single-threaded; so is the eager baseline they face
-        self.torch = torch
-        mod = types.ModuleType(f"ksdk_task_{name}")
-        mod.__file__ = f"<task {name}>"
-        exec(compile(source, f"<task {name}>", "exec"), mod.__dict__)
-        self.mod = mod
-        torch.manual_seed(seed)
-        self.model = mod.Model(*mod.get_init_inputs()).eval()
-        self.weights = [host(t) for t in self.model.state_dict().values()]
-
-    def inputs(self, seed: int) -> list:
-        """Fresh inputs from get_inputs() under `seed` (torch tensors and Python scalars)."""
-        self.torch.manual_seed(seed)
-        np.random.seed(seed % (2**32))
-        return list(self.mod.get_inputs())
-
-    def run(self, inputs: list) -> list[np.ndarray]:
-        """The reference outputs for `inputs`, as C-contiguous numpy arrays."""
-        with self.torch.no_grad():
-            out = self.model(*inputs)
-        outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        return [host(o) for o in outs]
-
-
-def host(x: Any) -> Any:
-    """A torch tensor as a C-contiguous numpy copy; Python scalars pass through."""
-    if isinstance(x, (bool, int, float)):
-        return x
-    if hasattr(x, "detach"):
-        return np.ascontiguousarray(x.detach().cpu().numpy()).copy()
-    return np.ascontiguousarray(np.asarray(x))

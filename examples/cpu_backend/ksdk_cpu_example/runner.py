@@ -1,49 +1,84 @@
-"""One evaluation in the worker: load (reference + entry scan), compile, correctness trials, interleaved timing."""
+"""The cpu_c Runner: the primitives ksdk's judge calls in the candidate's sandboxed process (and, for a task's
+C_BASELINE, in the judge): scan the source, compile it, call the entry on shared host arrays, time calls."""
 
 from __future__ import annotations
 
-import traceback
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
-from ksdk.interfaces.backend import EvalContext
-from ksdk.models import Candidate, DeviceInfo, ErrorKind, EvalResult, KernelMeta, Stage, Status, Task, trim_message
-from ksdk.timing import speedup
-from ksdk.verify import compare_outputs
+from ksdk.interfaces.backend import CallReport, CandidateError, Runner, TaskView
+from ksdk.models import ErrorKind, KernelMeta, TimingSettings
 from ksdk_cpu_example import compiler, signature
-from ksdk_cpu_example.reference import Reference, host, task_spec
-from ksdk_cpu_example.timing import time_interleaved
-
-TORCH_BASELINE = "reference Model eager in torch on the CPU (1 thread)"
+from ksdk_cpu_example.reference import task_spec
 
 
-def _infra(result: EvalResult, stage: Stage, text: str) -> EvalResult:
-    result.fail(stage, ErrorKind.INFRA, text)
-    result.status = Status.INFRA_ERROR
-    return result
+class CpuCRunner(Runner):
+    """One C candidate: its source, its prototype (from the task's tensors) and, once built, its entry."""
 
+    def setup(self, task: TaskView) -> None:
+        self.task = task
+        self.spec = task_spec(task.source)
+        ins = [np.empty(a["shape"], dtype=a["dtype"]) if "shape" in a else a.get("value") for a in task.inputs]
+        outs = [np.empty(o["shape"], dtype=o["dtype"]) for o in task.outputs]
+        self.sig = signature.build(self.spec.entry, ins, list(task.params), outs)
+        self.built: Optional[compiler.Built] = None
 
-def _poison(arrays: list[np.ndarray]) -> None:
-    """Fill outputs with values a correct kernel must overwrite (NaN for floats, a sentinel for integers)."""
-    for a in arrays:
-        if a.dtype.kind == "f":
-            a.fill(np.nan)
-        elif a.dtype.kind in "iu":
-            a.fill(np.iinfo(a.dtype).min + 7)
-        else:
-            a.fill(True)
+    def load(self, source: str) -> None:
+        proto = self.sig.prototype()
+        if not source.strip():
+            raise CandidateError(ErrorKind.SYNTAX, f"the candidate is empty; define:\n  {proto}")
+        if compiler.find_entry(source, self.spec.entry) is None:
+            raise CandidateError(ErrorKind.MISSING_ENTRY, f"no definition of the entry function '{self.spec.entry}' "
+                                 f"found; the candidate must define:\n  {proto[:-1]} {{ ... }}")
+        self.source = source
+
+    def build(self) -> list[KernelMeta]:
+        try:
+            self.built = compiler.build(self.source, self.sig.prototype(), self.spec.entry)
+        except compiler.CompileError as e:
+            raise CandidateError(ErrorKind.COMPILE, str(e), e.line) from None
+        return [KernelMeta(name=self.spec.entry, extra={"object_bytes": self.built.size_bytes,
+                                                         "cflags": " ".join(compiler.CFLAGS)})]
+
+    def _call(self, inputs: list, outputs: list) -> Callable[[], None]:
+        return make_call(self.built, self.sig, inputs, list(self.task.params), outputs)
+
+    def call(self, inputs: list, outputs: list, record_ops: bool = False) -> CallReport:
+        self._call(inputs, outputs)()
+        return CallReport(outputs=[(list(o.shape), str(o.dtype)) for o in outputs])
+
+    def time(self, inputs: list, outputs: list, settings: TimingSettings, share: float, warmup: Optional[int],
+             turn: int = 0) -> tuple[list[float], CallReport]:
+        from ksdk.evaluation.timers import HostTimer
+
+        timer = HostTimer(settings)
+        samples = timer.measure(self._call(inputs, outputs), share=share, warmup=warmup).samples_ms
+        return samples, CallReport(outputs=[(list(o.shape), str(o.dtype)) for o in outputs],
+                                   method=timer.method + ", single thread")
+
+    def prepare_batch(self, inputs: list[list], outputs: list[list]) -> str:
+        self._calls = [self._call(ins, outs) for ins, outs in zip(inputs, outputs)]
+        return "host"
+
+    def run_batch(self) -> None:
+        for call in self._calls:
+            call()
+
+    def close(self) -> None:
+        if self.built is not None:
+            self.built.close()
+            self.built = None
 
 
 def make_call(built: compiler.Built, sig: signature.Signature, inputs: list, weights: list,
-              outputs: list[np.ndarray]) -> Callable[[], None]:
-    """A zero-argument closure calling the C entry with these host buffers (they must outlive it)."""
+              outputs: list) -> Callable[[], None]:
+    """A zero-argument closure calling the C entry with these host arrays (they must outlive it)."""
     ffi = built.ffi
     tensors = [x for x in inputs if isinstance(x, np.ndarray)] + list(weights)
     values: list = []
     it_in, it_w, it_out = iter(inputs), iter(weights), iter(outputs)
-    dims = [int(d) for t in tensors for d in t.shape]
-    it_dims = iter(dims)
+    it_dims = iter([int(d) for t in tensors for d in t.shape])
     for arg in sig.args:
         if arg.role == "size":
             values.append(next(it_dims))
@@ -56,108 +91,3 @@ def make_call(built: compiler.Built, sig: signature.Signature, inputs: list, wei
         fn(*values)
 
     return call
-
-
-def evaluate(task: Task, cand: Candidate, ctx: EvalContext, result: EvalResult) -> EvalResult:
-    """Fill `result` (backend, device and versions already set) through every stage the candidate reaches."""
-    ctx.stage(Stage.LOAD)
-    try:
-        spec = task_spec(task.source)
-        ref = Reference(task.name, task.source, task.seed)
-        inputs0 = ref.inputs(task.seed)
-        refs0 = ref.run(inputs0)
-        sig = signature.build(spec.entry, [host(x) for x in inputs0], ref.weights, refs0)
-    except Exception as e:  # the task's fault, not the candidate's
-        return _infra(result, Stage.LOAD, f"the task's reference failed on the host: {type(e).__name__}: {e}\n"
-                      + traceback.format_exc(limit=3))
-    proto = sig.prototype()
-    if not cand.source.strip():
-        return result.fail(Stage.LOAD, ErrorKind.SYNTAX, f"the candidate is empty; define:\n  {proto}")
-    if compiler.find_entry(cand.source, spec.entry) is None:
-        return result.fail(
-            Stage.LOAD, ErrorKind.MISSING_ENTRY,
-            f"no definition of the entry function '{spec.entry}' found; the candidate must define:\n  {proto[:-1]} {{ ... }}",
-        )
-
-    ctx.stage(Stage.COMPILE)
-    try:
-        built = compiler.build(cand.source, proto, spec.entry)
-    except compiler.CompileError as e:
-        return result.fail(Stage.COMPILE, ErrorKind.COMPILE, str(e), e.line)
-    result.kernels = [KernelMeta(name=spec.entry, extra={"object_bytes": built.size_bytes,
-                                                          "cflags": " ".join(compiler.CFLAGS)})]
-    try:
-        return _check_and_time(task, ctx, result, spec, ref, sig, built, inputs0, refs0)
-    finally:
-        built.close()
-
-
-def _check_and_time(task: Task, ctx: EvalContext, result: EvalResult, spec, ref: Reference,
-                    sig: signature.Signature, built: compiler.Built, inputs0: list, refs0: list) -> EvalResult:
-    """Correctness trials on fresh inputs, then interleaved timing against the baseline(s)."""
-    ctx.stage(Stage.CORRECTNESS)
-    worst = None
-    for trial in range(task.correctness_trials):
-        seed = task.seed + trial
-        inputs = inputs0 if trial == 0 else ref.inputs(seed)
-        refs = refs0 if trial == 0 else ref.run(inputs)
-        host_in = [host(x) for x in inputs]
-        before = [x.copy() for x in host_in if isinstance(x, np.ndarray)]
-        outs = [np.empty_like(r) for r in refs]
-        _poison(outs)
-        make_call(built, sig, host_in, ref.weights, outs)()
-        checks, failure = compare_outputs(outs, refs, task.tolerance)
-        worst = checks if worst is None else [
-            c if (not c.ok or c.max_abs_error >= w.max_abs_error) and w.ok else w for c, w in zip(checks, worst)
-        ]
-        result.outputs, result.trials = worst, trial + 1
-        if failure:
-            kind, text = failure
-            return result.fail(Stage.CORRECTNESS, kind, f"{text} (trial {trial + 1}, input seed {seed})")
-        after = [x for x in host_in if isinstance(x, np.ndarray)]
-        if any(not np.array_equal(a, b, equal_nan=a.dtype.kind == "f") for a, b in zip(after, before)):
-            return result.fail(Stage.CORRECTNESS, ErrorKind.RUNTIME,
-                               "the kernel wrote into an input buffer, which the contract declares const")
-    result.stage, result.status = Stage.CORRECTNESS, Status.OK
-
-    if ctx.skip_performance or ctx.interpret:
-        result.performance_skipped = "performance stage not requested" if ctx.skip_performance else "no device"
-        return result
-
-    ctx.stage(Stage.PERFORMANCE)
-    outs = [np.empty_like(r) for r in refs0]
-    host_in = [host(x) for x in inputs0]
-    fns = {"candidate": make_call(built, sig, host_in, ref.weights, outs)}
-    closers: list = []
-    if spec.baseline_c:
-        try:
-            base = compiler.build(spec.baseline_c, sig.prototype(), spec.entry)
-        except compiler.CompileError as e:
-            return _infra(result, Stage.PERFORMANCE, f"the task's C_BASELINE does not compile: {e}")
-        base_outs = [np.empty_like(r) for r in refs0]
-        fns["baseline"] = make_call(base, sig, host_in, ref.weights, base_outs)
-        closers.append(base.close)
-        result.baseline = ("naive C kernel shipped with the task (C_BASELINE), same compiler and flags, "
-                           "same inputs, 1 thread")
-    else:
-        result.baseline = TORCH_BASELINE
-    torch_inputs = inputs0
-
-    def torch_eager() -> None:
-        ref.run(torch_inputs)
-
-    fns["torch"] = torch_eager
-    try:
-        stats = time_interleaved(fns, task.timing)
-    finally:
-        for close in closers:
-            close()
-    result.candidate_timing = stats["candidate"]
-    if "baseline" in stats:
-        result.baseline_timing = stats["baseline"]
-        result.extra_baselines[TORCH_BASELINE] = stats["torch"]
-    else:
-        result.baseline_timing = stats["torch"]
-    result.speedup = speedup(result.baseline_timing, result.candidate_timing)
-    result.stage = Stage.PERFORMANCE
-    return result

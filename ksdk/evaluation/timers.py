@@ -1,29 +1,34 @@
-"""Device timing with CUDA events: warm-up, L2 flush between repetitions, side-stream work joined in.
+"""Timing of torch callables, the same way on both sides of the judge: CUDA events with an L2 eviction before
+every repetition on a GPU (the judge's baseline, the Triton runner's candidate), perf_counter with a cache flush on
+the CPU. Both sides alternate in rounds driven by the judge, so drift reaches both alike.
 
-Every timing primitive is a private reference taken when this module is imported, which happens before
-any candidate is loaded; so a candidate that monkeypatches torch.cuda.Event, synchronize or streams
-cannot change what is measured (it is also caught by checks.Integrity and rejected).
+The timing primitives are private references taken when this module is imported (before any candidate loads in a
+candidate's process): patching torch.cuda.Event later does not change them. That is defence in depth only; what
+the judge trusts is its own clock (ksdk/evaluation/judge.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
 
 from ksdk.models import TimingSettings
 
-_EventBase = torch._C._CudaEventBase
+_EventBase = torch._C._CudaEventBase  # CPU builds of torch have the class without its methods
 _new_event = torch.cuda.Event
-_record = _EventBase.record
-_elapsed = _EventBase.elapsed_time
+_record = getattr(_EventBase, "record", None)
+_elapsed = getattr(_EventBase, "elapsed_time", None)
 _sync = torch.cuda.synchronize
 _current_stream = torch.cuda.current_stream
 _external_stream = torch.cuda.ExternalStream
-_event_wait = _EventBase.wait
+_event_wait = getattr(_EventBase, "wait", None)
+_perf_ns = time.perf_counter_ns
 
 L2_FLUSH_BYTES = 256 * 1024 * 1024  # well above the 50 MB L2 of an H100/H200
 ROUNDS = 5  # baseline and candidate alternate this many times within one performance stage
@@ -96,6 +101,8 @@ class Measurement:
 class Timer:
     """Times callables on the current CUDA device; one instance per evaluation (holds the flush buffer)."""
 
+    kind = "cuda"
+
     def __init__(self, settings: TimingSettings, device: torch.device):
         self.settings = settings
         self.device = device
@@ -158,65 +165,6 @@ class Timer:
         _sync()
         return Measurement([_elapsed(x, y) for x, y in zip(starts, ends)], out, warm + n)
 
-    def measure_interleaved(self, base_fns: list[Callable[[], Any]], cand_fns: list[Callable[[], Any]],
-                            side_streams: Callable[[], set[int]] = set) -> Interleaved:
-        """Baseline and candidate timed in alternating rounds, so that clock and thermal drift during the
-        measurement reach both alike and the speedup (a ratio) stays steady across evaluations. Round r calls
-        base_fns[r % n] and cand_fns[r % n] (n input placements, each timed in as many rounds)."""
-        n = len(base_fns)
-        total = rounds(n)
-        parts: list[tuple[int, Measurement, Measurement]] = []
-        for r in range(total):
-            warm = None if r == 0 else min(2, self.settings.warmup)
-            b = self.measure(base_fns[r % n], share=1 / total, warmup=warm)
-            c = self.measure(cand_fns[r % n], side_streams, share=1 / total, warmup=warm)
-            parts.append((r % n, b, c))
-        return Interleaved(_joined([b for _, b, _ in parts]), _joined([c for _, _, c in parts]), parts)
-
-    def hidden_work_ms(self, fn: Callable[[], Any], reps: int = 15) -> float:
-        """Median time of fn when the device is fully synchronized before the end event, minus that of an
-        empty call: counts work on any stream, including PyTorch side streams the launch hook cannot see."""
-
-        def bracketed(f) -> float:
-            times = []
-            for _ in range(reps):
-                self.clear_l2()
-                a, b = _event(), _event()
-                cur = _current_stream()
-                _record(a, cur)
-                f()
-                _sync()
-                _record(b, cur)
-                _sync()
-                times.append(_elapsed(a, b))
-            times.sort()
-            return times[len(times) // 2]
-
-        return bracketed(fn) - bracketed(lambda: None)
-
-
-@dataclass
-class Interleaved:
-    """Both sides' samples over all rounds, and each round's (placement, baseline, candidate)."""
-
-    base: Measurement
-    cand: Measurement
-    rounds: list[tuple[int, Measurement, Measurement]]
-
-    def by_placement(self) -> dict[int, tuple[list[float], list[float]]]:
-        """Placement -> (baseline samples, candidate samples) over its rounds."""
-        out: dict[int, tuple[list[float], list[float]]] = {}
-        for k, b, c in self.rounds:
-            base, cand = out.setdefault(k, ([], []))
-            base.extend(b.samples_ms)
-            cand.extend(c.samples_ms)
-        return out
-
-
-def _joined(parts: list[Measurement]) -> Measurement:
-    return Measurement([x for p in parts for x in p.samples_ms], parts[-1].last_output, sum(p.calls for p in parts))
-
-
 def synchronize() -> None:
     _sync()
 
@@ -227,3 +175,66 @@ def optional_compile(model: torch.nn.Module) -> Optional[Callable]:
         return torch.compile(model)
     except Exception:
         return None
+
+
+def last_level_cache_bytes() -> int:
+    """Size of the largest CPU cache (Linux sysfs), 32 MiB when unknown."""
+    best = 0
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            text = f.read_text().strip().upper()
+            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            best = max(best, int(text.rstrip("KMG")) * mult)
+        except (OSError, ValueError):
+            continue
+    return best or 32 << 20
+
+
+class HostTimer:
+    """Times callables on the CPU with perf_counter_ns, writing a buffer twice the last-level cache (at most
+    64 MiB) between repetitions so that each starts cold; warm-up as TimingSettings says."""
+
+    kind = "cpu"
+
+    def __init__(self, settings: TimingSettings):
+        self.settings = settings
+        n = min(2 * last_level_cache_bytes(), 64 << 20) if settings.flush_l2 else 0
+        self.flush = torch.empty(n // 4, dtype=torch.int32) if n else None
+        self._tick = 0
+        self.method = (f"time.perf_counter_ns around each call, "
+                       + (f"caches flushed ({n >> 20} MiB write) between calls" if n else "warm caches"))
+
+    def clear(self) -> None:
+        if self.flush is not None:
+            self._tick += 1
+            self.flush.fill_(self._tick)
+
+    def measure(self, fn: Callable[[], Any], side_streams: Callable[[], set[int]] = set, share: float = 1.0,
+                warmup: Optional[int] = None) -> Measurement:
+        s = self.settings
+        out = None
+        warm = max(1, s.warmup if warmup is None else warmup)
+        t0 = _perf_ns()
+        for _ in range(warm):
+            out = fn()
+        spent = (_perf_ns() - t0) / 1e6
+        est = max(spent / warm, 1e-4)
+        if warmup is None and spent < s.warmup_ms:
+            extra = min(math.ceil((s.warmup_ms - spent) / est), s.max_repetitions)
+            for _ in range(extra):
+                out = fn()
+            warm += extra
+        n = max(s.repetitions, math.ceil(s.min_time_ms / est)) if s.min_time_ms > 0 else s.repetitions
+        n = max(3, math.ceil(min(n, s.max_repetitions) * share))
+        samples = []
+        for _ in range(n):
+            self.clear()
+            t = _perf_ns()
+            out = fn()
+            samples.append((_perf_ns() - t) / 1e6)
+        return Measurement(samples, out, warm + n)
+
+
+def timer_for(settings: TimingSettings, device: torch.device):
+    """The timer for a device: CUDA events on a GPU, perf_counter on the CPU."""
+    return Timer(settings, device) if device.type == "cuda" else HostTimer(settings)

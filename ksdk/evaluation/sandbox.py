@@ -1,0 +1,236 @@
+"""The OS sandbox around every candidate process: bubblewrap (bwrap) with no network, its own PID, IPC, UTS and user
+namespaces, a read-only view of the Python environment and the toolchain, the device nodes, one private scratch
+folder, no capabilities, PR_SET_NO_NEW_PRIVS and resource limits. Ending the sandbox's first process ends every
+process it started (PID namespace), so nothing a candidate spawns outlives its evaluation.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from ksdk.models import Model
+
+BWRAP_ENV = "KSDK_BWRAP"  # path of the bwrap binary, when it is not on PATH
+NO_SANDBOX_ENV = "KSDK_NO_SANDBOX"  # "1": run candidates unsandboxed (the user's explicit opt-in)
+INSIDE_UID = 65534  # nobody: what the candidate's process sees as its user
+INSTALL_FIX = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora/RHEL: dnf install bubblewrap; "
+               "or set KSDK_BWRAP to a bwrap binary); or run unsandboxed on purpose with --no-sandbox "
+               "(KSDK_NO_SANDBOX=1)")
+# Files of /etc that compilers, the dynamic linker and Python need; the rest of /etc stays out of view.
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "nsswitch.conf", "passwd",
+             "group", "os-release", "hosts")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+
+
+class SandboxStatus(Model):
+    """Whether candidates can run sandboxed here, with what, and if not, why and what fixes it."""
+
+    available: bool
+    tool: str = ""
+    version: str = ""
+    reason: str = ""
+    fix: str = ""
+
+    def line(self) -> str:
+        """One line for `ksdk backends` and for logs."""
+        if self.available:
+            return f"sandbox: {self.tool} {self.version} (no network, own PID namespace, read-only filesystem)"
+        return f"sandbox unavailable: {self.reason}; fix: {self.fix}"
+
+
+@dataclass
+class Limits:
+    """Resource limits of a candidate's process (None: unlimited). Address space cannot be limited where a GPU
+    runtime reserves terabytes of virtual memory; `data_bytes` (private writable memory) is limited instead."""
+
+    address_bytes: Optional[int] = None
+    data_bytes: Optional[int] = None
+    cpu_seconds: Optional[int] = None
+    file_bytes: Optional[int] = 4 << 30
+    processes: Optional[int] = 256
+    open_files: Optional[int] = 4096
+
+    def apply(self) -> None:
+        """Set these limits on the calling process (run in the child between fork and exec)."""
+        for res, value in ((resource.RLIMIT_AS, self.address_bytes), (resource.RLIMIT_DATA, self.data_bytes),
+                           (resource.RLIMIT_CPU, self.cpu_seconds), (resource.RLIMIT_FSIZE, self.file_bytes),
+                           (resource.RLIMIT_NPROC, self.processes), (resource.RLIMIT_NOFILE, self.open_files)):
+            if value is not None:
+                soft, hard = resource.getrlimit(res)
+                value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+                resource.setrlimit(res, (value, value))
+
+
+@dataclass
+class Spec:
+    """What one sandboxed process sees: read-only paths, device nodes, its scratch folder, its limits."""
+
+    scratch: Path
+    readonly: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # globs such as /dev/nvidia*
+    limits: Limits = field(default_factory=Limits)
+    network: bool = False
+
+
+def find_bwrap() -> Optional[str]:
+    """The bwrap binary: $KSDK_BWRAP, else bwrap on PATH."""
+    explicit = os.environ.get(BWRAP_ENV)
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    return shutil.which("bwrap")
+
+
+@functools.lru_cache(maxsize=1)
+def status() -> SandboxStatus:
+    """Can candidates be sandboxed here? Cached: one quick trial run of bwrap per process."""
+    if not sys.platform.startswith("linux"):
+        return SandboxStatus(available=False, reason=f"the OS sandbox needs Linux namespaces; this is {sys.platform}",
+                             fix="evaluate on Linux, or run unsandboxed on purpose with --no-sandbox")
+    bwrap = find_bwrap()
+    if bwrap is None:
+        where = f"${BWRAP_ENV}={os.environ[BWRAP_ENV]} is not executable" if os.environ.get(BWRAP_ENV) else \
+            "bubblewrap (bwrap) is not installed"
+        return SandboxStatus(available=False, reason=where, fix=INSTALL_FIX)
+    try:
+        version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        probe = subprocess.run(
+            [bwrap, *_namespace_args(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"],
+            capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return SandboxStatus(available=False, reason=f"bwrap could not run: {e}", fix=INSTALL_FIX)
+    if probe.returncode != 0:
+        err = (probe.stderr or probe.stdout).strip().splitlines()
+        return SandboxStatus(
+            available=False, tool="bwrap", version=version.replace("bubblewrap ", ""),
+            reason=f"bwrap cannot create namespaces here ({err[-1] if err else f'exit {probe.returncode}'})",
+            fix="enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, or "
+                "user.max_user_namespaces > 0; in a container, allow them in its seccomp/AppArmor profile); or run "
+                "unsandboxed on purpose with --no-sandbox")
+    return SandboxStatus(available=True, tool="bwrap", version=version.replace("bubblewrap ", ""))
+
+
+def _namespace_args() -> list[str]:
+    # --unshare-all: user, ipc, pid, net, uts, cgroup. --unshare-user again: when started as root bwrap would
+    # otherwise skip the user namespace and keep root's identity.
+    return ["--unshare-all", "--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
+            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "ksdk-sandbox"]
+
+
+def python_paths() -> list[str]:
+    """Folders the Python environment needs: its prefixes and library folders, folders that .pth files add, and
+    the source folders of packages installed in editable mode. Not the current directory nor the rest of
+    sys.path: a checkout or a home folder stays out of view."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    sites = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    for name in ("stdlib", "platstdlib", "purelib", "platlib", "include", "platinclude", "scripts", "data"):
+        p = sysconfig.get_paths().get(name)
+        if p:
+            paths.add(p)
+    paths.update(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p.startswith("/"))
+    for site in sites:
+        for pth in glob.glob(os.path.join(site, "*.pth")):
+            try:
+                lines = Path(pth).read_text().splitlines()
+            except OSError:
+                continue
+            paths.update(line.strip() for line in lines if line.strip().startswith("/"))
+        paths.update(_editable_dirs(site))
+    return sorted({os.path.realpath(p) for p in paths if os.path.exists(p)} | {p for p in paths if os.path.exists(p)})
+
+
+def _editable_dirs(site: str) -> list[str]:
+    """Source folders that setuptools' editable finders in `site` map package names to."""
+    import ast
+
+    out = []
+    for finder in glob.glob(os.path.join(site, "__editable___*_finder.py")):
+        try:
+            text = Path(finder).read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("MAPPING"):
+                try:
+                    out.extend(str(v) for v in ast.literal_eval(line.split("=", 1)[1].strip()).values())
+                except (ValueError, SyntaxError):
+                    pass
+    return out
+
+
+def command(argv: list[str], spec: Spec, pass_fds: Iterable[int] = ()) -> list[str]:
+    """The bwrap command line that runs `argv` inside the sandbox described by `spec`."""
+    bwrap = find_bwrap()
+    if bwrap is None:
+        raise RuntimeError(status().line())
+    args = [bwrap, *_namespace_args()]
+    if spec.network:
+        args.append("--share-net")
+    seen: set[str] = set()
+
+    def ro(path: str) -> None:
+        if path in seen or not os.path.lexists(path):
+            return
+        seen.add(path)
+        if os.path.islink(path) and os.path.dirname(path) == "/":  # merged /usr: /lib -> usr/lib
+            args.extend(["--symlink", os.readlink(path), path])
+            ro(os.path.realpath(path))
+            return
+        args.extend(["--ro-bind", path, path])
+
+    # The scratch folder first: folders of the Python environment may lie under /tmp (PYTHONPATH=/tmp/site), and
+    # a later mount over /tmp would hide them.
+    args.extend(["--bind", str(spec.scratch), "/tmp"])
+    for d in SYSTEM_DIRS:
+        ro(d)
+    for name in ETC_FILES:
+        ro(os.path.join("/etc", name))
+    for p in [*python_paths(), *spec.readonly]:
+        if not _covered(p, seen):
+            ro(p)
+    args.extend(["--ro-bind-try", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev"])
+    for pattern in spec.devices:
+        for node in sorted(glob.glob(pattern)):
+            args.extend(["--dev-bind", node, node])
+    args.extend(["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+                 "--chdir", "/tmp", "--"])
+    return args + list(argv)
+
+
+def _covered(path: str, mounted: set[str]) -> bool:
+    """True when `path` lies inside a folder already mounted."""
+    p = Path(path)
+    return any(str(p) == m or Path(m) in p.parents for m in mounted)
+
+
+def preexec(limits: Limits):
+    """A function for subprocess's preexec_fn that applies `limits` in the child."""
+    return limits.apply
+
+
+def make_scratch(prefix: str = "ksdk-sbx-") -> Path:
+    """A new private (0700) folder for one sandboxed process."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(d, 0o700)
+    return d
+
+
+def remove_scratch(path: Path) -> None:
+    """Delete a scratch folder and whatever the candidate left in it."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def opted_out() -> bool:
+    """True when the user chose to run candidates unsandboxed (KSDK_NO_SANDBOX=1 or --no-sandbox)."""
+    return os.environ.get(NO_SANDBOX_ENV, "").strip().lower() in ("1", "true", "yes", "on")

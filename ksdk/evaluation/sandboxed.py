@@ -1,0 +1,346 @@
+"""The judge's handle on candidates' processes: start them in the sandbox, ahead of need (standby), talk to them
+with deadlines that only move forward, and end them with everything they started.
+
+A candidate's process serves exactly one candidate: it is started fresh (before any candidate code runs in it)
+and killed after its evaluation, so no candidate meets another's patches, threads, files or caches.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from ksdk.evaluation import frames, sandbox
+from ksdk.evaluation.candidate import FD_ENV
+from ksdk.evaluation.process import _pool, _spawner
+
+READY_TIMEOUT_S = 180.0
+WATCH_S = 0.2  # how often the judge checks a candidate's process count while it waits
+
+
+class StartError(RuntimeError):
+    """A candidate's process could not start (an installation problem, before any candidate code ran)."""
+
+
+class Died(Exception):
+    """The candidate's process ended while the judge waited for it."""
+
+    def __init__(self, how: str, log: str):
+        super().__init__(how)
+        self.how, self.log = how, log
+
+
+class Overrun(Exception):
+    """A limit of the sandbox was exceeded (processes), so the judge ended it."""
+
+
+@dataclass
+class Launch:
+    """How to start candidate processes for one backend on one device."""
+
+    backend: str
+    device: int
+    interpret: bool
+    env: dict[str, str]
+    sandboxed: bool
+    readonly: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+
+
+def _signal_name(code: int, sandboxed: bool = False) -> str:
+    """How a process ended: a signal's name, or its exit code (bwrap reports a child's signal N as 128 + N)."""
+    if sandboxed and 128 < code < 160:
+        code = -(code - 128)
+    try:
+        return signal.Signals(-code).name if code < 0 else f"exit code {code}"
+    except ValueError:
+        return f"signal {-code}"
+
+
+class CandidateProcess:
+    """One started candidate process (sandboxed unless the user opted out), ready to serve one candidate."""
+
+    def __init__(self, launch: Launch):
+        self.launch = launch
+        self.scratch = sandbox.make_scratch()
+        self.log = tempfile.TemporaryFile()
+        judge_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = judge_end
+        self.reader = frames.Reader(judge_end)
+        argv = [sys.executable, "-m", "ksdk.evaluation.candidate", launch.backend, str(launch.device)]
+        if launch.interpret:
+            argv.append("--interpret")
+        env = dict(launch.env)
+        env.update({FD_ENV: str(child_end.fileno()), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+                    "TRITON_CACHE_DIR": "/tmp/.triton" if launch.sandboxed else str(self.scratch / ".triton")})
+        if launch.sandboxed:
+            cmd = sandbox.command(argv, sandbox.Spec(scratch=self.scratch, readonly=launch.readonly,
+                                                     devices=launch.devices, limits=launch.limits))
+        else:
+            cmd = argv
+            env.update({"HOME": str(self.scratch), "TMPDIR": str(self.scratch)})
+        # Forked from the one long-lived spawner thread: the parent-death signal (bwrap --die-with-parent) is tied
+        # to the thread that forks, and a short-lived thread's exit would kill the process.
+        self.proc: subprocess.Popen = _spawner().submit(
+            subprocess.Popen, cmd, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            pass_fds=(child_end.fileno(),), start_new_session=True, close_fds=True,
+            cwd=str(self.scratch), preexec_fn=launch.limits.apply,
+        ).result()
+        child_end.close()
+        self.started = time.monotonic()
+        self.ready_s: Optional[float] = None
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> "CandidateProcess":
+        """Block until the process has loaded its backend; StartError (with its output) if it cannot."""
+        try:
+            msg, _ = self.reader.recv(time.monotonic() + timeout)
+        except (TimeoutError, frames.FrameError, frames.PeerClosed, OSError) as e:
+            msg = {"op": "error", "message": f"{type(e).__name__}: {e}"}
+        if msg.get("op") != "ready":
+            detail = str(msg.get("message") or "") + "\n" + self.log_tail(2000)
+            self.kill()
+            raise StartError(f"a candidate process for backend '{self.launch.backend}' failed to start: "
+                             f"{detail.strip() or 'no output'}")
+        self.ready_s = time.monotonic() - self.started
+        return self
+
+    # -- requests --------------------------------------------------------------------------------
+    def send(self, msg: dict, fds: tuple[int, ...] = ()) -> None:
+        try:
+            frames.send(self.sock, msg, fds)
+        except OSError as e:
+            raise Died(f"its socket broke ({e})", self._ended()) from None
+
+    def request(self, msg: dict, deadline: float, compile_credit: Optional[list[float]] = None,
+                fds: tuple[int, ...] = ()) -> dict:
+        """Send one request and wait for its reply until `deadline` (monotonic). Time the process reports as
+        compilation extends the deadline, out of `compile_credit` ([seconds left]), never beyond it. Raises
+        TimeoutError, Died, Overrun or frames.FrameError."""
+        self.send(msg, fds)
+        compiling_since: Optional[float] = None
+        while True:
+            now = time.monotonic()
+            wait_until = deadline
+            if compiling_since is not None and compile_credit is not None:
+                wait_until = deadline + compile_credit[0]  # while it compiles: at most the compile time left
+            if now >= wait_until:
+                raise TimeoutError
+            try:
+                reply, _ = self.reader.recv(min(wait_until, now + WATCH_S))
+            except TimeoutError:
+                self._watch()
+                continue
+            except frames.PeerClosed:
+                raise Died(self._how(), self._ended()) from None
+            if reply.get("op") == "progress":
+                if compile_credit is None:
+                    continue
+                now = time.monotonic()
+                if reply.get("compiling") and compiling_since is None:
+                    compiling_since = now
+                elif not reply.get("compiling") and compiling_since is not None:
+                    used = min(now - compiling_since, compile_credit[0])
+                    compile_credit[0] = max(0.0, compile_credit[0] - used)
+                    deadline += used  # the compile time is the compile limit's, not this request's
+                    compiling_since = None
+                continue
+            if reply.get("op") != "reply":
+                raise frames.FrameError(f"an unexpected message {str(reply.get('op'))[:40]!r} instead of a reply")
+            if compiling_since is not None and compile_credit is not None:
+                compile_credit[0] = max(0.0, compile_credit[0] - (time.monotonic() - compiling_since))
+            return reply
+
+    def _watch(self) -> None:
+        """End the sandbox when its processes exceed the limit (RLIMIT_NPROC does not bind processes whose user
+        is root outside the namespace, so the judge counts them itself)."""
+        limit = self.launch.limits.processes
+        if limit is None or self.proc.poll() is not None:
+            return
+        if count_descendants(self.proc.pid) > limit + 2:  # bwrap and its init process
+            self.kill()
+            raise Overrun(f"it started more than {limit} processes")
+
+    # -- ending ------------------------------------------------------------------------------------
+    def _how(self) -> str:
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return "it closed its connection to the judge"
+        return _signal_name(code, self.launch.sandboxed)
+
+    def _ended(self) -> str:
+        tail = self.log_tail(2000)
+        self.kill()
+        return tail
+
+    def log_tail(self, limit: int = 3000) -> str:
+        """The end of what the candidate's process printed."""
+        try:
+            self.log.flush()
+            size = self.log.seek(0, os.SEEK_END)
+            self.log.seek(max(0, size - limit))
+            return self.log.read().decode(errors="replace").strip()
+        except (ValueError, OSError):
+            return ""
+
+    def cpu_ns(self) -> int:
+        """CPU time used so far by the candidate's process and everything it started."""
+        return cpu_ns(self.proc.pid)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """End the process and everything it started (its session and, sandboxed, its PID namespace)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        sandbox.remove_scratch(self.scratch)
+
+    def close(self) -> None:
+        """Ask the process to exit, then make sure it and its children have."""
+        try:
+            frames.send(self.sock, {"op": "exit"})
+        except OSError:
+            pass
+        self.kill()
+        self.log.close()
+
+
+def count_descendants(pid: int) -> int:
+    """How many processes descend from `pid` (Linux /proc)."""
+    return len(descendants(pid))
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time (ns) spent so far by every thread of every process descending from `pid`: the kernel's own
+    accounting, which a candidate cannot change and which does not grow while its process waits for a core."""
+    total = 0
+    for p in descendants(pid):
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    """The pids descending from `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+class Pool:
+    """Candidate processes started ahead of need: `take()` hands out a ready one and starts its replacement."""
+
+    def __init__(self, launch: Launch, spares: int):
+        self.launch, self.spares = launch, max(0, spares)
+        self._ready: deque[Future] = deque()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._fill()
+
+    def _start(self) -> CandidateProcess:
+        return CandidateProcess(self.launch).wait_ready()
+
+    def _fill(self) -> None:
+        with self._lock:
+            while not self._closed and len(self._ready) < self.spares:
+                self._ready.append(_pool("ksdk-candidate-standby", 8).submit(self._start))
+
+    def take(self) -> CandidateProcess:
+        """A ready candidate process (a spare if one was started, else a new one); StartError if none starts."""
+        while True:
+            with self._lock:
+                fut = self._ready.popleft() if self._ready else None
+            self._fill()
+            if fut is None:
+                return self._start()
+            try:
+                proc = fut.result()
+            except StartError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a spare that failed to start is retried as a fresh start
+                raise StartError(f"a candidate process could not start: {type(e).__name__}: {e}") from e
+            if proc.alive:
+                return proc
+            proc.kill()
+
+    def wait_spares(self) -> None:
+        """Block until the spares have started (so that no process start overlaps a CPU timing)."""
+        with self._lock:
+            pending = list(self._ready)
+        for fut in pending:
+            try:
+                fut.result()
+            except Exception:  # noqa: BLE001 - take() reports it
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pending, self._ready = list(self._ready), deque()
+        for fut in pending:
+            fut.add_done_callback(lambda f: None if f.exception() else f.result().close())
+
+
+def sandbox_launch(backend_cls, ctx, device_env: dict[str, str], env: dict[str, str],
+                   limits: Optional[sandbox.Limits] = None, allow_unsandboxed: Optional[bool] = None,
+                   warn: Callable[[str], None] = lambda line: None) -> Launch:
+    """The Launch for a backend: sandboxed where possible; unsandboxed only when the user opted in."""
+    unsandboxed = sandbox.opted_out() if allow_unsandboxed is None else allow_unsandboxed
+    status = sandbox.status()
+    if not unsandboxed and not status.available:
+        raise StartError(status.line())
+    if unsandboxed:
+        warn("candidates run UNSANDBOXED (--no-sandbox / KSDK_NO_SANDBOX=1): they can read your files and "
+             "secrets, reach the network and leave processes behind")
+    full_env = dict(env)
+    full_env.update(device_env)
+    return Launch(backend=backend_cls.name, device=ctx.device, interpret=ctx.interpret, env=full_env,
+                  sandboxed=not unsandboxed, readonly=list(backend_cls.sandbox_paths()),
+                  devices=[] if ctx.interpret else list(backend_cls.sandbox_devices(ctx)),
+                  limits=limits or sandbox.Limits())

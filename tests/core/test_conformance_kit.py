@@ -1,0 +1,125 @@
+"""The conformance kit fails a backend that only pretends to time: one reporting a constant, one that never times.
+(A kit a fake can pass proves nothing: these play the fake.)"""
+
+import textwrap
+
+import pytest
+
+from ksdk.testing.conformance import BackendConformance, Case
+
+# Numpy "kernels": a Python candidate defines `kernel(a, out)`. The honest Runner times it with perf_counter;
+# the fakes report 1.0 ms whatever ran, or raise instead of timing.
+DOUBLE = textwrap.dedent('''
+    import time
+    from ksdk.interfaces.backend import Backend, CallReport, CandidateError, Runner
+    from ksdk.models import Availability, DeviceInfo, ErrorKind
+
+    class NumpyRunner(Runner):
+        MODE = "honest"
+
+        def load(self, source):
+            self.ns = {}
+            try:
+                exec(compile(source, "<candidate>", "exec"), self.ns)
+            except SyntaxError as e:
+                raise CandidateError(ErrorKind.SYNTAX, str(e), e.lineno) from None
+            if "kernel" not in self.ns:
+                raise CandidateError(ErrorKind.MISSING_ENTRY, "no kernel(a, out) defined")
+
+        def build(self):
+            return []
+
+        def call(self, inputs, outputs, record_ops=False):
+            self.ns["kernel"](inputs[0], outputs[0])
+            return CallReport(outputs=[(list(outputs[0].shape), str(outputs[0].dtype))])
+
+        def time(self, inputs, outputs, settings, share, warmup, turn=0):
+            if self.MODE == "never":
+                raise RuntimeError("this backend does not time")
+            samples = []
+            for _ in range(max(3, int(settings.repetitions * share))):
+                t = time.perf_counter()
+                self.ns["kernel"](inputs[0], outputs[0])
+                samples.append((time.perf_counter() - t) * 1e3)
+            if self.MODE == "constant":
+                samples = [1.0] * len(samples)
+            return samples, self.call(inputs, outputs)
+
+    class ConstantRunner(NumpyRunner):
+        MODE = "constant"
+
+    class NeverRunner(NumpyRunner):
+        MODE = "never"
+
+    def _backend(name, runner):
+        class B(Backend):
+            language = "numpy_kit"
+
+            @classmethod
+            def probe(cls):
+                return Availability(name=cls.name, available=True, devices=[DeviceInfo(index=0, name="cpu", kind="cpu")])
+
+            def runner(self, ctx):
+                return runner()
+        B.name = name
+        return B
+
+    HonestBackend = _backend("kit_honest", NumpyRunner)
+    ConstantBackend = _backend("kit_constant", ConstantRunner)
+    NeverBackend = _backend("kit_never", NeverRunner)
+''')
+
+TASK = '''
+import numpy as np
+KSDK_TASK = {"correctness_trials": 1, "timing": {"warmup": 1, "warmup_ms": 0, "repetitions": 5, "min_time_ms": 0}}
+class Model:
+    def __call__(self, a):
+        return np.sqrt(np.abs(a)) + 1.0
+def get_inputs():
+    return [np.random.rand(20_000).astype(np.float32)]
+def get_init_inputs():
+    return []
+'''
+GOOD = "import numpy as np\ndef kernel(a, out):\n    np.sqrt(np.abs(a), out=out)\n    out += 1.0\n"
+SLOW = ("import numpy as np\ndef kernel(a, out):\n    for _ in range(20):\n        np.sqrt(np.abs(a), out=out)\n"
+        "    out += 1.0\n")
+
+
+@pytest.fixture
+def kit_backends(backend_double):
+    from ksdk.testing.plugins import plugin_site
+
+    site = backend_double("kit_honest", "HonestBackend", DOUBLE)
+    plugin_site(site, "kit-fakes", "1.0", {}, {"ksdk.backends": {"kit_constant": "kit_honest_backend:ConstantBackend",
+                                                                  "kit_never": "kit_honest_backend:NeverBackend"}})
+
+
+def kit(backend: str):
+    class Kit(BackendConformance):
+        def cases(self):
+            return {"good": Case(TASK, GOOD), "slow": Case(TASK, SLOW), "wrong": Case(TASK, GOOD.replace("1.0", "2.0"))}
+
+    Kit.backend = backend
+    Kit._results = {}
+    return Kit()
+
+
+def test_an_honest_backend_passes_the_timing_checks(kit_backends):
+    k = kit("kit_honest")
+    k.test_good_candidate_timed_or_says_why_not()
+    k.test_reported_times_agree_with_the_judges_clock()
+    k.test_a_slower_candidate_is_timed_slower()
+
+
+def test_a_backend_reporting_a_constant_time_fails_the_kit(kit_backends):
+    k = kit("kit_constant")
+    with pytest.raises(AssertionError, match="tell them apart"):
+        k.test_a_slower_candidate_is_timed_slower()
+    with pytest.raises(AssertionError, match="timer is off"):
+        k.test_reported_times_agree_with_the_judges_clock()
+
+
+def test_a_backend_that_never_times_fails_the_kit(kit_backends):
+    k = kit("kit_never")
+    with pytest.raises(AssertionError, match="does not time"):
+        k.test_good_candidate_timed_or_says_why_not()

@@ -1,0 +1,48 @@
+"""A candidate cannot fake its time or patch the comparison: whatever it patches in its own process, the judge
+compares outputs itself and holds the reported time against its own clock over back-to-back calls."""
+
+from hostilekit import c_task, c_with_python, evaluate
+
+from ksdk.models import ErrorKind, Status
+
+WRONG_C = "void kernel(const float* a, const float* b, float* out, long n, long n2) { (void)b; (void)n2;\n" \
+          "    for (long i = 0; i < n; i++) out[i] = a[i]; }\n"
+
+PATCHES = {
+    # the clock the harness times with, before the harness imports it
+    "perf_counter": "import time\nc = [0]\ndef fake():\n    c[0] += 1\n    return c[0]\ntime.perf_counter_ns = fake\n"
+                    "time.perf_counter = lambda: c[0] * 1e-9",
+    # the harness's own private reference to it
+    "private_clock": "import ksdk.evaluation.timers as t\nc = [0]\ndef fake():\n    c[0] += 1\n    return c[0]\n"
+                     "t._perf_ns = fake",
+    # the backend's timing primitive itself
+    "runner_time": "import ksdk_cpu_example.runner as r\nimport ksdk.interfaces.backend as b\n"
+                   "orig = r.CpuCRunner.time\n"
+                   "def fast(self, *a, **k):\n    s, rep = orig(self, *a, **k)\n    return [x / 1000 for x in s], rep\n"
+                   "r.CpuCRunner.time = fast",
+}
+
+
+def test_patched_clocks_and_timing_primitives_are_caught_by_the_judges_clock():
+    task = c_task()
+    results = evaluate("cpu_c", task, *(c_with_python(p) for p in PATCHES.values()))
+    for name, r in zip(PATCHES, results):
+        assert r.status == Status.FAILED and r.error_kind == ErrorKind.REWARD_HACK, (name, r.error_kind, r.message)
+        assert "judge's own clock measured" in r.message and "reported a median" in r.message, (name, r.message)
+        assert r.speedup is None
+
+
+def test_patching_the_comparison_in_the_candidates_process_changes_nothing():
+    patch = ("import ksdk.verify as v\nv.compare_outputs = lambda *a, **k: ([], None)\n"
+             "import numpy as np\nnp.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True")
+    (r,) = evaluate("cpu_c", c_task(), c_with_python(patch, WRONG_C))
+    assert r.status == Status.FAILED and r.error_kind == ErrorKind.VALUE, r.message
+
+
+def test_an_honest_candidate_passes_the_judges_clock():
+    from hostilekit import C_GOOD
+
+    (r,) = evaluate("cpu_c", c_task(), C_GOOD)
+    assert r.status == Status.OK, r.message
+    judge = r.cross_checks["judge clock:candidate"]
+    assert judge.median_ms > 0 and r.candidate_timing.median_ms > 0
