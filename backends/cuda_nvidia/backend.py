@@ -1,4 +1,5 @@
-"""CudaNvidiaBackend: CUDA C++ candidates on NVIDIA GPUs through the shared native cffi binding (nvcc, libcudart, libcuda)."""
+"""CudaNvidiaBackend: CUDA C++ candidates on NVIDIA GPUs through the shared native cffi binding
+(nvcc, libcudart, libcuda)."""
 
 from __future__ import annotations
 

@@ -18,8 +18,9 @@ module API. Kernels must be `extern "C" __global__`. A comment carries the launc
 Kernel arguments in order: the task's inputs (in0, in1, ...; device pointers), its outputs (out0, ...),
 the model's parameters (p0, ... in state_dict order), then the scalars. Expressions may use numeric
 #defines, scalars, inN/outN/pN .numel .shape[i] .ndim .nbytes, initN and cdiv/min/max.
-Several launches: {{"launches": [{{...}}, {{...}}], "scalars": [...], "workspaces": [{{"name": "ws", "bytes": "..."}}]}},
-a launch may list its own "args" by name. Declare tunables as `#define BLOCK 256 // ksdk:tune [128, 256, 512]`.
+Several launches: {{"launches": [{{...}}, {{...}}], "scalars": [...],
+  "workspaces": [{{"name": "ws", "bytes": "..."}}]}}; a launch may list its own "args" by name.
+Declare tunables as `#define BLOCK 256 // ksdk:tune [128, 256, 512]`.
 Wave (warp) size here: {wave}. Outputs are poisoned before each run: write every element."""
 
 

@@ -59,7 +59,8 @@ def eval_(
     candidate: Path = typer.Argument(..., help="candidate source file"),
     backend: str = typer.Option("triton_nvidia", "--backend", "-b", help="backend name (see `ksdk backends`)"),
     as_json: bool = typer.Option(False, "--json", help="print the EvalResult as JSON"),
-    evaluator: Optional[str] = typer.Option(None, "--evaluator", help="URL of a `ksdk serve` evaluation service (comma-separated: several, one backend)"),
+    evaluator: Optional[str] = typer.Option(
+        None, "--evaluator", help="URL of a `ksdk serve` evaluation service (comma-separated: several, one backend)"),
 ):
     """Evaluate one candidate against a task and print the verdict."""
     from ksdk.models import Candidate

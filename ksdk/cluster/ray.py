@@ -54,7 +54,8 @@ class EvalActor:
         import ray  # this is a Ray actor process (never the worker that runs candidates)
 
         self.proc.start()
-        return {"host": socket.gethostname(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "availability": self.availability.model_dump(),
+        return {"host": socket.gethostname(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                "availability": self.availability.model_dump(),
                 "versions": self.proc.versions, "hints": self.backend.hints(), "interpret": self.interpret,
                 "language": type(self.backend).language}
 

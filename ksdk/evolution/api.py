@@ -17,11 +17,11 @@ from ksdk.archives.selection import SelectionConfig
 from ksdk.errors import KsdkError, PluginError, RunDirError
 from ksdk.evolution.budgets import make_budgets
 from ksdk.evolution.config import ARCHIVE_FILE, TASK_FILE, RunConfig
-
-LOCK_FILE = ".lock"
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.interfaces.mutator import Mutator
 from ksdk.models import Candidate, Model, Mutation, Task
+
+LOCK_FILE = ".lock"
 
 SEED_PATTERNS = ("{stem}_seed.*", "{stem}.seed.*", "seed_{stem}.*", "seed.*")
 LANGUAGE_EXTENSIONS = {"triton": (".py",), "c": (".c", ".h"), "cuda": (".cu", ".cpp"), "maca": (".maca", ".cpp")}
@@ -432,7 +432,9 @@ def _run_sync(coro) -> RunSummary:
 
 
 def _final_line(s: RunSummary) -> str:
-    best = f"best {s.best_speedup:.3f}x -> {s.best_path}" if s.best_speedup is not None else "no timed correct candidate"
+    best = "no timed correct candidate"
+    if s.best_speedup is not None:
+        best = f"best {s.best_speedup:.3f}x -> {s.best_path}"
     return (f"done ({s.stop_reason}): {s.evaluated} candidates, {s.valid} valid, {best}; "
             f"report: {s.files.get('report', '-')}")
 

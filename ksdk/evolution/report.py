@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 from typing import Optional
 
@@ -165,7 +164,9 @@ def write_html(archive: SqliteArchive, run_dir: Path, title: str, facts: dict[st
             r, c = e.result, e.candidate
             ms = f"{r.candidate_timing.median_ms:.4f}" if r.candidate_timing else "-"
             sp = f"{r.speedup:.3f}x" if r.speedup is not None else "-"
-            how = (c.mutation.mutator + (f" / {c.mutation.model}" if c.mutation.model else "")) if c.mutation else "seed"
+            how = "seed"
+            if c.mutation:
+                how = c.mutation.mutator + (f" / {c.mutation.model}" if c.mutation.model else "")
             parts.append(f"<tr><td>{i}</td><td class='id'>{html.escape(c.id)}</td><td>{sp}</td><td>{ms}</td>"
                          f"<td>{c.generation}</td><td>{html.escape(how)}</td></tr>")
         parts.append("</table>")

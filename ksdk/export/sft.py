@@ -19,7 +19,8 @@ class SftOptions(Model):
     """Filters and split of an SFT export."""
 
     min_gain: float = Field(1.05, gt=0, description="keep steps whose child is at least this much faster")
-    max_per_task: Optional[int] = Field(None, ge=1, description="keep at most N records per task (first N in run order)")
+    max_per_task: Optional[int] = Field(None, ge=1,
+                                        description="keep at most N records per task (first N in run order)")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of tasks (not steps) held out for validation")
     seed: int = 0
     dedup: bool = True

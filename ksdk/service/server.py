@@ -26,7 +26,8 @@ from ksdk.service.store import VerdictStore
 DEFAULT_QUEUE = 64
 DEFAULT_MAX_REQUEST_BYTES = 4 << 20
 DEFAULT_REQUEST_TIMEOUT_S = 300.0
-TOKEN_HINT = "send 'Authorization: Bearer <token>' (ServiceEvaluator reads KSDK_SERVICE_TOKEN or KSDK_SERVICE_TOKEN_FILE)"
+TOKEN_HINT = ("send 'Authorization: Bearer <token>' "
+              "(ServiceEvaluator reads KSDK_SERVICE_TOKEN or KSDK_SERVICE_TOKEN_FILE)")
 
 
 class _BodyLimit:
@@ -79,7 +80,7 @@ def create_app(evaluator: Evaluator, *, token: Optional[str], queue_size: int = 
                request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, state_dir: Optional[Path] = None,
                keep_s: float = 3600.0, max_stage_s: float = 600.0, language: str = ""):
     """The FastAPI app serving `evaluator`; token=None disables auth (the caller decided so explicitly)."""
-    from fastapi import Depends, FastAPI, HTTPException, Request, Response
+    from fastapi import Depends, FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse
 
     store = VerdictStore(Path(state_dir) / "verdicts.sqlite") if state_dir else None

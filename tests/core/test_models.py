@@ -3,7 +3,7 @@
 import numpy as np
 
 from ksdk.models import (Candidate, DeviceInfo, ErrorKind, EvalResult, KernelMeta, Mutation, OutputCheck, Stage,
-                         Status, Task, TimingStats, normalize_source, source_hash, trim_message)
+                         Status, Task, normalize_source, source_hash, trim_message)
 from ksdk.timing import summarize
 from ksdk.verify import compare_outputs
 

@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 
-import pytest
 
 from ksdk.cli.main import main
 

@@ -182,7 +182,8 @@ class BrokenHarness(InProcessToyEvaluator):
         from ksdk.models import ErrorKind, EvalResult, Status
 
         self.calls.append(candidate.id)
-        return EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA, message="worker failed to start: no cc")
+        return EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA,
+                          message="worker failed to start: no cc")
 
 
 def test_a_seed_the_harness_cannot_evaluate_stops_the_run_with_the_reason_and_stays_pending(tmp_path):

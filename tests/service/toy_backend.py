@@ -138,7 +138,8 @@ def make_site(root: Path) -> Path:
     from ksdk.testing.plugins import plugin_site
 
     return plugin_site(Path(root) / "toy_site", "ksdk-toy-py", "0.0.1", {MODULE: Path(__file__).read_text()},
-                       {"ksdk.backends": {NAME: f"{MODULE}:ToyPyBackend", f"{NAME}_other": f"{MODULE}:ToyPyOtherBackend"}})
+                       {"ksdk.backends": {NAME: f"{MODULE}:ToyPyBackend",
+                                          f"{NAME}_other": f"{MODULE}:ToyPyOtherBackend"}})
 
 
 def env_with(site: Path, **extra: str) -> dict[str, str]:

@@ -12,7 +12,8 @@ from ksdk_cpu_example import probe as _probe
 HINTS = """\
 Candidates are plain C (GNU C11), compiled with `cc -O2 -march=native` into a shared object and called once per run.
 - Define the entry function with exactly the prototype the task states (default name `kernel`):
-  void kernel(<inputs as const T*>, <model weights as const T*>, <outputs as T*>, <long: every dim of every input, then of every weight>)
+  void kernel(<inputs as const T*>, <model weights as const T*>, <outputs as T*>,
+              <long: every dim of every input, then of every weight>)
   float32 is `float`, float64 `double`, int64 `int64_t`; all tensors are C-contiguous, row-major.
 - Write every element of every output (outputs start as NaN); never write to inputs.
 - Single thread only: no OpenMP, no pthreads. Speed comes from loop order (unit-stride inner loops),
