@@ -11,7 +11,6 @@ from ksdk.errors import PluginError
 GROUPS = {
     "backends": "ksdk.backends",
     "mutators": "ksdk.mutators",
-    "archives": "ksdk.archives",
     "evaluators": "ksdk.evaluators",
 }
 
@@ -41,12 +40,11 @@ def _dist_of(ep: md.EntryPoint) -> tuple[str, str]:
 
 
 def _expected_base(group: str) -> Optional[type]:
-    from ksdk.interfaces import Archive, Backend, Evaluator, Mutator
+    from ksdk.interfaces import Backend, Evaluator, Mutator
 
     return {
         GROUPS["backends"]: Backend,
         GROUPS["mutators"]: Mutator,
-        GROUPS["archives"]: Archive,
         GROUPS["evaluators"]: Evaluator,
     }.get(group)
 
@@ -107,3 +105,11 @@ def load(kind: str, name: str) -> Any:
 def load_backend(name: str):
     """The Backend class registered as `name`."""
     return load("backends", name)
+
+
+def backends_for(path: str) -> list[str]:
+    """Names of the installed backends whose declared language takes files like `path` (by file extension)."""
+    from ksdk.languages import Language
+
+    return [e.name for e in discover("backends")
+            if e.loaded and str(path).endswith(Language.of(e.obj.language).extensions or ("\0",))]

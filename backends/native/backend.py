@@ -7,6 +7,7 @@ import os
 from typing import ClassVar, Optional
 
 from ksdk.interfaces.backend import Backend, EvalContext
+from ksdk.languages import Language
 from ksdk.models import Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, Task
 from ksdk_native.dialect import Dialect, ToolchainNotFound, locate
 
@@ -22,6 +23,16 @@ Several launches: {{"launches": [{{...}}, {{...}}], "scalars": [...],
   "workspaces": [{{"name": "ws", "bytes": "..."}}]}}; a launch may list its own "args" by name.
 Declare tunables as `#define BLOCK 256 // ksdk:tune [128, 256, 512]`.
 Wave (warp) size here: {wave}. Outputs are poisoned before each run: write every element."""
+
+
+def native_language(name: str, extensions: tuple[str, ...]) -> Language:
+    """A CUDA-like C++ dialect's language: '//' comments, code fences tagged with its name or as C++/CUDA, and a
+    reply without a fence is a program when it has braces, semicolons and a line starting like C++ code."""
+    return Language(
+        name=name, extensions=extensions, fence_tags=(name, "cpp", "c++", "cxx", "cu", "cuda", "hip", "c", "h", "hpp"),
+        line_comments=("//",),
+        program_patterns=(r"\{", r";", r"^\s*(#include|#define|__global__|extern|static|template|typedef|struct|"
+                                      r"const|int|void|float|double)\b"))
 
 
 class NativeBackend(Backend):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from ksdk.interfaces.backend import Backend, EvalContext
+from ksdk.languages import Language
 from ksdk.models import Availability, Candidate, ErrorKind, EvalResult, Task
 from ksdk_triton_nvidia import probe as _probe
 
@@ -21,11 +21,18 @@ Triton on NVIDIA (ksdk backend triton_nvidia):
 """
 
 
+# Candidates are Python modules: '#' comments, Python code fences, and a reply without a fence is a program when a
+# line starts like Python's top-level code.
+TRITON = Language(name="triton", extensions=(".py",), fence_tags=("python", "py", "python3", "triton"),
+                  line_comments=("#",),
+                  program_patterns=(r"^(?:import [\w.]+|from [\w.]+ import |def \w+\s*\(|class \w+\s*[(:]|@[\w.]+)",))
+
+
 class TritonNvidiaBackend(Backend):
     """Candidates are Python files defining ModelNew whose forward launches Triton kernels."""
 
     name = "triton_nvidia"
-    language = "triton"
+    language = TRITON
     version = "0.1.0"
 
     @classmethod
@@ -80,8 +87,3 @@ class TritonNvidiaBackend(Backend):
         if result.error_kind in (ErrorKind.DEVICE_FAULT, ErrorKind.OOM, ErrorKind.REWARD_HACK, ErrorKind.INFRA):
             return True
         return bool(result.message and result.device.kind == "gpu" and STICKY.search(result.message))
-
-    def example_candidates(self) -> Optional[dict[str, tuple[str, str]]]:
-        from ksdk_triton_nvidia.conformance import cases
-
-        return cases()

@@ -79,7 +79,6 @@ def serve(
         print(f"ksdk serve: token in {where}; clients: export KSDK_SERVICE_TOKEN_FILE={where}", file=sys.stderr)
     try:
         server.run(ev, host, port, token, queue_size=queue_size, max_request_bytes=max_request_bytes,
-                   request_timeout_s=request_timeout, state_dir=state, max_stage_s=max_stage_timeout,
-                   language=ev.language)
+                   request_timeout_s=request_timeout, state_dir=state, max_stage_s=max_stage_timeout)
     except OSError as e:
         raise KsdkError(f"cannot listen on {host}:{port}: {e.strerror or e}; pick another --port") from None

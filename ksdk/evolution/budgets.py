@@ -58,6 +58,14 @@ class Usage:
     cost_usd: float = 0.0
     device_s: float = 0.0
 
+    @classmethod
+    def of(cls, archive, elapsed_s: float, cost_usd: float) -> "Usage":
+        """A run's usage from its archive (a SqliteArchive), its wall time and its spend."""
+        best = archive.selector.best
+        return cls(evaluated=archive.selector.evaluated, valid=archive.selector.valid,
+                   best_speedup=best.result.speedup if best is not None else None, elapsed_s=elapsed_s,
+                   cost_usd=cost_usd, device_s=archive.device_s)
+
 
 def exhausted(b: Budgets, u: Usage) -> Optional[str]:
     """Why the run must stop now, or None."""

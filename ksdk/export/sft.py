@@ -64,7 +64,7 @@ def sft_record(step: Step, split: str) -> dict[str, Any]:
         "mutator": m.mutator if m else None,
         "model": m.model if m else None,
         "reply_format": m.reply_format if m is not None and m.reply else "edits",
-        "source_hash": step.child.candidate.source_hash if step.child else None,
+        "source_hash": step.run.language.source_hash(step.child.candidate.source) if step.child else None,
         "split": split,
     }
 
@@ -89,7 +89,7 @@ def _records(runs: list[RunInfo], opts: SftOptions, val: set[str], stats: Export
         stats.saw(step.task, step.outcome)
         why = rejection(step, opts.min_gain)
         if why is None and opts.dedup:
-            h = step.child.candidate.source_hash
+            h = step.run.language.source_hash(step.child.candidate.source)
             if h in seen:
                 why = "duplicate program"
             else:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Optional
+from typing import Callable, ClassVar, Union
 
+from ksdk.languages import Language
 from ksdk.models import Availability, Candidate, EvalResult, Stage, Task
 
 
@@ -30,7 +31,9 @@ class Backend(ABC):
     """
 
     name: ClassVar[str] = ""
-    language: ClassVar[str] = ""  # the candidate language it accepts, e.g. "triton"
+    # The candidate language it accepts: a ksdk.languages.Language (name, file types, code fences, comments), or
+    # just a name, e.g. "triton", for a language ksdk then knows nothing of.
+    language: ClassVar[Union[Language, str]] = ""
     version: ClassVar[str] = "0"
 
     @classmethod
@@ -67,7 +70,3 @@ class Backend(ABC):
     def sticky_error(self, result: EvalResult) -> bool:
         """True when the process can no longer be trusted after this result (e.g. a sticky CUDA error)."""
         return False
-
-    def example_candidates(self) -> Optional[dict[str, tuple[str, str]]]:
-        """For the conformance kit: {'good'|'broken_load'|'broken_compile'|'wrong': (task_src, cand_src)}."""
-        return None

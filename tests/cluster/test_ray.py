@@ -52,7 +52,7 @@ def test_actors_fill_the_custom_resource_and_return_verdicts(evaluator, local_ra
     assert evaluator.workers == 2  # the cluster has toy=2 and each actor asks for toy=1
     info = evaluator.info()
     assert info.backend == "toy_py" and info.workers == 2 and info.versions == {"toy_py": "0.0.1"}
-    assert evaluator.hints() == "toy hints: numpy only" and evaluator.language == "toy_py"
+    assert evaluator.hints() == "toy hints: numpy only" and evaluator.info().language.name == "toy_py"
     cands = [cand(toy.GOOD.format(n=i) + f"tag = {i}\n") for i in range(3)] + [cand(toy.WRONG)]
     results = run_all(evaluator, cands)
     assert [r.candidate_id for r in results] == [c.id for c in cands]

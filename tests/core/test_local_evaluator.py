@@ -13,11 +13,12 @@ from ksdk.models import Candidate, ErrorKind, Stage, StageTimeouts, Status, Task
 DOUBLE = textwrap.dedent('''
     import json, os, signal, subprocess, sys, time
     from ksdk.interfaces.backend import Backend
+    from ksdk.languages import Language
     from ksdk.models import Availability, DeviceInfo, EvalResult, Stage, Status, ErrorKind
 
     class ScriptedBackend(Backend):
         name = "scripted"
-        language = "cmd"
+        language = Language(name="cmd", line_comments=("#",))  # so a comment-only change is the same program
 
         @classmethod
         def probe(cls):

@@ -9,6 +9,7 @@ from ksdk.archives.selection import SelectionConfig, Selector, closeness, descri
 from ksdk.archives.sqlite import SqliteArchive
 from ksdk.errors import RunDirError
 from ksdk.interfaces.mutator import Scored
+from ksdk.languages import Language
 from ksdk.models import (Candidate, ErrorKind, EvalResult, KernelMeta, Mutation, OutputCheck, Stage, Status)
 
 
@@ -61,12 +62,17 @@ def test_everything_survives_reopen_and_pending_is_what_has_no_verdict(tmp_path)
         "candidates", "results", "attempts", "meta"}
 
 
-def test_duplicates_found_by_normalized_source(tmp_path):
-    a = SqliteArchive(tmp_path / "a.sqlite")
+def test_duplicates_found_by_source_normalised_in_the_archives_language(tmp_path):
+    a = SqliteArchive(tmp_path / "a.sqlite", language=Language(name="c", line_comments=("//",)))
     c = cand("#define T 32\nint f() { return T; }  \n")
     a.add(c, None)
-    assert a.find_duplicate(cand("// comment\n#define T 32\n\nint f() { return T; }").source_hash).candidate.id == c.id
-    assert a.find_duplicate(cand("#define T 64\nint f() { return T; }").source_hash) is None
+    assert a.find_duplicate(cand("// comment\n#define T 32\n\nint f() { return T; }")).candidate.id == c.id
+    assert a.find_duplicate(cand("#define T 64\nint f() { return T; }")) is None
+    a.close()
+    # reopened, the archive knows its programs again (by the same language's rules)
+    b = SqliteArchive(tmp_path / "a.sqlite", language=Language(name="c", line_comments=("//",)))
+    assert b.find_duplicate(cand("#define T 32\n// tiles\nint f() { return T; }")).candidate.id == c.id
+    b.close()
 
 
 def test_a_non_archive_file_is_a_clear_error(tmp_path):

@@ -76,7 +76,7 @@ def test_ctrl_c_stops_cleanly_saves_and_exits_130(toy_task, tmp_path):
     assert "state saved" in err and f"--resume {run}" in err
     cfg = json.loads((run / "run.json").read_text())
     assert cfg["finished"] is False and cfg["stop_reason"] == "interrupted"
-    assert (run / "report.html").is_file() and (run / "best.py").is_file()
+    assert (run / "report.html").is_file() and (run / "best.toy").is_file()
     assert len(results(run)) >= 2
 
 

@@ -167,7 +167,7 @@ def test_new_run_refuses_a_used_folder(tmp_path):
 def test_report_files_exist_and_the_html_is_self_contained(tmp_path):
     summary, _ = run(tmp_path, max_candidates=6)
     d = tmp_path / "run"
-    assert summary.files["best"].endswith("best.py") and (d / "best.py").read_text().startswith("X = 6")
+    assert summary.files["best"].endswith("best.toy") and (d / "best.toy").read_text().startswith("X = 6")
     png = (d / "progress.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
     page = (d / "report.html").read_text()

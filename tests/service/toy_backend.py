@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ksdk.interfaces.backend import Backend, EvalContext
+from ksdk.languages import Language
 from ksdk.models import Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, Stage, Status, Task
 
 NAME = "toy_py"
@@ -48,7 +49,7 @@ class DeviceFault(RuntimeError):
 
 class ToyPyBackend(Backend):
     name = NAME
-    language = "toy_py"
+    language = Language(name="toy_py", extensions=(".py",), fence_tags=("python",), line_comments=("#",))
     version = "0.0.1"
 
     @classmethod

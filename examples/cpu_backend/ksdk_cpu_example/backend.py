@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata as md
 
 from ksdk.interfaces.backend import Backend, EvalContext
+from ksdk.languages import Language
 from ksdk.models import Availability, Candidate, DeviceInfo, EvalResult, Task
 from ksdk_cpu_example import __version__
 from ksdk_cpu_example import probe as _probe
@@ -23,11 +24,17 @@ Candidates are plain C (GNU C11), compiled with `cc -O2 -march=native` into a sh
 """
 
 
+# What ksdk needs to know about C to find seeds, read LLM replies, spot duplicates and name exported files.
+C = Language(name="c", extensions=(".c", ".h"), fence_tags=("c", "h", "cpp", "c++"), line_comments=("//",),
+             program_patterns=(r"\{", r";", r"^\s*(#include|#define|extern|static|typedef|struct|const|int|void|float|"
+                                         r"double|long|unsigned)\b"))
+
+
 class CpuCBackend(Backend):
     """Candidates are C source defining the task's entry function; the device is this CPU."""
 
     name = "cpu_c"
-    language = "c"
+    language = C
     version = __version__
 
     @classmethod
