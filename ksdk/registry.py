@@ -108,8 +108,14 @@ def load_backend(name: str):
 
 
 def backends_for(path: str) -> list[str]:
-    """Names of the installed backends whose declared language takes files like `path` (by file extension)."""
+    """Names of the installed backends whose declared language takes files like `path`: those whose file extension
+    matches it most specifically (a backend of '.np.py' files takes x.np.py over one of '.py' files)."""
     from ksdk.languages import Language
 
-    return [e.name for e in discover("backends")
-            if e.loaded and str(path).endswith(Language.of(e.obj.language).extensions or ("\0",))]
+    fit: dict[str, int] = {}
+    for e in discover("backends"):
+        if e.loaded:
+            ends = [len(x) for x in Language.of(e.obj.language).extensions if str(path).endswith(x)]
+            if ends:
+                fit[e.name] = max(ends)
+    return sorted(n for n, length in fit.items() if length == max(fit.values()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import glob
 import inspect
 import shutil
 import signal
@@ -76,7 +77,8 @@ def find_seed(task_path: Optional[str], language: Language, explicit: Optional[U
     if task_path:
         tp = Path(task_path)
         for pattern in SEED_PATTERNS:
-            found = sorted(f for f in tp.parent.glob(pattern.format(stem=tp.stem)) if f.is_file() and f != tp)
+            found = sorted(f for f in tp.parent.glob(pattern.format(stem=glob.escape(tp.stem)))
+                           if f.is_file() and f != tp)
             preferred = [f for f in found if f.name.endswith(language.extensions)] or found
             if preferred:
                 return preferred[0]

@@ -69,7 +69,10 @@ class ScriptedLLM:
             self.requests.append(body)
             self.keys.append(key)
             if self._responder is not None:
-                reply: Any = self._responder(body)
+                try:
+                    reply: Any = self._responder(body)
+                except Exception as exc:  # a broken test responder: a 400 the client will not retry, not a hang
+                    reply = ScriptedReply.error(400, f"scripted_llm: the responder raised {type(exc).__name__}: {exc}")
             elif self._script:
                 reply = self._script.pop(0)
             else:
