@@ -11,6 +11,7 @@ still in flight.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import random
 import time
@@ -30,12 +31,15 @@ NO_KEY = "no-key-needed"  # sent to an --api-base server when no key is known: l
 _KEY_FIX = f"pass --api-key KEY or set {KEY_ENV}"
 
 
+INSTALL_HINT = "the llm mutator needs litellm: pip install \"ksdk[llm]\" (from a checkout: pip install -e \".[llm]\")"
+
+
 def _litellm():
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of the price list
     try:
         import litellm
-    except ImportError:  # pragma: no cover - litellm is a core dependency
-        raise PluginError("the llm mutator needs litellm: pip install litellm") from None
+    except ImportError:
+        raise PluginError(INSTALL_HINT) from None
     litellm.suppress_debug_info = True
     return litellm
 
@@ -106,6 +110,8 @@ class LLMMutator(Mutator):
         """`api_key` defaults to $KSDK_API_KEY, else litellm's provider variables (OPENAI_API_KEY, ...); with
         `api_base` and no key at all, calls go out without one (local servers need none). `seed` seeds the model
         choice and the seed sent with each call (one per call, drawn from it: reproducible, never repeated)."""
+        if importlib.util.find_spec("litellm") is None:  # say so before a run starts, not at its first call
+            raise PluginError(INSTALL_HINT)
         # `models` (a list) is an alias of `model` for callers that always pass a list, like the CLI.
         chosen = models if models else model
         self.models = [chosen] if isinstance(chosen, str) else list(chosen)

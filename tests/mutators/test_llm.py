@@ -263,3 +263,11 @@ def test_a_parent_that_mentions_feedback_in_braces_is_shown_verbatim():
     req.parent.candidate.source = src
     user = build_messages(req)[-1]["content"]
     assert src.rstrip() in user  # edits must be able to quote the program exactly as it is
+
+
+def test_without_litellm_the_llm_mutator_says_which_extra_to_install():
+    code = ("import sys; sys.modules['litellm'] = None\n"
+            "from ksdk.errors import PluginError\nfrom ksdk.mutators.llm import LLMMutator\n"
+            "try:\n    LLMMutator(model='openai/x')\nexcept PluginError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 'pip install "ksdk[llm]"' in out.stdout
