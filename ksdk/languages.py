@@ -33,6 +33,10 @@ class Language(BaseModel):
     program_patterns: tuple[str, ...] = Field((), description="regular expressions (multi-line mode) that together "
                                               "make an LLM reply without a code fence a whole program; none: only "
                                               "fenced code is taken")
+    kernel_pattern: str = Field("", description="regular expression (multi-line) matching each kernel definition, "
+                                "e.g. Triton's @triton.jit: the selection's `kernels` descriptor counts them")
+    matmul_pattern: str = Field("", description="regular expression found when a program uses the hardware's "
+                                "matrix-multiply primitive (Triton's tl.dot): the selection's `matmul` descriptor")
     edit_matching: tuple[EditMatch, ...] = Field(("exact", "whitespace", "indentation"), description="how the "
                                                  "SEARCH side of an edit block may match the program, tried in "
                                                  "order: exactly, ignoring trailing whitespace, ignoring "

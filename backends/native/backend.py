@@ -30,7 +30,7 @@ def native_language(name: str, extensions: tuple[str, ...]) -> Language:
     reply without a fence is a program when it has braces, semicolons and a line starting like C++ code."""
     return Language(
         name=name, extensions=extensions, fence_tags=(name, "cpp", "c++", "cxx", "cu", "cuda", "hip", "c", "h", "hpp"),
-        line_comments=("//",),
+        line_comments=("//",), kernel_pattern=r"\b__global__\b", matmul_pattern=r"\b(wmma|mma)(::|\.|_sync\b)",
         program_patterns=(r"\{", r";", r"^\s*(#include|#define|__global__|extern|static|template|typedef|struct|"
                                       r"const|int|void|float|double)\b"))
 

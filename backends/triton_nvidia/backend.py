@@ -24,7 +24,7 @@ Triton on NVIDIA (ksdk backend triton_nvidia):
 # Candidates are Python modules: '#' comments, Python code fences, and a reply without a fence is a program when a
 # line starts like Python's top-level code.
 TRITON = Language(name="triton", extensions=(".py",), fence_tags=("python", "py", "python3", "triton"),
-                  line_comments=("#",),
+                  line_comments=("#",), kernel_pattern=r"^\s*@triton\.jit\b", matmul_pattern=r"\btl\.dot\(",
                   program_patterns=(r"^(?:import [\w.]+|from [\w.]+ import |def \w+\s*\(|class \w+\s*[(:]|@[\w.]+)",))
 
 

@@ -58,7 +58,7 @@ class SqliteArchive:
             self.close()
             raise RunDirError(f"{self.path} is not a usable ksdk archive: {e}") from None
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-        self.selector = Selector(selection)
+        self.selector = Selector(selection, self.language)
         self._order: dict[str, Scored] = {}  # every candidate, oldest first
         self._by_hash: dict[str, str] = {}
         self.cost_usd = 0.0  # money recorded in attempts (survives resume)
