@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError
 from ksdk.archives.selection import SelectionConfig
 from ksdk.errors import KsdkError, PluginError, RunDirError
 from ksdk.evaluation import make_evaluator
-from ksdk.evolution.budgets import Budgets, Usage, exhausted, make_budgets
+from ksdk.evolution.budgets import Usage, make_budgets, reached
 from ksdk.evolution.config import ARCHIVE_FILE, TASK_FILE, RunConfig
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.interfaces.mutator import Mutator
@@ -302,10 +302,10 @@ async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_m
     t = load_task(run_dir / TASK_FILE, name=config.task_name)
     t.path = config.task_path or t.path
     usage, attempts = _usage(run_dir)
-    reason = exhausted(config.budgets, usage)
-    if reason is not None:
-        raise RunDirError(f"{run_dir} stopped at its budget: {reason}; raise it to continue, e.g. `ksdk evolve "
-                          f"--resume {run_dir} {_raised(config.budgets, usage)}`")
+    stop = reached(config.budgets, usage)
+    if stop is not None:
+        raise RunDirError(f"{run_dir} stopped at its budget: {stop[0]}; raise it to continue, e.g. `ksdk evolve "
+                          f"--resume {run_dir} {stop[1]}`")
     evaluator = make_evaluator(config.backend, config.evaluator_url, config.workers)
     try:
         left = None if config.budgets.max_cost_usd is None else max(config.budgets.max_cost_usd - usage.cost_usd, 0.0)
@@ -351,19 +351,6 @@ def _usage(run_dir: Path) -> tuple[Usage, int]:
         return Usage.of(archive, elapsed_s=elapsed, cost_usd=archive.cost_usd), archive.attempt_count
     finally:
         archive.close()
-
-
-def _raised(b: Budgets, u: Usage) -> str:
-    """A budget option that lets a run stopped at `b` go on (for the resume hint)."""
-    if b.target_speedup is not None and u.best_speedup is not None and u.best_speedup >= b.target_speedup:
-        return f"--target-speedup {round(u.best_speedup * 1.5, 2):g}"
-    if b.max_candidates is not None and u.evaluated >= b.max_candidates:
-        return f"--max-candidates {2 * b.max_candidates}"
-    if b.max_cost_usd is not None and u.cost_usd >= b.max_cost_usd:
-        return f"--max-cost {2 * max(b.max_cost_usd, 0.5):g}"
-    if b.max_gpu_seconds is not None and u.device_s >= b.max_gpu_seconds:
-        return f"--max-gpu-seconds {2 * b.max_gpu_seconds:g}"
-    return f"--max-minutes {2 * (b.max_minutes or 5):g}"
 
 
 def _device(evaluator: Evaluator):
