@@ -208,9 +208,9 @@ class Evolution:
             self.archive.propose(child, parent.candidate.id, outcome.mutation, context, error)
             self.session_attempts += 1
             self.last_error = error if child is None else self.last_error
-            if outcome.fatal and child is None:  # no later proposal can succeed either: stop now, say why
-                self.error = self.error or error
-                self.request_stop(f"mutator error: {error}", hard=True)
+            if outcome.fatal and child is None:  # no later proposal can succeed either: propose no more, say why
+                self.error = self.error or error  # (evaluations already under way finish: they need no mutator)
+                self.request_stop(f"mutator error: {error}")
             elif child is None:
                 self._failures_in_row += 1
                 self._fail_verdicts = self._verdicts

@@ -43,7 +43,7 @@ def evolved(tmp_path_factory):
             await evolve_async(task, mutator="params", out=root / "params", **{**common, "max_candidates": 4})
             with ScriptedLLM(replies) as llm:
                 await evolve_async(task, mutator="llm", model="openai/scripted", api_base=llm.url,
-                                   mutator_options={"api_key": "test", "reply_format": "auto"},
+                                   api_key="test", mutator_options={"reply_format": "auto"},
                                    out=root / "llm", **common)
         finally:
             await ev.close()
