@@ -68,7 +68,8 @@ def main() -> None:
     print(f"re-timed ({a.rounds} rounds each, 25 reps): median candidate ms / speedup over the naive C loop")
     for key in ("seed", "best"):
         print(f"  {key:5s} {med(key, lambda r: r.candidate_timing.median_ms):8.3f} ms  "
-              f"{med(key, lambda r: r.speedup):6.2f}x   (naive C loop {med(key, lambda r: r.baseline_timing.median_ms):.3f} ms)")
+              f"{med(key, lambda r: r.speedup):6.2f}x   "
+              f"(naive C loop {med(key, lambda r: r.baseline_timing.median_ms):.3f} ms)")
     print(f"  torch eager, 1 thread: {med('best', lambda r: r.extra_baselines[torch_name].median_ms):.3f} ms")
     print(f"best/seed: {med('best', lambda r: r.speedup) / med('seed', lambda r: r.speedup):.2f}x")
 

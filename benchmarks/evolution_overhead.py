@@ -86,7 +86,8 @@ async def pipeline(candidates: int, latency: float, concurrency: int, out: Path)
                                mutation_concurrency=concurrency, progress=False, handle_signals=False)
     finally:
         await evaluator.close()
-    return {"stop_reason": s.stop_reason, "candidates": s.evaluated, "valid": s.valid, "attempts": s.attempts, "failed": s.failed_attempts,
+    return {"stop_reason": s.stop_reason, "candidates": s.evaluated, "valid": s.valid, "attempts": s.attempts,
+            "failed": s.failed_attempts,
             "wall_s": round(s.session_s, 2), "evaluator_busy": round(s.evaluator_busy, 4),
             "engine_ms_per_candidate": round(s.engine_ms_per_candidate, 3),
             "mean_evaluation_s": round(s.evaluator_busy * s.session_s / max(s.session_evaluated, 1), 3),
@@ -116,7 +117,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         pipe = asyncio.run(pipeline(args.candidates, args.latency, args.concurrency, Path(tmp) / "pipeline"))
         eng = asyncio.run(engine_only(args.engine_candidates, Path(tmp) / "engine"))
-    result = {"date": time.strftime("%Y-%m-%d"), "load_avg_1min": round(__import__("os").getloadavg()[0], 2), "machine": f"{platform.processor() or platform.machine()}, "
+    result = {"date": time.strftime("%Y-%m-%d"), "load_avg_1min": round(__import__("os").getloadavg()[0], 2),
+              "machine": f"{platform.processor() or platform.machine()}, "
               f"{__import__('os').cpu_count()} cores", "python": sys.version.split()[0],
               "latency_s": args.latency, "concurrency": args.concurrency, "pipeline": pipe, "engine_only": eng}
     print(json.dumps(result, indent=2))

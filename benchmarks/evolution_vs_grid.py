@@ -39,7 +39,8 @@ async def run(args) -> dict:
     budget = max(2, math.floor(len(grid) * args.share))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        summary = await evolve_async(task, backend=ev, mutator="params", seed=Candidate(source=seed_src, language=ev.language),
+        seed = Candidate(source=seed_src, language=ev.language)
+        summary = await evolve_async(task, backend=ev, mutator="params", seed=seed,
                                      out=Path(tmp) / "run", max_candidates=budget, random_seed=args.seed,
                                      progress=False, handle_signals=False)
         from ksdk.archives.sqlite import SqliteArchive

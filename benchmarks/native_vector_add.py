@@ -101,7 +101,7 @@ def main() -> None:
             copy_ms += torch_timed(lambda s: y.copy_(x), args.reps)
             ksdk_ms += timed_samples(b, stream, launch, warmup=10, repetitions=args.reps, min_time_ms=0.0,
                                      max_repetitions=args.reps, flush=flush)
-            torch_ev_ms += torch_timed(lambda s: launch(s.cuda_stream), args.reps)
+            torch_ev_ms += torch_timed(lambda s, launch=launch: launch(s.cuda_stream), args.reps)
         med = {k: statistics.median(v) for k, v in
                (("ksdk_events", ksdk_ms), ("torch_events", torch_ev_ms), ("torch_copy", copy_ms))}
         copy_bw = 2 * a.nbytes / (med["torch_copy"] * 1e-3) / 1e9

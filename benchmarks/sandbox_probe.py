@@ -197,10 +197,11 @@ def main(out_dir: str) -> None:
     hexh = bytes(handle).hex()
     report["legacy_ipc_plain"] = run(["legacy_ipc", hexh], False)
     report["legacy_ipc_sandboxed"] = run(["legacy_ipc", hexh], True)
-    report["legacy_ipc_sandbox_shared_pid_ipc"] = run(
-        ["legacy_ipc", hexh], True,
-        edit=lambda c: [a for a in c if a != "--unshare-all"][:1] + ["--unshare-user", "--unshare-net",
-                                                                     "--unshare-uts"] + [a for a in c if a != "--unshare-all"][1:])
+    def share_pid_and_ipc(cmd):
+        rest = [a for a in cmd if a != "--unshare-all"]
+        return rest[:1] + ["--unshare-user", "--unshare-net", "--unshare-uts"] + rest[1:]
+
+    report["legacy_ipc_sandbox_shared_pid_ipc"] = run(["legacy_ipc", hexh], True, edit=share_pid_and_ipc)
 
     gib = 1 << 30
     fd = os.memfd_create("ksdk-probe", 0)

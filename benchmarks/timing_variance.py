@@ -42,8 +42,8 @@ def measure(timer: timing.Timer, ref, new, inputs, rounds: int, fresh_rounds: bo
         if fresh_rounds and r:
             ri, ci = _clone(inputs), _clone(inputs)
         warm = None if r == 0 else min(2, timer.settings.warmup)
-        b = timer.measure(lambda: ref(*ri), share=1 / rounds, warmup=warm).samples_ms
-        c = timer.measure(lambda: new(*ci), share=1 / rounds, warmup=warm).samples_ms
+        b = timer.measure(lambda ri=ri: ref(*ri), share=1 / rounds, warmup=warm).samples_ms
+        c = timer.measure(lambda ci=ci: new(*ci), share=1 / rounds, warmup=warm).samples_ms
         bm.append(b)
         cm.append(c)
     allb = [x for p in bm for x in p]
@@ -110,7 +110,7 @@ def baseline_study(task, seed_src, repeats: int) -> list[dict]:
                 meds, spreads = [], []
                 for _ in range(repeats):
                     xs = sorted(timer.measure(fn).samples_ms)
-                    q = lambda f: xs[min(len(xs) - 1, int(f * len(xs)))]  # noqa: E731
+                    q = lambda f, xs=xs: xs[min(len(xs) - 1, int(f * len(xs)))]  # noqa: E731
                     meds.append(q(0.5))
                     spreads.append([round(q(f) * 1000, 2) for f in (0.0, 0.1, 0.25, 0.5, 0.75, 0.9)])
                 r = {"part": name, "flush_l2": flush, "median_us_cv": statistics.pstdev(meds) / statistics.fmean(meds),
@@ -241,12 +241,13 @@ def placement_study(task, seed_src, repeats: int) -> list[dict]:
                 elif label == "parameters":
                     new._apply(lambda t: t.clone())
                 elif label.startswith("rebuilt"):
-                    del ref, new, inputs
+                    ref = new = inputs = None  # free the old models before building new ones
                     ref, new, inputs = build(task, seed_src)
                     if label.endswith("buffer"):
                         del timer
                         timer = timing.Timer(s, torch.device("cuda"))
-                meds.append(statistics.median(timer.measure(lambda: new(*inputs)).samples_ms) * 1000)
+                samples = timer.measure(lambda new=new, inputs=inputs: new(*inputs)).samples_ms
+                meds.append(statistics.median(samples) * 1000)
             m = statistics.median(meds)
             r = {"re-placed": label, "median_us": round(m, 2), "cv": statistics.pstdev(meds) / statistics.fmean(meds),
                  "off_by_3pct": sum(abs(x / m - 1) > 0.03 for x in meds), "us": [round(x, 2) for x in meds]}

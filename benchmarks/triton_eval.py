@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from ksdk.tasks import load_task, task_from_source
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "triton_nvidia"
 CHEATS = ROOT / "tests" / "triton" / "cheats"
-from ksdk_triton_nvidia.conformance import GOOD, TASK  # the small conformance task is the 5th task
-from ksdk_triton_nvidia.timing import DEFAULT_FLUSH
+from ksdk_triton_nvidia.conformance import GOOD, TASK  # noqa: E402  (the small conformance task is the 5th task)
+from ksdk_triton_nvidia.timing import DEFAULT_FLUSH  # noqa: E402
 
 NAMES = ["elementwise_chain", "row_softmax", "layer_norm", "matmul_bias_relu"]
 SHORT = {"load": 60, "compile": 60, "correctness": 6, "performance": 60}
@@ -162,7 +161,8 @@ def mixed_batch(tasks) -> list[tuple[str, Task, str, set]]:
     mm_task, mm = tasks["matmul_bias_relu"]
     batch += [
         ("elementwise_chain/wrong", ew_task, ew.replace("th * 0.5", "th * 0.55"), {ErrorKind.VALUE.value}),
-        ("row_softmax/wrong_norm", sm_task, sm.replace("num / tl.sum(num, axis=0)", "num / (tl.sum(num, axis=0) * 1.1)"),
+        ("row_softmax/wrong_norm", sm_task,
+         sm.replace("num / tl.sum(num, axis=0)", "num / (tl.sum(num, axis=0) * 1.1)"),
          {ErrorKind.VALUE.value, ErrorKind.NAN_INF.value}),
         ("layer_norm/wrong_eps", ln_task, ln.replace("var + eps", "var + 0.1"), {ErrorKind.VALUE.value}),
         ("matmul/wrong_no_relu", mm_task, mm.replace("tl.maximum(acc + bias[None, :], 0.0)", "acc + bias[None, :]"),
@@ -227,7 +227,8 @@ def throughput(batch) -> dict:
                 right = verdict in accepted or (verdict == "ok" and "ok<1" in accepted  # SLOW_OK
                                                  and r.speedup is not None and r.speedup < 1)
                 kernel_ms = sum(t.mean_ms * t.n for t in (r.candidate_timing, r.baseline_timing) if t)
-                rows.append({"candidate": label, "task": task.name, "verdict": verdict, "expected": sorted(accepted), "right": right,
+                rows.append({"candidate": label, "task": task.name, "verdict": verdict, "expected": sorted(accepted),
+                             "right": right,
                              "wall_s": round(r.wall_s, 3), "timed_kernel_s": round(kernel_ms / 1000, 3),
                              "speedup": r.speedup, "message": r.message[:160]})
                 print(f"{'OK ' if right else 'BAD'} {label:45s} {verdict:16s} {r.wall_s:6.2f}s "
@@ -241,8 +242,9 @@ def throughput(batch) -> dict:
     rows, total = asyncio.run(go())
     correct = [r for r in rows if r["verdict"] == "ok"]
     overhead = [r["wall_s"] - r["timed_kernel_s"] for r in correct]
-    return {"candidates": len(rows), "tasks": len({r["candidate"].split("/")[0].replace("matmul", "matmul_bias_relu") for r in rows
-                      if not r["candidate"].startswith("cheat/")} | {"conformance"}),
+    tasks = {r["candidate"].split("/")[0].replace("matmul", "matmul_bias_relu") for r in rows
+             if not r["candidate"].startswith("cheat/")} | {"conformance"}
+    return {"candidates": len(rows), "tasks": len(tasks),
             "wall_s": total, "per_minute": 60 * len(rows) / total,
             "wrong_verdicts": [r for r in rows if not r["right"]],
             "overhead_s_median": statistics.median(overhead) if overhead else None,

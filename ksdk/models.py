@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 import uuid
 from enum import Enum
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ksdk.languages import Language, LanguageField
 
 
 class Model(BaseModel):
@@ -171,26 +172,15 @@ class Mutation(Model):
     notes: list[str] = Field(default_factory=list)
 
 
-# '#' starts a Python comment but also a C/C++ preprocessor directive (#define TILE 32 is code, not a comment).
-_COMMENT_LINE = re.compile(
-    r"^\s*(//|#(?!\s*(define|undef|include|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line)\b)).*$"
-)
+def normalize_source(source: str, language: Optional[Language] = None) -> str:
+    """Canonical form used for duplicate detection: no trailing spaces, no blank lines, and no comment-only lines
+    in the language's comment syntax (none without a language)."""
+    return (language or Language()).normalize(source)
 
 
-def normalize_source(source: str) -> str:
-    """Canonical form used for duplicate detection: no trailing spaces, no blank or comment-only lines."""
-    lines = []
-    for line in source.replace("\r\n", "\n").split("\n"):
-        line = line.rstrip()
-        if not line.strip() or _COMMENT_LINE.match(line):
-            continue
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def source_hash(source: str) -> str:
+def source_hash(source: str, language: Optional[Language] = None) -> str:
     """Hash of the normalized source: two candidates with the same hash are the same program."""
-    return hashlib.sha256(normalize_source(source).encode()).hexdigest()[:16]
+    return hashlib.sha256(normalize_source(source, language).encode()).hexdigest()[:16]
 
 
 class Candidate(Model):
@@ -198,15 +188,22 @@ class Candidate(Model):
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
     source: str
-    language: str = Field("triton", description="the backend language, e.g. 'triton', 'cuda', 'maca', 'c'")
+    language: str = Field("", description="the name of the backend's candidate language, e.g. 'triton' or 'c' (a "
+                          "ksdk.languages.Language is taken by its name)")
     parent_ids: list[str] = Field(default_factory=list)
     mutation: Optional[Mutation] = None
     created_at: float = Field(default_factory=time.time)
     generation: int = 0
     island: int = 0
 
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language_name(cls, value: Any) -> Any:
+        return value if isinstance(value, str) else getattr(value, "name", value)
+
     @property
     def source_hash(self) -> str:
+        """Hash of the source without blank lines and trailing spaces (comments count: no language is known)."""
         return source_hash(self.source)
 
 
@@ -386,9 +383,13 @@ class Availability(Model):
 
 
 class EvaluatorInfo(Model):
-    """What an evaluator (local pool, service or cluster) runs on."""
+    """What an evaluator (local pool, service or cluster) runs on, and in which language and mode."""
 
     backend: str
     workers: int
     availability: Availability
+    language: LanguageField = Field(default_factory=Language, description="the candidate language its backend "
+                                    "accepts (a bare name is taken as a language with no declared syntax)")
+    interpret: bool = Field(False, description="kernels run in an interpreter, not on a device: correctness only, "
+                            "never a timing")
     versions: dict[str, str] = Field(default_factory=dict)

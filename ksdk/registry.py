@@ -11,7 +11,6 @@ from ksdk.errors import PluginError
 GROUPS = {
     "backends": "ksdk.backends",
     "mutators": "ksdk.mutators",
-    "archives": "ksdk.archives",
     "evaluators": "ksdk.evaluators",
 }
 
@@ -41,12 +40,11 @@ def _dist_of(ep: md.EntryPoint) -> tuple[str, str]:
 
 
 def _expected_base(group: str) -> Optional[type]:
-    from ksdk.interfaces import Archive, Backend, Evaluator, Mutator
+    from ksdk.interfaces import Backend, Evaluator, Mutator
 
     return {
         GROUPS["backends"]: Backend,
         GROUPS["mutators"]: Mutator,
-        GROUPS["archives"]: Archive,
         GROUPS["evaluators"]: Evaluator,
     }.get(group)
 
@@ -107,3 +105,17 @@ def load(kind: str, name: str) -> Any:
 def load_backend(name: str):
     """The Backend class registered as `name`."""
     return load("backends", name)
+
+
+def backends_for(path: str) -> list[str]:
+    """Names of the installed backends whose declared language takes files like `path`: those whose file extension
+    matches it most specifically (a backend of '.np.py' files takes x.np.py over one of '.py' files)."""
+    from ksdk.languages import Language
+
+    fit: dict[str, int] = {}
+    for e in discover("backends"):
+        if e.loaded:
+            ends = [len(x) for x in Language.of(e.obj.language).extensions if str(path).endswith(x)]
+            if ends:
+                fit[e.name] = max(ends)
+    return sorted(n for n, length in fit.items() if length == max(fit.values()))

@@ -68,7 +68,10 @@ def load_task(path: str | Path, **overrides: Any) -> Task:
     except UnicodeDecodeError as e:
         raise TaskError(f"{p}: not a UTF-8 text file ({e.reason} at byte {e.start}); save the task as UTF-8") from None
     settings = check_reference(source, str(p))
-    fields = {"name": p.stem, "source": source, "path": str(p.resolve())}
+    # A task in a folder of its own (FOLDER/task.py beside its seed) is named by the folder; KSDK_TASK's "name"
+    # and the `name` override win over both.
+    name = p.resolve().parent.name if p.name == "task.py" and p.resolve().parent.name else p.stem
+    fields = {"name": name, "source": source, "path": str(p.resolve())}
     fields.update(settings)
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return _build(str(p), fields)

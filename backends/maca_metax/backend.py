@@ -6,7 +6,7 @@ and how to fix it; nothing here needs MACA_PATH to be set.
 
 from __future__ import annotations
 
-from ksdk_native.backend import NativeBackend
+from ksdk_native.backend import NativeBackend, native_language
 from ksdk_native.dialect import MACA
 
 
@@ -14,7 +14,7 @@ class MacaMetaxBackend(NativeBackend):
     """Candidates are MACA C++ kernels plus a launch description, compiled by mxcc and launched via cffi."""
 
     name = "maca_metax"
-    language = "maca"
+    language = native_language("maca", (".maca", ".cpp"))
     dialect = MACA
     extra = "maca"
 

@@ -10,6 +10,7 @@ from typing import ClassVar, Optional
 
 from ksdk.interfaces.backend import Backend, RunContext, Runner
 from ksdk.models import Availability, DeviceInfo
+from ksdk.languages import Language
 from ksdk_native.dialect import Dialect, ToolchainNotFound, locate
 
 BASELINE = "NATIVE_BASELINE"
@@ -22,9 +23,20 @@ module API. Kernels must be `extern "C" __global__`. A comment carries the launc
 Kernel arguments in order: the task's inputs (in0, in1, ...; device pointers), its outputs (out0, ...),
 the model's parameters (p0, ... in state_dict order), then the scalars. Expressions may use numeric
 #defines, scalars, inN/outN/pN .numel .shape[i] .ndim .nbytes, initN and cdiv/min/max.
-Several launches: {{"launches": [{{...}}, {{...}}], "scalars": [...], "workspaces": [{{"name": "ws", "bytes": "..."}}]}},
-a launch may list its own "args" by name. Declare tunables as `#define BLOCK 256 // ksdk:tune [128, 256, 512]`.
+Several launches: {{"launches": [{{...}}, {{...}}], "scalars": [...],
+  "workspaces": [{{"name": "ws", "bytes": "..."}}]}}; a launch may list its own "args" by name.
+Declare tunables as `#define BLOCK 256 // ksdk:tune [128, 256, 512]`.
 Wave (warp) size here: {wave}. Outputs are poisoned before each run: write every element."""
+
+
+def native_language(name: str, extensions: tuple[str, ...]) -> Language:
+    """A CUDA-like C++ dialect's language: '//' comments, code fences tagged with its name or as C++/CUDA, and a
+    reply without a fence is a program when it has braces, semicolons and a line starting like C++ code."""
+    return Language(
+        name=name, extensions=extensions, fence_tags=(name, "cpp", "c++", "cxx", "cu", "cuda", "hip", "c", "h", "hpp"),
+        line_comments=("//",), kernel_pattern=r"\b__global__\b", matmul_pattern=r"\b(wmma|mma)(::|\.|_sync\b)",
+        program_patterns=(r"\{", r";", r"^\s*(#include|#define|__global__|extern|static|template|typedef|struct|"
+                                      r"const|int|void|float|double)\b"))
 
 
 class NativeBackend(Backend):

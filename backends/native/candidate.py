@@ -100,7 +100,7 @@ class NativeCandidate:
 
     @property
     def kernels(self) -> list[str]:
-        return list(dict.fromkeys(l.kernel for l in self.spec.launches))
+        return list(dict.fromkeys(launch.kernel for launch in self.spec.launches))
 
 
 _DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)[ \t]+\(?(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)[uUlLfF]*\)?",
@@ -122,7 +122,8 @@ def _header_text(source: str) -> tuple[str, int]:
     if idx < 0:
         raise CandidateError(
             ErrorKind.MISSING_ENTRY,
-            f"no launch description: put a comment `/* {MARK} {{\"kernel\": ..., \"grid\": [...], \"block\": [...]}} */` "
+            f"no launch description: put a comment "
+            f"`/* {MARK} {{\"kernel\": ..., \"grid\": [...], \"block\": [...]}} */` "
             "in the source (see docs/backends/native.md)")
     line = source.count("\n", 0, idx) + 1
     line_start = source.rfind("\n", 0, idx) + 1
@@ -162,11 +163,12 @@ def parse_candidate(source: str) -> NativeCandidate:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
         raise CandidateError(ErrorKind.SYNTAX, f"bad {MARK} description at '{loc}': {first['msg']}", line) from None
-    for l in spec.launches:
-        if not re.search(rf"\b{re.escape(l.kernel)}\s*\(", source):
+    for launch in spec.launches:
+        if not re.search(rf"\b{re.escape(launch.kernel)}\s*\(", source):
             raise CandidateError(ErrorKind.MISSING_ENTRY,
-                                 f"kernel '{l.kernel}' named in the launch description is not defined in the source "
-                                 f"(define it as extern \"C\" __global__ void {l.kernel}(...))", line)
+                                 f"kernel '{launch.kernel}' named in the launch description is not defined in "
+                                 "the source "
+                                 f"(define it as extern \"C\" __global__ void {launch.kernel}(...))", line)
     names = [s.name for s in spec.scalars] + [w.name for w in spec.workspaces]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -309,17 +311,17 @@ def resolve(cand: NativeCandidate, inputs: list, outputs: list[ArrayInfo], param
             raise CandidateError(ErrorKind.SYNTAX, f"workspace '{w.name}' has negative size {nbytes}", line)
         plan.workspaces[w.name] = nbytes
     known_args = set(default_args) | set(plan.workspaces)
-    for i, l in enumerate(cand.spec.launches):
-        where = f"launch {i} ({l.kernel})"
-        grid = tuple(value(g, f"{where} grid", int, hi=_U32) for g in l.grid)
-        block = tuple(value(b, f"{where} block", int, hi=_U32) for b in l.block)
+    for i, launch in enumerate(cand.spec.launches):
+        where = f"launch {i} ({launch.kernel})"
+        grid = tuple(value(g, f"{where} grid", int, hi=_U32) for g in launch.grid)
+        block = tuple(value(b, f"{where} block", int, hi=_U32) for b in launch.block)
         if any(x < 1 for x in grid + block):
             raise CandidateError(ErrorKind.SYNTAX, f"{where}: grid {grid} and block {block} must be positive", line)
-        shared = value(l.shared_mem, f"{where} shared_mem", int, 0, _U32)
-        args = list(l.args) if l.args is not None else default_args
+        shared = value(launch.shared_mem, f"{where} shared_mem", int, 0, _U32)
+        args = list(launch.args) if launch.args is not None else default_args
         unknown = [a for a in args if a not in known_args]
         if unknown:
             raise CandidateError(ErrorKind.SYNTAX, f"{where}: unknown args {unknown} "
                                  f"(known: {', '.join(sorted(known_args))})", line)
-        plan.launches.append(ResolvedLaunch(l.kernel, grid, block, shared, args))
+        plan.launches.append(ResolvedLaunch(launch.kernel, grid, block, shared, args))
     return plan

@@ -289,12 +289,13 @@ def toolkit_roots(dialect: Dialect, environ: Mapping[str, str]) -> list[tuple[st
 
 
 def find_library(dialect: Dialect, key: str, roots: list[tuple[str, Path]],
-                 environ: Mapping[str, str], ldcache: Optional[dict[str, str]] = None) -> tuple[Optional[Path], list[str]]:
+                 environ: Mapping[str, str],
+                 ldcache: Optional[dict[str, str]] = None) -> tuple[Optional[Path], list[str]]:
     """Full path of one library (cffi's dlopen wants one), and the places searched."""
     spec = dialect.libraries[key]
     searched: list[str] = []
     dirs: list[Path] = []
-    for label, root in roots:
+    for _label, root in roots:
         for rel in spec.root_dirs:
             dirs.append(root / rel)
     dirs += [Path(d) for d in spec.extra_dirs]
@@ -326,7 +327,8 @@ def find_compiler(dialect: Dialect, roots: list[tuple[str, Path]], environ: Mapp
 
 def locate(dialect: Dialect, environ: Optional[Mapping[str, str]] = None, need_compiler: bool = True,
            ldcache: Optional[dict[str, str]] = None) -> Toolchain:
-    """Find the dialect's libraries and compiler, or raise ToolchainNotFound saying what is missing and how to fix it."""
+    """Find the dialect's libraries and compiler, or raise ToolchainNotFound saying what is missing and how to fix
+    it."""
     env = os.environ if environ is None else environ
     roots = toolkit_roots(dialect, env)
     root = next((r for _l, r in roots if r.is_dir()), None)

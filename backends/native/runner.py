@@ -156,7 +156,8 @@ def load_candidate(session: Session, cand: NativeCandidate, timeout: float) -> L
             fn = session.binding.get_function(module, name)
         except NativeError as e:
             raise CandidateError(ErrorKind.MISSING_ENTRY, f"kernel '{name}' is not in the compiled module ({e}); "
-                                 f"declare it extern \"C\" __global__ so its name is not mangled", cand.header_line)
+                                 f"declare it extern \"C\" __global__ so its name is not mangled",
+                                 cand.header_line) from None
         functions[name] = fn
         attrs = session.binding.function_attributes(fn)
         if session.dialect.func_attributes_confirmed:
@@ -237,22 +238,23 @@ def prepare_runs(session: Session, loaded: Loaded, plan: Plan, bufs: Buffers) ->
     """One callable that issues every launch of the plan (zeroing workspaces first) on a stream."""
     bufs.add_workspaces(plan.workspaces)
     launches = []
-    for l in plan.launches:
-        limit = loaded.max_threads.get(l.kernel)
-        threads = math.prod(l.block)
+    for launch_ in plan.launches:
+        limit = loaded.max_threads.get(launch_.kernel)
+        threads = math.prod(launch_.block)
         if limit and threads > limit:
-            raise CandidateError(ErrorKind.RUNTIME, f"kernel '{l.kernel}' is launched with {threads} threads per "
-                                 f"block but allows at most {limit} (registers or __launch_bounds__ limit it)",
+            raise CandidateError(ErrorKind.RUNTIME, f"kernel '{launch_.kernel}' is launched with {threads} threads "
+                                 f"per block but allows at most {limit} (registers or __launch_bounds__ limit it)",
                                  loaded.cand.header_line)
         args = []
-        for name in l.args:
+        for name in launch_.args:
             if name in bufs.ptrs:
                 args.append(("ptr", bufs.ptrs[name]))
             elif name in bufs.values:
                 args.append(bufs.values[name])
             else:
                 args.append(plan.scalars[name])
-        launches.append(session.binding.prepare(loaded.functions[l.kernel], l.grid, l.block, l.shared_mem, args))
+        launches.append(session.binding.prepare(loaded.functions[launch_.kernel], launch_.grid, launch_.block,
+                                                launch_.shared_mem, args))
     ws = [(bufs.ptrs[n], b) for n, b in plan.workspaces.items() if b]
 
     def run(stream) -> None:

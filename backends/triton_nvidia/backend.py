@@ -7,6 +7,7 @@ import shutil
 
 from ksdk.interfaces.backend import Backend, RunContext, Runner
 from ksdk.models import Availability, ErrorKind, EvalResult
+from ksdk.languages import Language
 from ksdk_triton_nvidia import probe as _probe
 
 HINTS = """\
@@ -21,11 +22,18 @@ Triton on NVIDIA (ksdk backend triton_nvidia):
 """
 
 
+# Candidates are Python modules: '#' comments, Python code fences, and a reply without a fence is a program when a
+# line starts like Python's top-level code.
+TRITON = Language(name="triton", extensions=(".py",), fence_tags=("python", "py", "python3", "triton"),
+                  line_comments=("#",), kernel_pattern=r"^\s*@triton\.jit\b", matmul_pattern=r"\btl\.dot\(",
+                  program_patterns=(r"^(?:import [\w.]+|from [\w.]+ import |def \w+\s*\(|class \w+\s*[(:]|@[\w.]+)",))
+
+
 class TritonNvidiaBackend(Backend):
     """Candidates are Python files defining ModelNew whose forward launches Triton kernels."""
 
     name = "triton_nvidia"
-    language = "triton"
+    language = TRITON
     version = "0.1.0"
     requires_kernels = True
 

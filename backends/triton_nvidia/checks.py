@@ -4,8 +4,7 @@ to its inputs and to earlier outputs. Every failure here is ErrorKind.REWARD_HAC
 from __future__ import annotations
 
 import time
-import types
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch

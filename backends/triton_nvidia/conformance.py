@@ -55,7 +55,8 @@ class ModelNew(nn.Module):
 '''
 
 # Correct, but every program recomputes its block 64 times over (a loop the compiler keeps): clearly slower.
-SLOW = GOOD.replace("    tl.store(out_ptr + offs, tl.maximum(x * scale + y, 0.0), mask=mask)", """    acc = tl.zeros_like(x)
+STORE = "    tl.store(out_ptr + offs, tl.maximum(x * scale + y, 0.0), mask=mask)"
+SLOW = GOOD.replace(STORE, """    acc = tl.zeros_like(x)
     for _ in range(64):
         acc = tl.maximum(x * scale + y, 0.0) + acc * 0.0
         x = x + acc * 0.0
@@ -66,6 +67,6 @@ WRONG = GOOD.replace("x * scale + y", "x * scale - y")
 
 
 def cases() -> dict[str, tuple[str, str]]:
-    """{'good'|'broken_load'|'broken_compile'|'wrong': (task source, candidate source)}."""
-    return {"good": (TASK, GOOD), "slow": (TASK, SLOW), "broken_load": (TASK, BROKEN_LOAD), "broken_compile": (TASK, BROKEN_COMPILE),
-            "wrong": (TASK, WRONG)}
+    """{'good'|'slow'|'broken_load'|'broken_compile'|'wrong': (task source, candidate source)}."""
+    return {"good": (TASK, GOOD), "slow": (TASK, SLOW), "broken_load": (TASK, BROKEN_LOAD),
+            "broken_compile": (TASK, BROKEN_COMPILE), "wrong": (TASK, WRONG)}

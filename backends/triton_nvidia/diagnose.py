@@ -37,7 +37,7 @@ def kernel_names(module: Any) -> set[str]:
     for obj in vars(module).values():
         inner, depth = obj, 0
         while inner is not None and depth < 6 and hasattr(inner, "fn"):
-            inner, depth = getattr(inner, "fn"), depth + 1
+            inner, depth = inner.fn, depth + 1
         if depth and callable(inner) and hasattr(inner, "__name__"):
             names.add(inner.__name__)
     return names
@@ -85,7 +85,8 @@ def classify(exc: BaseException, path: str, source: str, kernels: set[str], firs
     if "OutOfMemoryError" in names or "CUDA out of memory" in text:
         return ErrorKind.OOM, render(exc, path), line
     if STICKY.search(text):
-        return ErrorKind.DEVICE_FAULT, "the device reported a fault (the worker is recycled): " + render(exc, path), line
+        why = "the device reported a fault (the worker is recycled): "
+        return ErrorKind.DEVICE_FAULT, why + render(exc, path), line
     if interpret and kernels:
         # The interpreter traces kernels by running them: an error inside a kernel body is what the
         # compiler would have rejected, so on the first call it counts as a compile error.

@@ -142,7 +142,8 @@ class LaunchRecorder:
 
     @property
     def count(self) -> int:
-        """Kernel launches in the current window: the launch hook's count on the GPU, the wrapper's in the interpreter."""
+        """Kernel launches in the current window: the launch hook's count on the GPU, the wrapper's in the
+        interpreter."""
         return len(self.runs) if self.interpret else max(len(self.hooked), len(self.runs))
 
     @property

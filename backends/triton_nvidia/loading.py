@@ -118,7 +118,8 @@ def load_candidate(files: SourceFiles, source: str) -> tuple[types.ModuleType, s
             "constructor and forward signature",
         )
     if not isinstance(entry, type):
-        raise LoadFailure(ErrorKind.MISSING_ENTRY, f"`{ENTRY}` must be a class (an nn.Module), got {type(entry).__name__}")
+        raise LoadFailure(ErrorKind.MISSING_ENTRY,
+                          f"`{ENTRY}` must be a class (an nn.Module), got {type(entry).__name__}")
     return module, path
 
 

@@ -43,7 +43,8 @@ def probe() -> Availability:
         return Availability(
             name=NAME, available=False,
             reason=f"Python package(s) not installed: {', '.join(missing)}",
-            fix='pip install "ksdk[triton]" (from a checkout: pip install ".[triton]"); pin torch for a CPU or CUDA build',
+            fix='pip install "ksdk[triton]" (from a checkout: pip install ".[triton]"); '
+                'pin torch for a CPU or CUDA build',
         )
     devices, why = cuda_devices()
     if not devices:

@@ -16,9 +16,11 @@ from typing import Optional
 from pydantic import Field, field_validator
 
 from ksdk.interfaces.mutator import Scored
+from ksdk.languages import Language
 from ksdk.models import EvalResult, Model, Stage, Status
 
-DESCRIPTORS = ("kernels", "tl_dot", "length", "registers", "shared_mem", "num_warps", "num_stages", "tunables")
+DESCRIPTORS = ("kernels", "matmul", "length", "registers", "shared_mem", "num_warps", "num_stages", "tunables")
+_RENAMED = {"tl_dot": "matmul"}  # runs from before languages were data name it so
 
 
 class SelectionConfig(Model):
@@ -37,6 +39,7 @@ class SelectionConfig(Model):
     @field_validator("descriptors")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:  # found at setup, not at the run's first verdict
+        names = [_RENAMED.get(n, n) for n in names]
         for n in names:
             if n not in DESCRIPTORS:
                 raise ValueError(f"unknown descriptor '{n}' (known: {', '.join(DESCRIPTORS)})")
@@ -53,7 +56,6 @@ class Selection:
     mode: str  # "exploit", "explore" or "fix"
 
 
-_KERNEL_MARKERS = re.compile(r"@triton\.jit|@triton\.autotune|__global__|__kernel\b")
 _TUNE = re.compile(r"^\s*(?:#define\s+)?([A-Za-z_]\w*)\s*=?\s*([^\s#/]+).*ksdk:tune", re.M)
 
 
@@ -63,16 +65,19 @@ def _bucket(value: Optional[int], edges: tuple[int, ...]) -> Optional[int]:
     return sum(value > e for e in edges)
 
 
-def describe(entry: Scored, features: list[str]) -> tuple:
-    """The MAP-Elites cell of a candidate: compiler facts when the backend gives them, source facts always."""
+def describe(entry: Scored, features: list[str], language: Optional[Language] = None) -> tuple:
+    """The MAP-Elites cell of a candidate: compiler facts when the backend gives them, source facts always (those
+    about kernels and matrix multiplies as the language declares them)."""
     src = entry.candidate.source
+    language = language or Language()
     kernels = entry.result.kernels if entry.result else []
     out = []
     for f in features:
         if f == "kernels":
-            out.append(min(len(_KERNEL_MARKERS.findall(src)), 4))
-        elif f == "tl_dot":
-            out.append("tl.dot" in src)
+            found = re.findall(language.kernel_pattern, src, re.M) if language.kernel_pattern else []
+            out.append(min(len(found), 4))
+        elif f == "matmul":
+            out.append(bool(language.matmul_pattern and re.search(language.matmul_pattern, src, re.M)))
         elif f == "length":
             lines = src.count("\n") + 1
             out.append(int(math.log2(max(lines, 1))))
@@ -114,8 +119,9 @@ class _Island:
 class Selector:
     """In-memory selection state rebuilt from the archive; feed it every verdict in evaluation order."""
 
-    def __init__(self, config: Optional[SelectionConfig] = None):
+    def __init__(self, config: Optional[SelectionConfig] = None, language: Optional[Language] = None):
         self.config = config or SelectionConfig()
+        self.language = language or Language()
         self.entries: dict[str, Scored] = {}
         self.scores: dict[str, float] = {}  # cached: EvalResult.score is too slow to recompute in sorts
         self._ranked: list = []  # every correct candidate, (-score, arrival, id), best first
@@ -164,7 +170,7 @@ class Selector:
             return
         island.members.add(cid)
         bisect.insort(island.ranked, (-self._score(cid), next(self._arrival), cid))
-        cell = describe(entry, self.config.descriptors)
+        cell = describe(entry, self.config.descriptors, self.language)
         held = island.cells.get(cell)
         if held is None or self._score(cid) > self._score(held):  # the cell keeps its elite
             island.cells[cell] = cid

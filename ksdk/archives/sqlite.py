@@ -1,4 +1,7 @@
-"""SqliteArchive: every candidate, verdict and mutation attempt in one SQLite file (WAL), durable per write."""
+"""SqliteArchive: every candidate, verdict and mutation attempt in one SQLite file (WAL), durable per write.
+
+A run directory is this file: the loop, the report, `ksdk show` and `ksdk export` all read it, so it is not a
+plugin (docs/evolution.md documents the schema, readable without ksdk)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ from pydantic import ValidationError
 
 from ksdk.archives.selection import Selection, SelectionConfig, Selector
 from ksdk.errors import RunDirError
-from ksdk.interfaces.archive import Archive
 from ksdk.interfaces.mutator import Scored
+from ksdk.languages import Language
 from ksdk.models import Candidate, EvalResult, Mutation, Status
 
 SCHEMA = """
@@ -33,11 +36,15 @@ CREATE INDEX IF NOT EXISTS results_score ON results(score);
 SCHEMA_VERSION = "1"
 
 
-class SqliteArchive(Archive):
-    """The RUN_DIR archive. Reads are served from memory; each write is committed before the call returns."""
+class SqliteArchive:
+    """The RUN_DIR archive. Reads are served from memory; each write is committed before the call returns.
 
-    def __init__(self, path: str | Path, selection: Optional[SelectionConfig] = None, must_exist: bool = False):
+    `language` decides which programs are the same (its comment syntax): a duplicate is never evaluated twice."""
+
+    def __init__(self, path: str | Path, selection: Optional[SelectionConfig] = None, must_exist: bool = False,
+                 language: Optional[Language] = None):
         self.path = Path(path)
+        self.language = language or Language()
         if must_exist and not self.path.is_file():
             raise RunDirError(f"no archive at {self.path}: not a ksdk run directory (expected archive.sqlite)")
         self._db: Optional[sqlite3.Connection] = None
@@ -51,7 +58,7 @@ class SqliteArchive(Archive):
             self.close()
             raise RunDirError(f"{self.path} is not a usable ksdk archive: {e}") from None
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-        self.selector = Selector(selection)
+        self.selector = Selector(selection, self.language)
         self._order: dict[str, Scored] = {}  # every candidate, oldest first
         self._by_hash: dict[str, str] = {}
         self.cost_usd = 0.0  # money recorded in attempts (survives resume)
@@ -78,7 +85,7 @@ class SqliteArchive(Archive):
         for cid, raw in self._db.execute("SELECT id, candidate FROM candidates ORDER BY created_at, rowid"):
             c = self._parse(Candidate, raw, f"candidate {cid}")
             self._order[c.id] = Scored(candidate=c)
-            self._by_hash.setdefault(c.source_hash, c.id)
+            self._by_hash.setdefault(self.language.source_hash(c.source), c.id)
         for cid, raw in self._db.execute("SELECT candidate_id, result FROM results ORDER BY evaluated_at, rowid"):
             entry = self._order.get(cid)
             if entry is None:
@@ -95,8 +102,9 @@ class SqliteArchive(Archive):
                 self.cost_usd += m.cost_usd
                 self.last_notes[parent] = list(m.notes)
 
-    # -- Archive interface ------------------------------------------------------------------------
+    # -- candidates and verdicts ---------------------------------------------------------------------
     def add(self, candidate: Candidate, result: Optional[EvalResult]) -> None:
+        """Store a candidate and its verdict (None while not yet evaluated) in one transaction."""
         with self._db:  # one transaction: candidate and verdict land together
             self._db.execute("BEGIN")
             self._insert_candidate(candidate)
@@ -107,7 +115,8 @@ class SqliteArchive(Archive):
     def _insert_candidate(self, c: Candidate) -> None:
         self._db.execute(
             "INSERT OR IGNORE INTO candidates VALUES (?, ?, ?, ?, ?)",
-            (c.id, c.parent_ids[0] if c.parent_ids else None, c.to_json(), c.source_hash, c.created_at),
+            (c.id, c.parent_ids[0] if c.parent_ids else None, c.to_json(), self.language.source_hash(c.source),
+             c.created_at),
         )
 
     def _insert_result(self, c: Candidate, r: EvalResult) -> None:
@@ -120,35 +129,42 @@ class SqliteArchive(Archive):
         entry = self._order.get(c.id)
         if entry is None:
             entry = self._order[c.id] = Scored(candidate=c)
-            self._by_hash.setdefault(c.source_hash, c.id)
+            self._by_hash.setdefault(self.language.source_hash(c.source), c.id)
         if r is not None:
             entry.result = r
             self.device_s += r.device_s
             self.selector.observe(entry)
 
-    def sample(self, rng: random.Random, n_inspirations: int = 3) -> tuple[Scored, list[Scored]]:
-        pick = self.select(rng, n_inspirations)
-        return pick.parent, pick.inspirations
-
     def select(self, rng: random.Random, n_inspirations: int = 3) -> Selection:
-        """Like `sample`, also saying which island the child joins and why the parent was chosen."""
+        """A parent and inspirations (top performers and diverse programs), the island the child joins and why the
+        parent was chosen."""
         return self.selector.select(rng, n_inspirations)
 
     def get(self, candidate_id: str) -> Optional[Scored]:
+        """One candidate with its verdict, or None."""
         return self._order.get(candidate_id)
 
     def best(self, k: int = 1) -> list[Scored]:
+        """The k best correct candidates, best first."""
         correct = [e for e in self._order.values() if e.result is not None and e.result.correct]
         return sorted(correct, key=lambda e: -e.result.score)[:k]
 
     def all(self) -> Iterable[Scored]:
+        """Every candidate, oldest first."""
         return list(self._order.values())
 
-    def find_duplicate(self, source_hash: str) -> Optional[Scored]:
-        cid = self._by_hash.get(source_hash)
+    def find_duplicate(self, candidate: Candidate) -> Optional[Scored]:
+        """A stored candidate with the same program (normalised in the archive's language), if any."""
+        cid = self._by_hash.get(self.language.source_hash(candidate.source))
         return self._order.get(cid) if cid else None
 
+    def in_verdict_order(self) -> list[Scored]:
+        """Candidates with a verdict, in the order their verdicts were stored."""
+        rows = self._db.execute("SELECT candidate_id FROM results ORDER BY evaluated_at, rowid")
+        return [self._order[cid] for (cid,) in rows if cid in self._order]
+
     def close(self) -> None:
+        """Close the file (every write is already committed)."""
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +22,11 @@ def evolve_cmd(
     mutator: Optional[str] = typer.Option(None, "--mutator", "-m",
                                           help="mutator name: llm (the default), params, or a plugin's"),
     model: Optional[list[str]] = typer.Option(None, "--model", help="LLM as provider/name; repeat for an ensemble"),
-    api_base: Optional[str] = typer.Option(None, "--api-base", help="OpenAI-compatible server URL (vLLM, Ollama)"),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="OpenAI-compatible server URL (vLLM, Ollama); "
+                                                                    "one that needs no key needs no --api-key"),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="the LLM provider's API key (default: "
+                                                                  "$KSDK_API_KEY, else the provider's own variable, "
+                                                                  "e.g. OPENAI_API_KEY); never stored in the run"),
     option: Optional[list[str]] = typer.Option(None, "--mutator-option",
                                                help="KEY=VALUE passed to the mutator (JSON values), repeatable"),
     seed: Optional[Path] = typer.Option(None, "--seed", help="seed candidate file (default: TASK_seed.* beside it)"),
@@ -39,7 +44,7 @@ def evolve_cmd(
     random_seed: int = typer.Option(0, "--random-seed", help="seed of the selection's random choices"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory to create (must be new or empty)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this RUN_DIR"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress, only the final summary line"),
 ):
     """Evolve faster kernels for TASK, or continue a run with --resume RUN_DIR."""
     from ksdk.evolution.api import evolve, resume as resume_run
@@ -62,7 +67,7 @@ def evolve_cmd(
         if fixed:  # a resumed run keeps the settings in its run.json: say so rather than ignore them
             raise KsdkError(f"{', '.join(fixed)} cannot change on --resume: the run keeps the settings it started "
                             f"with (see {resume}/run.json); only budgets (--max-*, --target-speedup) may be given")
-        summary = resume_run(resume, progress=not quiet, **budgets)
+        summary = resume_run(resume, progress=not quiet, api_key=api_key, **budgets)
     else:
         if task is None:
             raise KsdkError("missing TASK: `ksdk evolve TASK.py --backend NAME --out RUN_DIR`, "
@@ -76,7 +81,8 @@ def evolve_cmd(
         if mutator == "llm" and not model:
             raise KsdkError("the llm mutator needs --model provider/name (e.g. openai/gpt-4o-mini, or "
                             "hosted_vllm/NAME with --api-base URL); or use --mutator params, which needs no LLM")
-        common = dict(mutator=mutator, models=list(model or []), api_base=api_base, seed=seed, workers=workers,
+        common = dict(mutator=mutator, models=list(model or []), api_base=api_base, api_key=api_key, seed=seed,
+                      workers=workers,
                       mutation_concurrency=concurrency, random_seed=random_seed,
                       mutator_options=_options(option or []), **budgets)
         if len(urls) > 1:
@@ -84,12 +90,14 @@ def evolve_cmd(
             return
         summary = evolve(task, backend=backend, out=out, evaluator_url=urls[0] if urls else None,
                          progress=not quiet, **common)
+    if quiet:
+        print(summary.line(), file=sys.stderr)
     if summary.interrupted:
-        import sys
-
         print(f"ksdk: interrupted; state saved. Continue with: ksdk evolve --resume {summary.run_dir}",
               file=sys.stderr)
         raise typer.Exit(INTERRUPTED_EXIT)
+    if summary.error:
+        raise KsdkError(summary.error)
 
 
 def _evolve_each(task: Path, urls: list[str], out: Path, options: dict) -> None:
@@ -101,9 +109,13 @@ def _evolve_each(task: Path, urls: list[str], out: Path, options: dict) -> None:
     summaries = asyncio.run(evolve_each_async(task, evaluator_urls=urls, out=out, progress=False, **options))
     for s in summaries:
         best = f"{s.best_speedup:.3f}x" if s.best_speedup is not None else "no timed correct candidate"
-        print(f"{s.backend}: {s.evaluated} candidates, {s.valid} valid, best {best} -> {s.run_dir}")
+        print(f"{s.backend}: {s.evaluated} candidates, {s.valid} valid, best {best} -> {s.run_dir}"
+              + (f"; error: {s.error}" if s.error else ""))
     if any(s.interrupted for s in summaries):
         raise typer.Exit(INTERRUPTED_EXIT)
+    failed = [s.backend for s in summaries if s.error]
+    if failed:
+        raise KsdkError(f"the runs on {', '.join(failed)} failed (their errors are above)")
 
 
 def _options(specs: list[str]) -> dict:
@@ -170,13 +182,16 @@ def show_cmd(
 
 def _print_show(d: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from ksdk.evolution.report import RANKING
+
     con = Console(width=140)
-    state = "finished" if d["finished"] else "not finished (resume with --resume)"
-    con.print(f"[bold]{d['task']}[/] on {d['backend']} with {d['mutator']}"
-              + (f" ({', '.join(d['models'])})" if d["models"] else "") + f": {state}"
-              + (f", stopped: {d['stop_reason']}" if d["stop_reason"] else ""))
+    state = "finished" if d["finished"] else f"not finished (continue: ksdk evolve --resume {d['run_dir']})"
+    con.print(f"[bold]{escape(d['task'])}[/] " + escape(
+        f"on {d['backend']} with {d['mutator']}" + (f" ({', '.join(d['models'])})" if d["models"] else "")
+        + f": {state}" + (f", stopped: {d['stop_reason']}" if d["stop_reason"] else "")))
     con.print(f"candidates {d['evaluated']} evaluated ({d['valid']} valid, {d['pending']} pending), "
               f"attempts {d['attempts']} ({d['failed_attempts']} failed or duplicate), "
               f"${d['cost_usd']:.4f}, {d['device_s']:.1f} device-s")
@@ -185,18 +200,18 @@ def _print_show(d: dict) -> None:
         con.print("no correct candidate yet")
         return
     sp = f"{b['speedup']:.3f}x" if b["speedup"] is not None else "untimed"
-    con.print(f"best: [bold]{b['id']}[/] {sp} (generation {b['generation']})")
-    t = Table(title=f"top {len(d['top'])}")
+    con.print(f"best: [bold]{escape(b['id'])}[/] {sp} (generation {b['generation']})")
+    t = Table(title=f"top {len(d['top'])}", caption=RANKING)
     for col in ("#", "id", "speedup", "median ms", "gen", "parent", "mutation"):
         t.add_column(col)
     for i, r in enumerate(d["top"], 1):
-        t.add_row(str(i), r["id"], f"{r['speedup']:.3f}x" if r["speedup"] is not None else "-",
+        t.add_row(str(i), escape(r["id"]), f"{r['speedup']:.3f}x" if r["speedup"] is not None else "-",
                   f"{r['median_ms']:.4f}" if r["median_ms"] is not None else "-", str(r["generation"]),
-                  r["parent"] or "-", r["mutator"] + (f" / {r['model']}" if r["model"] else ""))
+                  escape(r["parent"] or "-"), escape(r["mutator"] + (f" / {r['model']}" if r["model"] else "")))
     con.print(t)
     con.print("lineage of the best (seed first):")
     for r in d["lineage"]:
         sp = f"{r['speedup']:.3f}x" if r["speedup"] is not None else "-"
-        con.print(f"  {r['id']}  {r['verdict']:<28} {sp:>9}  {r['mutator']}")
+        con.print(escape(f"  {r['id']}  {r['verdict']:<28} {sp:>9}  {r['mutator']}"))
     if "best_source" in d:
         con.print(d["best_source"], markup=False, highlight=False)

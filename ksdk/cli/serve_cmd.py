@@ -38,7 +38,8 @@ def read_or_make_token(path: Path) -> str:
 @app.command("serve")
 def serve(
     backend: str = typer.Option(..., "--backend", "-b", help="backend to evaluate with (see `ksdk backends`)"),
-    host: str = typer.Option("127.0.0.1", "--host", help="address to bind; beyond loopback, serving without a token warns loudly"),
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="address to bind; beyond loopback, serving without a token warns loudly"),
     port: int = typer.Option(8765, "--port", help="port to listen on (0 picks a free one)"),
     token_file: Optional[Path] = typer.Option(
         None, "--token-file", help="bearer token file; created with a random token if missing "
@@ -78,7 +79,6 @@ def serve(
         print(f"ksdk serve: token in {where}; clients: export KSDK_SERVICE_TOKEN_FILE={where}", file=sys.stderr)
     try:
         server.run(ev, host, port, token, queue_size=queue_size, max_request_bytes=max_request_bytes,
-                   request_timeout_s=request_timeout, state_dir=state, max_stage_s=max_stage_timeout,
-                   language=ev.language)
+                   request_timeout_s=request_timeout, state_dir=state, max_stage_s=max_stage_timeout)
     except OSError as e:
         raise KsdkError(f"cannot listen on {host}:{port}: {e.strerror or e}; pick another --port") from None

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from ksdk.errors import KsdkError, PluginError
 from ksdk.interfaces.evaluator import Evaluator
+from ksdk.languages import Language
 from ksdk.models import Availability, Candidate, ErrorKind, EvalResult, EvaluatorInfo, Status, Task
 
 INSTALL_HINT = 'pip install "ksdk[ray]"'
@@ -54,9 +55,10 @@ class EvalActor:
         import ray  # this is a Ray actor process (never the worker that runs candidates)
 
         self.proc.start()
-        return {"host": socket.gethostname(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "availability": self.availability.model_dump(),
+        return {"host": socket.gethostname(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                "availability": self.availability.model_dump(),
                 "versions": self.proc.versions, "hints": self.backend.hints(), "interpret": self.interpret,
-                "language": type(self.backend).language}
+                "language": Language.of(type(self.backend).language).model_dump()}
 
     def evaluate(self, task_json: str, candidate_json: str) -> tuple[str, bool]:
         """(EvalResult JSON, whether this actor should be replaced: a sticky device error)."""
@@ -167,11 +169,6 @@ class RayEvaluator(Evaluator):
         self._ensure()
         return len(self._handles)
 
-    @property
-    def language(self) -> str:
-        self._ensure()
-        return self._ready[0]["language"]
-
     def info(self) -> EvaluatorInfo:
         self._ensure()
         first = Availability.model_validate(self._ready[0]["availability"])
@@ -184,7 +181,8 @@ class RayEvaluator(Evaluator):
                 devices.append(d)
         avail = first.model_copy(update={"devices": devices})
         return EvaluatorInfo(backend=self.backend_name, workers=len(self._handles), availability=avail,
-                             versions=self._ready[0]["versions"])
+                             versions=self._ready[0]["versions"], language=self._ready[0]["language"],
+                             interpret=self._ready[0]["interpret"])
 
     def hints(self) -> str:
         self._ensure()

@@ -7,12 +7,15 @@ import threading
 from pathlib import Path
 from typing import Optional
 
+from ksdk.languages import Language
 from ksdk.models import Candidate, EvalResult, Status, Task
 
 
-def cache_key(task: Task, candidate: Candidate, backend: str, device: str) -> str:
-    """Key of one evaluation: what must match for a stored verdict to stand for a new one."""
-    return f"{task.digest}:{candidate.source_hash}:{backend}:{device}"
+def cache_key(task: Task, candidate: Candidate, backend: str, device: str,
+              language: Optional[Language] = None) -> str:
+    """Key of one evaluation: what must match for a stored verdict to stand for a new one (the source normalised in
+    the backend's language: a change of comments only is the same program)."""
+    return f"{task.digest}:{(language or Language()).source_hash(candidate.source)}:{backend}:{device}"
 
 
 class ResultCache:

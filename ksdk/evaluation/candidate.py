@@ -88,7 +88,8 @@ class Harness:
         if op == "time":
             settings = TimingSettings.model_validate(msg["settings"])
             samples, report = self.runner.time(self.views(msg["inputs"]), self.views(msg["outputs"]), settings,
-                                               float(msg.get("share", 1.0)), msg.get("warmup"), int(msg.get("round", 0)))
+                                               float(msg.get("share", 1.0)), msg.get("warmup"),
+                                               int(msg.get("round", 0)))
             return {"samples": [float(x) for x in samples], "report": report_dict(report)}
         if op == "prepare_batch":
             mode = self.runner.prepare_batch([self.views(a) for a in msg["inputs"]],

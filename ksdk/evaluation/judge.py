@@ -760,7 +760,8 @@ def _device_info(device: str, run: RunContext, probed: Optional[DeviceInfo]) -> 
 
         props = torch.cuda.get_device_properties(0)
         return DeviceInfo(index=run.device, name=props.name, kind="gpu", runtime=f"cuda {torch.version.cuda}",
-                          extra={"sm": f"{props.major}.{props.minor}", "memory_gb": round(props.total_memory / 2**30, 1),
+                          extra={"sm": f"{props.major}.{props.minor}",
+                                 "memory_gb": round(props.total_memory / 2**30, 1),
                                  "multiprocessors": props.multi_processor_count})
     return DeviceInfo(index=run.device, name=_cpu_name(), kind="cpu")
 

@@ -12,6 +12,7 @@ from ksdk.evaluation import sandbox as sandbox_mod
 from ksdk.evaluation.cache import ResultCache, cache_key
 from ksdk.evaluation.process import WorkerProcess, WorkerStartError
 from ksdk.interfaces.evaluator import Evaluator
+from ksdk.languages import Language
 from ksdk.models import Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, EvaluatorInfo, Status, Task
 from ksdk.registry import load_backend
 
@@ -31,7 +32,7 @@ class LocalEvaluator(Evaluator):
         self.backend_name = backend
         cls = load_backend(backend)
         self._cls = cls
-        self.language: str = cls.language
+        self.language = Language.of(cls.language)
         self.availability: Availability = cls.probe()
         if not self.availability.usable:
             raise PluginError(
@@ -68,8 +69,8 @@ class LocalEvaluator(Evaluator):
 
     def info(self) -> EvaluatorInfo:
         versions = next((p.versions for p in self._procs if p.versions), {})
-        return EvaluatorInfo(backend=self.backend_name, workers=self.workers,
-                             availability=self.availability, versions=versions)
+        return EvaluatorInfo(backend=self.backend_name, workers=self.workers, availability=self.availability,
+                             versions=versions, language=self.language, interpret=self.interpret)
 
     def hints(self) -> str:
         if self._hints is None:
@@ -83,7 +84,7 @@ class LocalEvaluator(Evaluator):
         return device_label(self.availability.devices, {p.device for p in self._procs}, self.interpret)
 
     async def evaluate(self, task: Task, candidate: Candidate) -> EvalResult:
-        key = cache_key(task, candidate, self.backend_name, self._device_label())
+        key = cache_key(task, candidate, self.backend_name, self._device_label(), self.language)
         while self._cache is not None:
             hit = self._cache.get(key)
             if hit is not None:

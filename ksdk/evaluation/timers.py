@@ -201,7 +201,7 @@ class HostTimer:
         n = min(2 * last_level_cache_bytes(), 64 << 20) if settings.flush_l2 else 0
         self.flush = torch.empty(n // 4, dtype=torch.int32) if n else None
         self._tick = 0
-        self.method = (f"time.perf_counter_ns around each call, "
+        self.method = ("time.perf_counter_ns around each call, "
                        + (f"caches flushed ({n >> 20} MiB write) between calls" if n else "warm caches"))
 
     def clear(self) -> None:

@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
             cand = Candidate.model_validate(msg["candidate"])
             state = {"stage": Stage.LOAD}
 
-            def on_stage(stage: Stage, limit: float) -> None:
+            def on_stage(stage: Stage, limit: float, state=state, nonce=nonce) -> None:
                 state["stage"] = stage
                 chan.send({"op": "stage", "stage": stage.value, "limit": limit, "nonce": nonce})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import glob
 import inspect
 import shutil
 import signal
@@ -15,16 +16,17 @@ from pydantic import Field, ValidationError
 
 from ksdk.archives.selection import SelectionConfig
 from ksdk.errors import KsdkError, PluginError, RunDirError
-from ksdk.evolution.budgets import make_budgets
+from ksdk.evaluation import make_evaluator
+from ksdk.evolution.budgets import Usage, make_budgets, reached
 from ksdk.evolution.config import ARCHIVE_FILE, TASK_FILE, RunConfig
-
-LOCK_FILE = ".lock"
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.interfaces.mutator import Mutator
+from ksdk.languages import Language
 from ksdk.models import Candidate, Model, Mutation, Task
 
+LOCK_FILE = ".lock"
+
 SEED_PATTERNS = ("{stem}_seed.*", "{stem}.seed.*", "seed_{stem}.*", "seed.*")
-LANGUAGE_EXTENSIONS = {"triton": (".py",), "c": (".c", ".h"), "cuda": (".cu", ".cpp"), "maca": (".maca", ".cpp")}
 
 
 class RunSummary(Model):
@@ -40,6 +42,9 @@ class RunSummary(Model):
     valid: int = 0
     attempts: int = 0
     failed_attempts: int = 0
+    error: Optional[str] = Field(None, description="why the run could not do its job, with the fix: the mutator "
+                                 "failed for good (e.g. a rejected API key), or no mutation succeeded in this "
+                                 "session; the CLI then exits non-zero")
     best_id: Optional[str] = None
     best_speedup: Optional[float] = None
     best_path: Optional[str] = None
@@ -52,9 +57,18 @@ class RunSummary(Model):
     engine_ms_per_candidate: float = Field(0.0, description="the loop's own time per candidate, this session")
     files: dict[str, str] = Field(default_factory=dict)
 
+    def line(self) -> str:
+        """The one-line account of the run that ends its progress output."""
+        best = "no timed correct candidate"
+        if self.best_speedup is not None:
+            best = f"best {self.best_speedup:.3f}x -> {self.best_path}"
+        return (f"done ({self.stop_reason}): {self.evaluated} candidates, {self.valid} valid, {best}; "
+                f"report: {self.files.get('report', '-')}")
 
-def find_seed(task_path: Optional[str], language: str, explicit: Optional[Union[str, Path]] = None) -> Path:
-    """The seed candidate file: the one given, else one shipped beside the task (TASK_seed.<ext>, seed.<ext>)."""
+
+def find_seed(task_path: Optional[str], language: Language, explicit: Optional[Union[str, Path]] = None) -> Path:
+    """The seed candidate file: the one given, else one shipped beside the task (TASK_seed.<ext>, seed.<ext>),
+    preferring the language's file extensions."""
     if explicit is not None:
         p = Path(explicit)
         if not p.is_file():
@@ -62,17 +76,16 @@ def find_seed(task_path: Optional[str], language: str, explicit: Optional[Union[
         return p
     if task_path:
         tp = Path(task_path)
-        exts = LANGUAGE_EXTENSIONS.get(language, ())
         for pattern in SEED_PATTERNS:
-            found = sorted(f for f in tp.parent.glob(pattern.format(stem=tp.stem)) if f.is_file() and f != tp)
-            preferred = [f for f in found if f.suffix in exts] or found
+            found = sorted(f for f in tp.parent.glob(pattern.format(stem=glob.escape(tp.stem)))
+                           if f.is_file() and f != tp)
+            preferred = [f for f in found if f.name.endswith(language.extensions)] or found
             if preferred:
                 return preferred[0]
     where = Path(task_path).parent if task_path else Path(".")
     stem = Path(task_path).stem if task_path else "TASK"
-    ext = (LANGUAGE_EXTENSIONS.get(language) or (".py",))[0]
     raise KsdkError(f"no seed candidate for task '{stem}': pass --seed FILE (a first working kernel), or put "
-                    f"{stem}_seed{ext} beside the task in {where}")
+                    f"{stem}_seed{language.extension} beside the task in {where}")
 
 
 def parse_models(specs: list[str]) -> tuple[list[str], Optional[list[float]]]:
@@ -94,7 +107,8 @@ def parse_models(specs: list[str]) -> tuple[list[str], Optional[list[float]]]:
 
 
 def make_mutator(name: str, models: list[str], api_base: Optional[str], options: dict[str, Any],
-                 random_seed: int = 0, max_cost_usd: Optional[float] = None) -> Mutator:
+                 random_seed: int = 0, max_cost_usd: Optional[float] = None,
+                 api_key: Optional[str] = None) -> Mutator:
     """A mutator from the `ksdk.mutators` registry, given only the settings its constructor declares."""
     from ksdk.registry import load
 
@@ -104,7 +118,7 @@ def make_mutator(name: str, models: list[str], api_base: Optional[str], options:
     except (TypeError, ValueError):
         params = {}
     names, weights = parse_models(models)
-    offered: dict[str, Any] = {"api_base": api_base, "seed": random_seed, "weights": weights,
+    offered: dict[str, Any] = {"api_base": api_base, "api_key": api_key, "seed": random_seed, "weights": weights,
                                "max_cost_usd": max_cost_usd}
     if names:
         if "models" in params:
@@ -123,24 +137,12 @@ def make_mutator(name: str, models: list[str], api_base: Optional[str], options:
         raise PluginError(f"mutator '{name}' could not start: {e}") from None
 
 
-def make_evaluator(backend: str, url: Optional[str], workers: Optional[int]) -> Evaluator:
-    """The evaluator for a backend: local worker processes, or a `ksdk serve` service when a URL is given."""
-    from ksdk.cli.eval_cmd import make_evaluator as _make
-
-    return _make(backend, url, **({"workers": workers} if workers else {}))
-
-
-def _language(evaluator: Evaluator, backend: str, seed: Any = None) -> str:
-    """The candidate language: the evaluator's, the seed candidate's, or the registered backend's."""
-    lang = getattr(evaluator, "language", "") or (seed.language if isinstance(seed, Candidate) else "")
-    if not lang and backend:
-        from ksdk.registry import load_backend
-
-        try:
-            lang = load_backend(backend).language
-        except PluginError:
-            lang = ""  # an evaluator for a backend not installed here (a remote service): the seed decides
-    return lang
+def _language(evaluator: Evaluator, seed: Any = None) -> Language:
+    """The candidate language: the evaluator's, else (an evaluator that declares none) the seed candidate's name."""
+    language = evaluator.info().language
+    if not language.name and isinstance(seed, Candidate):
+        return Language(name=seed.language)
+    return language
 
 
 def _check_new_run_dir(out: Path) -> None:
@@ -156,7 +158,7 @@ def _check_new_run_dir(out: Path) -> None:
 def evolve(task: Union[str, Path, Task], *, backend: Union[str, Evaluator], mutator: Union[str, Mutator] = "params",
            seed: Union[str, Path, Candidate, None] = None, out: Union[str, Path, None] = None,
            models: Optional[list[str]] = None, model: Optional[str] = None, api_base: Optional[str] = None,
-           max_candidates: Optional[int] = None, max_minutes: Optional[float] = None,
+           api_key: Optional[str] = None, max_candidates: Optional[int] = None, max_minutes: Optional[float] = None,
            max_cost: Optional[float] = None, max_gpu_seconds: Optional[float] = None,
            target_speedup: Optional[float] = None, workers: Optional[int] = None,
            mutation_concurrency: Optional[int] = None, selection: Optional[SelectionConfig] = None,
@@ -169,14 +171,14 @@ def evolve(task: Union[str, Path, Task], *, backend: Union[str, Evaluator], muta
 async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Evaluator],
                        mutator: Union[str, Mutator] = "params", seed: Union[str, Path, Candidate, None] = None,
                        out: Union[str, Path, None] = None, models: Optional[list[str]] = None,
-                       model: Optional[str] = None, api_base: Optional[str] = None,
+                       model: Optional[str] = None, api_base: Optional[str] = None, api_key: Optional[str] = None,
                        max_candidates: Optional[int] = None, max_minutes: Optional[float] = None,
                        max_cost: Optional[float] = None, max_gpu_seconds: Optional[float] = None,
                        target_speedup: Optional[float] = None, workers: Optional[int] = None,
                        mutation_concurrency: Optional[int] = None, selection: Optional[SelectionConfig] = None,
                        mutator_options: Optional[dict[str, Any]] = None, evaluator_url: Optional[str] = None,
                        random_seed: int = 0, progress: bool = True, handle_signals: bool = True) -> RunSummary:
-    """`evolve` for code already inside an event loop."""
+    """`evolve` for code already inside an event loop. `api_key` is used, never stored (run.json has no secret)."""
     from ksdk.tasks import load_task
 
     models = list(models or ([model] if model else []))
@@ -191,9 +193,9 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
     backend_name = backend if isinstance(backend, str) else evaluator.info().backend
     own_mutator, mut = isinstance(mutator, str), None
     try:
-        language = _language(evaluator, backend_name, seed)
+        language = _language(evaluator, seed)
         mut = make_mutator(mutator, models, api_base, mutator_options or {}, random_seed,
-                           budgets.max_cost_usd) if isinstance(mutator, str) else mutator
+                           budgets.max_cost_usd, api_key) if isinstance(mutator, str) else mutator
         mutator_name = mutator if isinstance(mutator, str) else (getattr(mutator, "name", "") or type(mutator).__name__)
         if isinstance(seed, Candidate):
             seed_cand, seed_path = seed, None
@@ -206,7 +208,8 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
                 task_name=t.name, task_path=t.path, backend=backend_name, evaluator_url=evaluator_url,
                 workers=workers, device=_device(evaluator), mutator=mutator_name, models=models, api_base=api_base,
                 mutator_options=mutator_options or {}, mutation_concurrency=mutation_concurrency, budgets=budgets,
-                selection=selection or SelectionConfig(), seed_path=seed_path, seed_language=language,
+                selection=selection or SelectionConfig(), seed_path=seed_path, seed_language=language.name,
+                language=language,
                 random_seed=random_seed,
             )
         except ValidationError as e:
@@ -269,25 +272,28 @@ async def evolve_each_async(task: Union[str, Path, Task], *, evaluator_urls: lis
 
 def resume(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None, max_minutes: Optional[float] = None,
            max_cost: Optional[float] = None, max_gpu_seconds: Optional[float] = None,
-           target_speedup: Optional[float] = None, progress: bool = True, handle_signals: bool = True) -> RunSummary:
-    """Continue a run from its RUN_DIR: pending candidates are evaluated, budgets (optionally raised) apply."""
+           target_speedup: Optional[float] = None, api_key: Optional[str] = None, progress: bool = True,
+           handle_signals: bool = True) -> RunSummary:
+    """Continue a run from its RUN_DIR: pending candidates are evaluated, budgets (optionally raised) apply. A run
+    that stopped at a budget continues only when that budget is raised (RunDirError says which)."""
     return _run_sync(resume_async(**{k: v for k, v in locals().items()}))
 
 
 async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None,
                        max_minutes: Optional[float] = None, max_cost: Optional[float] = None,
                        max_gpu_seconds: Optional[float] = None, target_speedup: Optional[float] = None,
-                       progress: bool = True, handle_signals: bool = True) -> RunSummary:
+                       api_key: Optional[str] = None, progress: bool = True,
+                       handle_signals: bool = True) -> RunSummary:
     """`resume` for code already inside an event loop."""
     run_dir = Path(run_dir)
     config = RunConfig.load(run_dir)
     with _lock(run_dir):
         return await _resume_locked(run_dir, config, max_candidates, max_minutes, max_cost, max_gpu_seconds,
-                                    target_speedup, progress, handle_signals)
+                                    target_speedup, api_key, progress, handle_signals)
 
 
 async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_minutes, max_cost, max_gpu_seconds,
-                         target_speedup, progress: bool, handle_signals: bool) -> RunSummary:
+                         target_speedup, api_key, progress: bool, handle_signals: bool) -> RunSummary:
     from ksdk.tasks import load_task
 
     config.budgets = config.budgets.merged(max_candidates=max_candidates, max_minutes=max_minutes,
@@ -295,15 +301,23 @@ async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_m
                                            target_speedup=target_speedup)
     t = load_task(run_dir / TASK_FILE, name=config.task_name)
     t.path = config.task_path or t.path
-    spent = _spent(run_dir)
+    usage, attempts = _usage(run_dir)
+    stop = reached(config.budgets, usage)
+    if stop is not None:
+        raise RunDirError(f"{run_dir} stopped at its budget: {stop[0]}; raise it to continue, e.g. `ksdk evolve "
+                          f"--resume {run_dir} {stop[1]}`")
     evaluator = make_evaluator(config.backend, config.evaluator_url, config.workers)
     try:
-        left = None if config.budgets.max_cost_usd is None else max(config.budgets.max_cost_usd - spent, 0.0)
+        left = None if config.budgets.max_cost_usd is None else max(config.budgets.max_cost_usd - usage.cost_usd, 0.0)
+        # a resumed session draws fresh random choices (and LLM seeds): repeating the first session's is no use
         mut = make_mutator(config.mutator, config.models, config.api_base, config.mutator_options,
-                           config.random_seed, left)
+                           config.random_seed * 1_000_003 + attempts, left, api_key)
+        declared = evaluator.info().language
     except BaseException:
         await evaluator.close()
         raise
+    if declared.name == (config.seed_language or declared.name):  # the backend's declaration as installed now
+        config.language = declared
     config.resumed_at.append(time.time())
     config.finished = False
     config.save(run_dir)
@@ -327,12 +341,14 @@ def _lock(run_dir: Path):
     return fh
 
 
-def _spent(run_dir: Path) -> float:
+def _usage(run_dir: Path) -> tuple[Usage, int]:
+    """What the run in RUN_DIR has used so far, and how many mutation attempts it made."""
     from ksdk.archives.sqlite import SqliteArchive
 
     archive = SqliteArchive(run_dir / ARCHIVE_FILE, must_exist=True)
     try:
-        return archive.cost_usd
+        elapsed = float(archive.get_meta("elapsed_s", 0.0) or 0.0)
+        return Usage.of(archive, elapsed_s=elapsed, cost_usd=archive.cost_usd), archive.attempt_count
     finally:
         archive.close()
 
@@ -343,7 +359,7 @@ def _device(evaluator: Evaluator):
     except Exception:
         return None
     devs = info.availability.devices
-    if getattr(evaluator, "interpret", False) or not devs:
+    if info.interpret or not devs:
         from ksdk.models import DeviceInfo
 
         return DeviceInfo(name=info.availability.fallback or "interpreter", kind="interpreter")
@@ -358,14 +374,15 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
     from ksdk.evolution.progress import Progress
     from ksdk.evolution.report import write_report
 
-    archive = SqliteArchive(run_dir / ARCHIVE_FILE, selection=config.selection)
+    language = config.language or Language(name=config.seed_language or "")
+    archive = SqliteArchive(run_dir / ARCHIVE_FILE, selection=config.selection, language=language)
     removers = []
     try:
         if seed is not None and len(archive) == 0:
             archive.set_meta("task_name", config.task_name)
             archive.add(seed, None)
         evo = Evolution(task, evaluator, mutator, archive, config.budgets, backend=config.backend,
-                        language=config.seed_language or "", mutator_name=config.mutator,
+                        language=language, mutator_name=config.mutator,
                         mutation_concurrency=config.mutation_concurrency, inspirations=config.inspirations,
                         random_seed=config.random_seed, progress=Progress(enabled=progress),
                         elapsed_before=float(archive.get_meta("elapsed_s", 0.0) or 0.0))
@@ -382,7 +399,10 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
         removers = []
         interrupted = reason == INTERRUPTED
         usage = evo.usage()
-        config.finished = not interrupted and not reason.startswith("internal error")
+        error = evo.error
+        if error is None and not interrupted and evo.session_attempts and not evo.session_children:
+            error = f"no mutation succeeded in {evo.session_attempts} attempt(s) (last: {evo.last_error})"
+        config.finished = not interrupted and not reason.startswith("internal error") and error is None
         config.stop_reason = reason
         config.save(run_dir)
         best = archive.best(1)
@@ -403,7 +423,7 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
         summary = RunSummary(
             run_dir=str(run_dir), task=config.task_name, backend=config.backend, mutator=config.mutator,
             stop_reason=reason, interrupted=interrupted, evaluated=usage.evaluated, valid=usage.valid,
-            attempts=archive.attempt_count, failed_attempts=archive.failed_attempts,
+            attempts=archive.attempt_count, failed_attempts=archive.failed_attempts, error=error,
             best_id=best[0].candidate.id if best else None,
             best_speedup=best[0].result.speedup if best else None, best_path=files.get("best"),
             cost_usd=usage.cost_usd, device_s=usage.device_s, elapsed_s=usage.elapsed_s, session_s=evo.session_s,
@@ -412,7 +432,7 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
             engine_ms_per_candidate=1000 * evo.engine_s / max(evo.session_evaluated, 1), files=files,
         )
         (run_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
-        evo.progress.message(_final_line(summary))
+        evo.progress.message(summary.line())
         return summary
     finally:
         for remove in removers:
@@ -429,12 +449,6 @@ def _run_sync(coro) -> RunSummary:
         return asyncio.run(coro)
     except asyncio.CancelledError:  # a second Ctrl-C cancels the session: it is an interrupt, not a crash
         raise KeyboardInterrupt from None
-
-
-def _final_line(s: RunSummary) -> str:
-    best = f"best {s.best_speedup:.3f}x -> {s.best_path}" if s.best_speedup is not None else "no timed correct candidate"
-    return (f"done ({s.stop_reason}): {s.evaluated} candidates, {s.valid} valid, {best}; "
-            f"report: {s.files.get('report', '-')}")
 
 
 def _install_signals(evo) -> list:

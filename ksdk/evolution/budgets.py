@@ -58,20 +58,37 @@ class Usage:
     cost_usd: float = 0.0
     device_s: float = 0.0
 
+    @classmethod
+    def of(cls, archive, elapsed_s: float, cost_usd: float) -> "Usage":
+        """A run's usage from its archive (a SqliteArchive), its wall time and its spend."""
+        best = archive.selector.best
+        return cls(evaluated=archive.selector.evaluated, valid=archive.selector.valid,
+                   best_speedup=best.result.speedup if best is not None else None, elapsed_s=elapsed_s,
+                   cost_usd=cost_usd, device_s=archive.device_s)
+
+
+def reached(b: Budgets, u: Usage) -> Optional[tuple[str, str]]:
+    """(why the run must stop now, the CLI option that would let it go on), or None."""
+    if b.target_speedup is not None and u.best_speedup is not None and u.best_speedup >= b.target_speedup:
+        return (f"target speedup {b.target_speedup:g}x reached ({u.best_speedup:.3f}x)",
+                f"--target-speedup {round(u.best_speedup * 1.5, 2):g}")
+    if b.max_candidates is not None and u.evaluated >= b.max_candidates:
+        return f"max candidates ({b.max_candidates}) evaluated", f"--max-candidates {2 * b.max_candidates}"
+    if b.max_cost_usd is not None and u.cost_usd >= b.max_cost_usd:
+        return (f"max cost ${b.max_cost_usd:g} spent (${u.cost_usd:.4f})",
+                f"--max-cost {2 * max(b.max_cost_usd, 0.5):g}")
+    if b.max_gpu_seconds is not None and u.device_s >= b.max_gpu_seconds:
+        return (f"max GPU-seconds ({b.max_gpu_seconds:g}) used ({u.device_s:.1f} s)",
+                f"--max-gpu-seconds {2 * b.max_gpu_seconds:g}")
+    if b.max_minutes is not None and u.elapsed_s >= b.max_minutes * 60:
+        return f"max wall time ({b.max_minutes:g} min) reached", f"--max-minutes {2 * b.max_minutes:g}"
+    return None
+
 
 def exhausted(b: Budgets, u: Usage) -> Optional[str]:
     """Why the run must stop now, or None."""
-    if b.target_speedup is not None and u.best_speedup is not None and u.best_speedup >= b.target_speedup:
-        return f"target speedup {b.target_speedup:g}x reached ({u.best_speedup:.3f}x)"
-    if b.max_candidates is not None and u.evaluated >= b.max_candidates:
-        return f"max candidates ({b.max_candidates}) evaluated"
-    if b.max_cost_usd is not None and u.cost_usd >= b.max_cost_usd:
-        return f"max cost ${b.max_cost_usd:g} spent (${u.cost_usd:.4f})"
-    if b.max_gpu_seconds is not None and u.device_s >= b.max_gpu_seconds:
-        return f"max GPU-seconds ({b.max_gpu_seconds:g}) used ({u.device_s:.1f} s)"
-    if b.max_minutes is not None and u.elapsed_s >= b.max_minutes * 60:
-        return f"max wall time ({b.max_minutes:g} min) reached"
-    return None
+    stop = reached(b, u)
+    return stop[0] if stop else None
 
 
 def may_propose(b: Budgets, u: Usage, outstanding: int) -> bool:

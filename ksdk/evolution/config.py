@@ -13,6 +13,7 @@ from ksdk._version import __version__
 from ksdk.archives.selection import SelectionConfig
 from ksdk.errors import RunDirError
 from ksdk.evolution.budgets import Budgets
+from ksdk.languages import LanguageField
 from ksdk.models import DeviceInfo, Model
 
 RUN_FILE = "run.json"
@@ -40,6 +41,8 @@ class RunConfig(Model):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     seed_path: Optional[str] = None
     seed_language: Optional[str] = None
+    language: Optional[LanguageField] = Field(None, description="the candidate language as the backend declared it "
+                                              "(file types, code fences, comments); None in runs before ksdk 0.2")
     random_seed: int = 0
     ksdk_version: str = __version__
     started_at: float = Field(default_factory=time.time)

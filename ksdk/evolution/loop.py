@@ -17,22 +17,26 @@ from ksdk.evolution.budgets import Budgets, Usage, exhausted, may_propose
 from ksdk.evolution.progress import Progress, Snapshot
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.interfaces.mutator import MutationOutcome, MutationRequest, Mutator
+from ksdk.languages import Language
 from ksdk.models import Candidate, ErrorKind, EvalResult, Mutation, Status, Task
 
 INTERRUPTED = "interrupted"
 
 
 class Evolution:
-    """One session of a run. `run()` returns the stop reason; the archive holds everything else."""
+    """One session of a run. `run()` returns the stop reason; the archive holds everything else.
+
+    The loop is written against SqliteArchive: a run is its SQLite file, which `ksdk show`, `ksdk export` and
+    resume read too."""
 
     def __init__(self, task: Task, evaluator: Evaluator, mutator: Mutator, archive: SqliteArchive,
-                 budgets: Budgets, *, backend: str = "", language: str = "", mutator_name: str = "",
+                 budgets: Budgets, *, backend: str = "", language: Optional[Language] = None, mutator_name: str = "",
                  mutation_concurrency: Optional[int] = None, inspirations: int = 3, random_seed: int = 0,
                  progress: Optional[Progress] = None, elapsed_before: float = 0.0,
                  max_failures_in_row: int = 50, max_infra_in_row: int = 5):
         self.task, self.evaluator, self.mutator, self.archive = task, evaluator, mutator, archive
         self.budgets = budgets
-        self.backend, self.language = backend, language
+        self.backend, self.language = backend, language or archive.language
         self.mutator_name = mutator_name or getattr(mutator, "name", "") or type(mutator).__name__
         self.concurrency = mutation_concurrency or evaluator.workers + 1
         self.inspirations = inspirations
@@ -57,10 +61,13 @@ class Evolution:
         self._infra_in_row = 0
         self._last_mode = ""
         self.stop_reason: Optional[str] = None
+        self.error: Optional[str] = None  # why the run could not do its job (a fatal mutator error), if so
         self._hard = False
         # measurements (for the summary and the overhead benchmark)
         self.session_evaluated = 0
         self.session_attempts = 0
+        self.session_children = 0  # attempts that made a new candidate
+        self.last_error: Optional[str] = None  # why the last attempt made none
         self.eval_busy_s = 0.0
         self.engine_s = 0.0  # time in the loop's own code: selection, bookkeeping, archive writes
         self.session_s = 0.0
@@ -76,16 +83,8 @@ class Evolution:
         self._poke()
 
     def usage(self) -> Usage:
-        best = self.archive.selector.best
-        evaluated = self.archive.selector.evaluated
-        return Usage(
-            evaluated=evaluated,
-            valid=self.archive.selector.valid,
-            best_speedup=best.result.speedup if best is not None else None,
-            elapsed_s=self._elapsed_before + (time.monotonic() - self._t0),
-            cost_usd=max(self.archive.cost_usd, self._cost_before + float(self.mutator.cost_usd or 0.0)),
-            device_s=self.archive.device_s,
-        )
+        return Usage.of(self.archive, elapsed_s=self._elapsed_before + (time.monotonic() - self._t0),
+                        cost_usd=max(self.archive.cost_usd, self._cost_before + float(self.mutator.cost_usd or 0.0)))
 
     async def run(self) -> str:
         """Evaluate pending candidates (the seed first), then evolve until a budget or a stop request."""
@@ -173,7 +172,7 @@ class Evolution:
             self._last_mode = pick.mode
             request = MutationRequest(
                 task=self.task, parent=parent, inspirations=pick.inspirations, backend=self.backend,
-                hints=self._hints or "", language=parent.candidate.language or self.language,
+                hints=self._hints or "", language=self.language,
                 notes=list(self.archive.last_notes.get(parent.candidate.id, [])),
             )
             self.engine_s += time.perf_counter() - t0
@@ -198,7 +197,7 @@ class Evolution:
                     "island": pick.island,
                     "language": parent.candidate.language,
                 })
-                dup = self.archive.find_duplicate(child.source_hash)
+                dup = self.archive.find_duplicate(child)
                 if dup is not None:  # the same program again: record the attempt, never re-evaluate
                     error, child = f"duplicate of {dup.candidate.id}", None
             context = {
@@ -208,14 +207,20 @@ class Evolution:
             }
             self.archive.propose(child, parent.candidate.id, outcome.mutation, context, error)
             self.session_attempts += 1
-            if child is None:
+            self.last_error = error if child is None else self.last_error
+            if outcome.fatal and child is None:  # no later proposal can succeed either: propose no more, say why
+                self.error = self.error or error  # (evaluations already under way finish: they need no mutator)
+                self.request_stop(f"mutator error: {error}")
+            elif child is None:
                 self._failures_in_row += 1
                 self._fail_verdicts = self._verdicts
                 if self._failures_in_row >= self.max_failures_in_row:
+                    why = "; the search space may be exhausted" if str(error).startswith("duplicate of ") else ""
                     self.request_stop(f"{self._failures_in_row} failed or duplicate proposals in a row "
-                                      f"(last: {error}); the search space may be exhausted")
+                                      f"(last: {error}){why}")
             else:
                 self._failures_in_row = 0
+                self.session_children += 1
                 self._slot_ids.add(child.id)
                 self._queue.put_nowait(child)
                 handed = True

@@ -6,6 +6,8 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
+from rich.markup import escape
+
 
 @dataclass
 class Snapshot:
@@ -71,7 +73,7 @@ class Progress:
             self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
             self._live.start()
         else:
-            self.console.print(f"ksdk evolve: {snap.task} on {snap.backend} with {snap.mutator}")
+            self.console.print(escape(f"ksdk evolve: {snap.task} on {snap.backend} with {snap.mutator}"))
 
     def update(self, snap: Snapshot) -> None:
         self._snap = snap
@@ -83,12 +85,12 @@ class Progress:
         new_best = snap.best_speedup is not None and snap.best_speedup != self._last_best
         if new_best or (snap.evaluated - self._last_logged >= self._log_every):
             self._last_logged, self._last_best = snap.evaluated, snap.best_speedup
-            self.console.print(snap.line(), soft_wrap=True)
+            self.console.print(escape(snap.line()), soft_wrap=True)
 
     def message(self, text: str) -> None:
-        """A one-off event (new best, stop reason, warnings)."""
+        """A one-off event (new best, stop reason, warnings), printed as it is (never read as rich markup)."""
         if self.enabled:
-            self.console.print(text, soft_wrap=True)
+            self.console.print(escape(text), soft_wrap=True)
 
     def stop(self) -> None:
         if self._live is not None:
@@ -103,14 +105,14 @@ class Progress:
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold cyan")
         t.add_column()
-        best = f"{s.best_speedup:.3f}x ({s.best_id})" if s.best_speedup is not None else "none correct yet"
-        t.add_row("task", f"{s.task} on {s.backend}, mutator {s.mutator}")
+        best = escape(f"{s.best_speedup:.3f}x ({s.best_id})" if s.best_speedup is not None else "none correct yet")
+        t.add_row("task", escape(f"{s.task} on {s.backend}, mutator {s.mutator}"))
         t.add_row("candidates", f"{s.evaluated}{s.limit}  valid {s.valid} ({s.valid_share:.0%})  "
                                 f"attempts {s.attempts} ({s.failed_attempts} failed or duplicate)")
         t.add_row("best speedup", best)
         t.add_row("throughput", f"{s.per_hour:.0f} evaluations/hour")
         t.add_row("spent", f"${s.cost_usd:.4f}  {s.device_s:.1f} device-s  {s.elapsed_s / 60:.1f} min")
         t.add_row("in flight", f"{s.mutating} mutating, {s.queued} queued, {s.evaluating} evaluating"
-                               + (f"  [{s.mode}]" if s.mode else ""))
+                               + escape(f"  [{s.mode}]" if s.mode else ""))
         return t
 

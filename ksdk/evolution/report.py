@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 from typing import Optional
 
 from ksdk.archives.sqlite import SqliteArchive
 from ksdk.interfaces.mutator import Scored
 
-EXTENSIONS = {"triton": "py", "python": "py", "c": "c", "cpp": "cpp", "c++": "cpp", "cuda": "cu", "maca": "maca"}
-
-
-def extension(language: str) -> str:
-    """File extension for a candidate language ('py' when unknown)."""
-    return EXTENSIONS.get((language or "").lower(), "py")
-
+RANKING = ("ranked by speedup: each candidate's median over its baseline's, both timed in the same evaluation; "
+           "'median ms' is the candidate's own time, which can order differently when timings drift between "
+           "evaluations")
 
 def verdict(entry: Scored) -> str:
     """One short word or phrase for a node: 'ok', 'pending', or the error kind and stage."""
@@ -32,11 +27,10 @@ def verdict(entry: Scored) -> str:
 
 def progress_series(archive: SqliteArchive) -> list[tuple[int, Optional[float], Optional[float]]]:
     """(candidate number, its speedup or None, best speedup so far or None), in evaluation order."""
-    rows = archive._db.execute(
-        "SELECT r.speedup, r.correct FROM results r ORDER BY r.evaluated_at, r.rowid").fetchall()
     out, best = [], None
-    for i, (speedup, correct) in enumerate(rows, 1):
-        s = speedup if correct and speedup is not None else None
+    for i, entry in enumerate(archive.in_verdict_order(), 1):
+        r = entry.result
+        s = r.speedup if r.correct and r.speedup is not None else None
         if s is not None and (best is None or s > best):
             best = s
         out.append((i, s, best))
@@ -73,13 +67,13 @@ def write_plot(archive: SqliteArchive, path: Path) -> Path:
 
 
 def write_best(archive: SqliteArchive, run_dir: Path) -> Optional[Path]:
-    """RUN_DIR/best.<ext> with the best correct candidate's source, or None when nothing is correct."""
+    """RUN_DIR/best<ext> (the extension the archive's language declares) with the best correct candidate's source,
+    or None when nothing is correct."""
     best = archive.best(1)
     if not best:
         return None
-    cand = best[0].candidate
-    path = run_dir / f"best.{extension(cand.language)}"
-    path.write_text(cand.source)
+    path = run_dir / f"best{archive.language.extension}"
+    path.write_text(best[0].candidate.source)
     return path
 
 
@@ -159,13 +153,15 @@ def write_html(archive: SqliteArchive, run_dir: Path, title: str, facts: dict[st
         parts.append(f"<img alt='best speedup vs candidates' src='data:image/png;base64,{data}'>")
     top = archive.best(10)
     if top:
-        parts.append("<h2>Top candidates</h2><table><tr><th>#</th><th>id</th><th>speedup</th><th>median ms</th>"
-                     "<th>generation</th><th>mutation</th></tr>")
+        parts.append(f"<h2>Top candidates</h2><p>{html.escape(RANKING)}.</p><table><tr><th>#</th><th>id</th>"
+                     "<th>speedup</th><th>median ms</th><th>generation</th><th>mutation</th></tr>")
         for i, e in enumerate(top, 1):
             r, c = e.result, e.candidate
             ms = f"{r.candidate_timing.median_ms:.4f}" if r.candidate_timing else "-"
             sp = f"{r.speedup:.3f}x" if r.speedup is not None else "-"
-            how = (c.mutation.mutator + (f" / {c.mutation.model}" if c.mutation.model else "")) if c.mutation else "seed"
+            how = "seed"
+            if c.mutation:
+                how = c.mutation.mutator + (f" / {c.mutation.model}" if c.mutation.model else "")
             parts.append(f"<tr><td>{i}</td><td class='id'>{html.escape(c.id)}</td><td>{sp}</td><td>{ms}</td>"
                          f"<td>{c.generation}</td><td>{html.escape(how)}</td></tr>")
         parts.append("</table>")

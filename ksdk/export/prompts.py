@@ -65,7 +65,7 @@ def _build(step: Step, notes: list) -> list[dict[str, str]]:
         parent=step.parent,
         inspirations=step.inspirations,
         backend=step.run.backend,
-        language=step.parent.candidate.language or step.run.language or "triton",
+        language=step.run.language,
         notes=[n for n in notes if isinstance(n, str)],
     )
     return build_messages(request, reply_format="edits")

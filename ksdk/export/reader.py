@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from ksdk.errors import RunDirError
 from ksdk.interfaces.mutator import Scored
+from ksdk.languages import Language
 from ksdk.models import Candidate, ErrorKind, EvalResult, Mutation, Stage, Status
 
 ARCHIVE = "archive.sqlite"
@@ -37,7 +38,7 @@ class RunInfo:
     backend: str
     device: str
     device_kind: str
-    language: str
+    language: Language
     finished: bool
     task_source: Optional[str]
     config: dict[str, Any] = field(repr=False, compare=False, hash=False)
@@ -193,11 +194,23 @@ def open_run(path: str | Path) -> RunInfo:
         backend=str(backend),
         device=str(device),
         device_kind=str(device_kind),
-        language=str(config.get("seed_language") or config.get("language") or ""),
+        language=_language(config),
         finished=bool(config.get("finished", False)),
         task_source=task_py.read_text() if task_py.is_file() else _get(task, "source"),
         config=config,
     )
+
+
+def _language(config: dict[str, Any]) -> Language:
+    """The run's candidate language as its backend declared it (run.json keeps it), or, for older runs, its name."""
+    declared = config.get("language")
+    if isinstance(declared, dict):
+        try:
+            return Language.model_validate(declared)
+        except ValidationError:
+            pass  # a declaration this ksdk cannot read: fall back to the name
+    name = config.get("seed_language") or (declared if isinstance(declared, str) else _get(declared, "name"))
+    return Language(name=str(name or ""))
 
 
 def connect(run: RunInfo, busy_timeout_s: Optional[float] = None) -> sqlite3.Connection:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 

@@ -19,7 +19,8 @@ class SftOptions(Model):
     """Filters and split of an SFT export."""
 
     min_gain: float = Field(1.05, gt=0, description="keep steps whose child is at least this much faster")
-    max_per_task: Optional[int] = Field(None, ge=1, description="keep at most N records per task (first N in run order)")
+    max_per_task: Optional[int] = Field(None, ge=1,
+                                        description="keep at most N records per task (first N in run order)")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of tasks (not steps) held out for validation")
     seed: int = 0
     dedup: bool = True
@@ -63,7 +64,7 @@ def sft_record(step: Step, split: str) -> dict[str, Any]:
         "mutator": m.mutator if m else None,
         "model": m.model if m else None,
         "reply_format": m.reply_format if m is not None and m.reply else "edits",
-        "source_hash": step.child.candidate.source_hash if step.child else None,
+        "source_hash": step.run.language.source_hash(step.child.candidate.source) if step.child else None,
         "split": split,
     }
 
@@ -88,7 +89,7 @@ def _records(runs: list[RunInfo], opts: SftOptions, val: set[str], stats: Export
         stats.saw(step.task, step.outcome)
         why = rejection(step, opts.min_gain)
         if why is None and opts.dedup:
-            h = step.child.candidate.source_hash
+            h = step.run.language.source_hash(step.child.candidate.source)
             if h in seen:
                 why = "duplicate program"
             else:

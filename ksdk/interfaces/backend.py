@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional, Union
 
+from ksdk.languages import Language
 from ksdk.models import Availability, ErrorKind, EvalResult, KernelMeta, TimingSettings
 
 
@@ -118,7 +119,9 @@ class Backend(ABC):
     """
 
     name: ClassVar[str] = ""
-    language: ClassVar[str] = ""  # the candidate language it accepts, e.g. "triton"
+    # The candidate language it accepts: a ksdk.languages.Language (name, file types, code fences, comments), or
+    # just a name, e.g. "triton", for a language ksdk then knows nothing of.
+    language: ClassVar[Union[Language, str]] = ""
     version: ClassVar[str] = "0"
     needs_params: ClassVar[bool] = False  # True: TaskView.params carries the reference's weights
     requires_kernels: ClassVar[bool] = False  # True: a forward that launches none of the backend's kernels is a hack

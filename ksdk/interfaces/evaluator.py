@@ -21,7 +21,7 @@ class Evaluator(ABC):
 
     @abstractmethod
     def info(self) -> EvaluatorInfo:
-        """Backend, devices and versions this evaluator runs on."""
+        """Backend, candidate language, mode (on devices or in an interpreter), devices and versions."""
 
     async def close(self) -> None:
         """Release workers, connections and devices."""

@@ -7,6 +7,7 @@ from typing import Optional
 
 from pydantic import Field
 
+from ksdk.languages import Language, LanguageField
 from ksdk.models import Candidate, EvalResult, Model, Mutation, Task
 
 
@@ -25,7 +26,8 @@ class MutationRequest(Model):
     inspirations: list[Scored] = Field(default_factory=list)
     backend: str = ""
     hints: str = ""
-    language: str = "triton"
+    language: LanguageField = Field(default_factory=Language, description="the candidate language: its name, code "
+                                    "fences and comment syntax (a bare name is taken as a language with no syntax)")
     notes: list[str] = Field(default_factory=list, description="e.g. edit blocks of the last reply that did not apply")
 
 
@@ -35,10 +37,13 @@ class MutationOutcome(Model):
     candidate: Optional[Candidate] = None
     mutation: Mutation
     error: Optional[str] = None
+    fatal: bool = Field(False, description="the mutator cannot work at all (a rejected API key, an unknown model): "
+                        "the run stops at once and `error`, which names the fix, is its error")
 
 
 class Mutator(ABC):
-    """Registered under `ksdk.mutators`. Must never raise for a bad reply: return an outcome with `error`."""
+    """Registered under `ksdk.mutators`. Must never raise for a bad reply: return an outcome with `error` (and
+    `fatal=True` when no later call can succeed either)."""
 
     name: str = ""
 

@@ -8,26 +8,25 @@ Edit block format (markers of 5 to 9 characters are accepted; the canonical form
     the lines that replace them
     >>>>>>> REPLACE
 
-Each block applies to the program as the earlier blocks left it: exact match first, then ignoring trailing
-whitespace, then ignoring indentation (the replacement is re-indented by the same offset). All or nothing: if
-any block does not apply, the whole edit is rejected, so a half-applied program is never evaluated, and every
-failing block is reported so the next prompt can show it.
+Each block applies to the program as the earlier blocks left it: exact match first, then (where the language's
+`edit_matching` allows) ignoring trailing whitespace, then ignoring indentation (the replacement is re-indented by
+the same offset). All or nothing: if any block does not apply, the whole edit is rejected, so a half-applied
+program is never evaluated, and every failing block is reported so the next prompt can show it. Which code fences
+hold a program, and whether an unfenced reply is one, is the language's declaration (ksdk/languages.py).
 """
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
+
+from ksdk.languages import Language
 
 _SEARCH = re.compile(r"^\s*<{5,9}\s*SEARCH\s*$")
 _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 _REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\s*$")
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.-]*)[^\n]*$", re.M)
-
-PYTHON_TAGS = {"python", "py", "python3", "triton", ""}
-C_TAGS = {"c", "cpp", "c++", "cxx", "cu", "cuda", "maca", "hip", "h", "hpp", ""}
 
 
 class ReplyError(ValueError):
@@ -116,13 +115,13 @@ def _trim_blank(lines: list[str]) -> list[str]:
     return lines[start:end]
 
 
-def _apply_one(source: str, block: EditBlock) -> tuple[Optional[str], str]:
+def _apply_one(source: str, block: EditBlock, language: Language) -> tuple[Optional[str], str]:
     """(new source, how it matched) or (None, why it did not)."""
     if not block.search.strip():
         return None, "its SEARCH section is empty (copy the lines to replace from the current program)"
     # Exact: whole lines only (a SEARCH of `x = 1` must not match inside `xx = 10`); first occurrence wins.
     padded, needle = "\n" + source + "\n", "\n" + block.search + "\n"
-    pos = padded.find(needle)
+    pos = padded.find(needle) if "exact" in language.edit_matching else -1
     if pos >= 0:
         middle = "\n" + block.replace + "\n" if block.replace else "\n"
         return (padded[:pos] + middle + padded[pos + len(needle):])[1:-1], "exact"
@@ -131,6 +130,8 @@ def _apply_one(source: str, block: EditBlock) -> tuple[Optional[str], str]:
     repl = block.replace.split("\n")
     n = len(want)
     for how, key in (("whitespace", str.rstrip), ("indentation", str.strip)):
+        if how not in language.edit_matching:
+            continue
         target = [key(x) for x in want]
         for start in range(len(src) - n + 1):
             if [key(x) for x in src[start: start + n]] != target:
@@ -141,18 +142,21 @@ def _apply_one(source: str, block: EditBlock) -> tuple[Optional[str], str]:
                 repl
             )
             return "\n".join(src[:start] + new_lines + src[start + n:]), how
-    return None, "its SEARCH lines were not found in the program (not even ignoring whitespace and indentation)"
+    loose = [how for how in ("whitespace", "indentation") if how in language.edit_matching]
+    return None, "its SEARCH lines were not found in the program" + (f" (not even ignoring {' and '.join(loose)})"
+                                                                      if loose else "")
 
 
 def _excerpt(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n... [{len(text) - limit} more chars]"
 
 
-def apply_edits(parent: str, blocks: list[EditBlock]) -> Applied:
+def apply_edits(parent: str, blocks: list[EditBlock], language: Optional[Language] = None) -> Applied:
     """Apply every block in order, or raise ReplyError listing each block that failed (nothing is applied)."""
+    language = language or Language()
     current, matches, failures, reasons = parent, [], [], []
     for block in blocks:
-        new, how = _apply_one(current, block)
+        new, how = _apply_one(current, block, language)
         if new is None:
             failures.append(
                 f"edit block {block.index} did not apply: {how}. Its SEARCH section was:\n{_excerpt(block.search)}"
@@ -174,10 +178,6 @@ def apply_edits(parent: str, blocks: list[EditBlock]) -> Applied:
     return Applied(source=current, matches=matches)
 
 
-def _family(language: str) -> set[str]:
-    return PYTHON_TAGS if language.lower() in ("triton", "python", "py") else C_TAGS
-
-
 def fenced_blocks(reply: str) -> list[tuple[str, str]]:
     """(language tag, body) of each fenced code block, in order."""
     out = []
@@ -197,42 +197,37 @@ def fenced_blocks(reply: str) -> list[tuple[str, str]]:
     return out
 
 
-def _looks_like_code(text: str, language: str) -> bool:
-    if language.lower() in ("triton", "python", "py"):
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: NUL bytes
-            return False
-        return any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)) for n in tree.body)
-    starts = r"^\s*(#include|#define|__global__|extern|static|template|typedef|struct|const|int|void|float|double)\b"
-    return "{" in text and ";" in text and bool(re.search(starts, text, re.M))
-
-
-def extract_program(reply: str, language: str) -> str:
-    """The full program in a reply: the largest fenced block in the language's family, else the whole reply
-    when it is code; ReplyError otherwise."""
-    family = _family(language)
-    blocks = [body for tag, body in fenced_blocks(reply) if tag in family and body.strip()]
+def extract_program(reply: str, language: Union[Language, str]) -> str:
+    """The full program in a reply: the largest fenced block the language's fence tags (or no tag) mark, else the
+    whole reply when the language's program patterns find it is code; ReplyError otherwise."""
+    language = Language.of(language)
+    fenced = fenced_blocks(reply)
+    blocks = [body for tag, body in fenced if language.fences(tag) and body.strip()]
     if blocks:
         return max(blocks, key=len).strip("\n") + "\n"
     stripped = reply.strip()
-    if stripped and _looks_like_code(stripped, language):
+    if stripped and language.is_program(stripped):
         return stripped + "\n"
-    others = sorted({tag for tag, _ in fenced_blocks(reply)} - family)
+    others = sorted({tag for tag, _ in fenced if not language.fences(tag)})
     extra = f" (found fenced blocks tagged {', '.join(others)})" if others else ""
-    raise ReplyError(f"the reply holds no {language} program in a fenced code block{extra}")
+    tags = ", ".join(t for t in dict.fromkeys([language.fence, *language.fence_tags]) if t)
+    raise ReplyError(f"the reply holds no {language.name or 'candidate'} program in a fenced code block "
+                     f"({f'tagged {tags} or ' if tags else ''}untagged){extra}")
 
 
-def program_from_reply(reply: str, parent: str, language: str, reply_format: str) -> tuple[str, str, list[str]]:
+def program_from_reply(reply: str, parent: str, language: Union[Language, str],
+                       reply_format: str) -> tuple[str, str, list[str]]:
     """(program, format used 'full'/'edits', notes) from a reply; ReplyError when it yields none.
 
     Either form is accepted whatever `reply_format` asked for (models do not always comply): any SEARCH
     marker makes it an edit, and with 'edits' a reply without one must hold a full program."""
     if not reply or not reply.strip():
         raise ReplyError("the reply is empty")
+    if "\x00" in reply:
+        raise ReplyError("the reply contains NUL bytes (no source file does)")
     use_edits = has_edit_blocks(reply)
     if use_edits:
-        applied = apply_edits(parent, parse_edit_blocks(reply))
+        applied = apply_edits(parent, parse_edit_blocks(reply), Language.of(language))
         notes = [
             f"edit block {i + 1} matched ignoring {how}" for i, how in enumerate(applied.matches) if how != "exact"
         ]

@@ -2,13 +2,16 @@
 
 Never raises for a bad reply, a refused budget or a failed call: the outcome carries `error`, and the mutation
 keeps the prompt and reply for the attempt log. Retries transient failures (timeouts, 429, 5xx, connection
-errors) with exponential backoff and jitter; limits concurrent calls; accounts tokens and dollars, with a cap
-that counts calls still in flight.
+errors) with exponential backoff and jitter; an error no retry can mend (a rejected or missing key, no permission,
+an unknown model, a malformed request, a prompt over the context window) is a `fatal` outcome whose error names
+the fix, and the run stops. Limits concurrent calls; accounts tokens and dollars, with a cap that counts calls
+still in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import random
 import time
@@ -21,29 +24,63 @@ from ksdk.mutators.edits import ReplyError, has_edit_blocks, program_from_reply
 from ksdk.mutators.prompts import build_messages, render
 
 CALL_NOTE = "[call] "  # notes about the API call itself (retries, pricing): kept in the log, not shown to the model
-TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+TRANSIENT_STATUS = {408, 409, 425, 429}  # and every 5xx
 REPLY_FORMATS = ("auto", "full", "edits")
+KEY_ENV = "KSDK_API_KEY"
+NO_KEY = "no-key-needed"  # sent to an --api-base server when no key is known: litellm refuses to call without one
+_KEY_FIX = f"pass --api-key KEY or set {KEY_ENV}"
+
+
+INSTALL_HINT = "the llm mutator needs litellm: pip install \"ksdk[llm]\" (from a checkout: pip install -e \".[llm]\")"
 
 
 def _litellm():
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of the price list
     try:
         import litellm
-    except ImportError:  # pragma: no cover - litellm is a core dependency
-        raise PluginError("the llm mutator needs litellm: pip install litellm") from None
+    except ImportError:
+        raise PluginError(INSTALL_HINT) from None
     litellm.suppress_debug_info = True
     return litellm
 
 
 def _is_transient(exc: BaseException) -> bool:
+    """Timeouts, lost connections, rate limits and server errors: worth another try after a pause."""
     if isinstance(exc, (asyncio.TimeoutError, ConnectionError)):
         return True
     status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and status in TRANSIENT_STATUS:
+    if isinstance(status, int) and (status in TRANSIENT_STATUS or status >= 500):
         return True
     names = {cls.__name__ for cls in type(exc).__mro__}
     return bool(names & {"Timeout", "APITimeoutError", "APIConnectionError", "RateLimitError",
                          "InternalServerError", "ServiceUnavailableError", "BadGatewayError"})
+
+
+def _fatal(exc: BaseException, model: str, api_base: Optional[str], key_vars: list[str]) -> Optional[str]:
+    """The one-line reason, naming the fix, when no retry of this call (nor any later call) can succeed."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    status = getattr(exc, "status_code", None)
+    text = str(exc)
+    detail = text.split(" - ", 1)[-1].strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+    provider_vars = f" (or {', '.join(key_vars)})" if key_vars else ""
+    where = f" at {api_base}" if api_base else ""
+    if "Missing credentials" in text or "api_key client option must be set" in text:
+        return f"no API key for {model}: {_KEY_FIX}{provider_vars}; a local server that needs none: --api-base URL"
+    if "AuthenticationError" in names or status == 401:
+        return f"{model}{where} rejected the API key ({detail}): {_KEY_FIX}{provider_vars} with a valid key"
+    if "PermissionDeniedError" in names or status == 403:
+        return (f"{model}{where}: permission denied ({detail}): use a key that may call this model, or another "
+                "--model")
+    if "NotFoundError" in names or status == 404:
+        return (f"{model} not found{where} ({detail}): check --model (provider/name, as litellm spells it) and "
+                "--api-base")
+    if "ContextWindowExceededError" in names or status == 413:
+        return (f"the prompt does not fit {model}'s context window ({detail}): lower the prompt budget "
+                "(--mutator-option max_prompt_chars=24000) or use a model with a longer context")
+    if names & {"BadRequestError", "UnprocessableEntityError", "UnsupportedParamsError"} or status in (400, 422):
+        return (f"{model}{where} rejected the request as invalid ({detail}): check --model and the "
+                "--mutator-option settings")
+    return None
 
 
 class LLMMutator(Mutator):
@@ -70,6 +107,11 @@ class LLMMutator(Mutator):
         seed: Optional[int] = None,
         models: Optional[list[str]] = None,
     ):
+        """`api_key` defaults to $KSDK_API_KEY, else litellm's provider variables (OPENAI_API_KEY, ...); with
+        `api_base` and no key at all, calls go out without one (local servers need none). `seed` seeds the model
+        choice and the seed sent with each call (one per call, drawn from it: reproducible, never repeated)."""
+        if importlib.util.find_spec("litellm") is None:  # say so before a run starts, not at its first call
+            raise PluginError(INSTALL_HINT)
         # `models` (a list) is an alias of `model` for callers that always pass a list, like the CLI.
         chosen = models if models else model
         self.models = [chosen] if isinstance(chosen, str) else list(chosen)
@@ -87,13 +129,14 @@ class LLMMutator(Mutator):
         if max_concurrency < 1 or retries < 0 or timeout_s <= 0:
             raise PluginError("llm mutator: max_concurrency >= 1, retries >= 0 and timeout_s > 0 are required")
         self.weights = weights
-        self.api_base, self.api_key = api_base, api_key
+        self.api_base, self.api_key = api_base, api_key or os.environ.get(KEY_ENV) or None
         self.temperature, self.max_tokens, self.timeout_s = temperature, max_tokens, timeout_s
         self.retries, self.backoff_s = retries, backoff_s
         self.max_concurrency, self.max_cost_usd = max_concurrency, max_cost_usd
         self.reply_format, self.max_prompt_chars = reply_format, max_prompt_chars
         self.mock_response, self.seed = mock_response, seed
         self.rng = random.Random(seed)
+        self._call_seeds = random.Random(seed)  # apart from `rng`, so retries and model picks do not shift it
         self._semaphore: Optional[asyncio.Semaphore] = None
         self._semaphore_loop: Optional[asyncio.AbstractEventLoop] = None
         self._spent = 0.0
@@ -127,7 +170,14 @@ class LLMMutator(Mutator):
         except Exception:  # a model litellm has no price for (local servers): counted as free
             return 0.0
 
-    async def _call(self, litellm: Any, model: str, messages: list[dict]) -> Any:
+    def _key_vars(self, litellm: Any, model: str) -> list[str]:
+        """The provider's key variables litellm found unset (e.g. ['OPENAI_API_KEY']); [] when all are set."""
+        try:
+            return [str(v) for v in litellm.validate_environment(model).get("missing_keys") or []]
+        except Exception:  # a provider litellm cannot check: assume it is configured
+            return []
+
+    async def _call(self, litellm: Any, model: str, messages: list[dict], seed: Optional[int]) -> Any:
         kwargs: dict[str, Any] = dict(
             model=model,
             messages=messages,
@@ -143,26 +193,32 @@ class LLMMutator(Mutator):
             kwargs["api_base"] = self.api_base
         if self.api_key:
             kwargs["api_key"] = self.api_key
+        elif self.api_base and any("KEY" in v for v in self._key_vars(litellm, model)):
+            kwargs["api_key"] = NO_KEY
         if self.mock_response is not None:
             kwargs["mock_response"] = self.mock_response
-        if self.seed is not None:
-            kwargs["seed"] = self.seed
+        if seed is not None:
+            kwargs["seed"] = seed
         # litellm enforces `timeout` on the HTTP call; wait_for guards against a provider that ignores it.
         return await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=self.timeout_s + 5.0)
 
-    async def _complete(self, litellm: Any, model: str, messages: list[dict], notes: list[str]) -> Any:
+    async def _complete(self, litellm: Any, model: str, messages: list[dict], notes: list[str],
+                        seed: Optional[int]) -> Any:
         attempt = 0
         while True:
             try:
-                return await self._call(litellm, model, messages)
+                return await self._call(litellm, model, messages, seed)
             except Exception as exc:
-                if attempt >= self.retries or not _is_transient(exc):
+                if attempt >= self.retries or not _is_transient(exc) or self._fatal(litellm, exc, model):
                     raise
                 delay = self.backoff_s * (2**attempt) * (0.5 + self.rng.random())
                 notes.append(f"{CALL_NOTE}attempt {attempt + 1} failed ({type(exc).__name__}: {str(exc)[:200]}); "
                              f"retrying in {delay:.2f} s")
                 attempt += 1
                 await asyncio.sleep(delay)
+
+    def _fatal(self, litellm: Any, exc: BaseException, model: str) -> Optional[str]:
+        return _fatal(exc, model, self.api_base, [] if self.api_key else self._key_vars(litellm, model))
 
     def _cost(self, litellm: Any, response: Any, model: str, notes: list[str]) -> float:
         try:
@@ -176,6 +232,7 @@ class LLMMutator(Mutator):
         messages = build_messages(request, self.reply_format, self.max_prompt_chars)
         prompt = render(messages)
         model = self._pick_model()
+        seed = None if self.seed is None else self._call_seeds.randrange(2**31)
         mutation = Mutation(mutator=self.name, model=model, prompt=prompt, reply_format=self.reply_format)
         litellm = _litellm()
         loop = asyncio.get_running_loop()
@@ -195,9 +252,12 @@ class LLMMutator(Mutator):
             self._reserved += estimate
             started = time.perf_counter()
             try:
-                response = await self._complete(litellm, model, messages, mutation.notes)
+                response = await self._complete(litellm, model, messages, mutation.notes, seed)
             except Exception as exc:
                 mutation.latency_s = time.perf_counter() - started
+                fatal = self._fatal(litellm, exc, model)
+                if fatal:
+                    return MutationOutcome(mutation=mutation, error=f"llm mutator: {fatal}", fatal=True)
                 kind = "timed out" if "imeout" in type(exc).__name__ else "failed"
                 attempts = 1 + sum(n.startswith(CALL_NOTE + "attempt") for n in mutation.notes)
                 return MutationOutcome(

@@ -39,10 +39,6 @@ AUTO_FORMAT = (
 SCORE_HELP = "score = speedup over the baseline when correct and timed, 0 when correct but untimed, -1 when wrong"
 
 
-def _fence(language: str) -> str:
-    return "python" if language.lower() in ("triton", "python", "py") else "cpp"
-
-
 def _scored_line(label: str, s: Scored) -> str:
     r = s.result
     if r is None:
@@ -53,14 +49,14 @@ def _scored_line(label: str, s: Scored) -> str:
     return f"{label} (id {s.candidate.id}): score {r.score:.3f}{speed}, {verdict}"
 
 
-def _code(source: str, language: str) -> str:
-    return f"```{_fence(language)}\n{source.rstrip()}\n```"
+def _code(source: str, fence: str) -> str:
+    return f"```{fence}\n{source.rstrip()}\n```"
 
 
 def build_messages(request: MutationRequest, reply_format: str = "auto", max_chars: int = 48_000) -> list[dict]:
     """Chat messages (system + user) for one mutation, at most about `max_chars` characters of user text."""
     lang = request.language
-    fence = _fence(lang)
+    fence = lang.fence
     parent = request.parent
     fmt = {"edits": EDIT_FORMAT, "full": FULL_FORMAT.format(fence=fence)}.get(
         reply_format, AUTO_FORMAT.format(fence=fence)
@@ -68,7 +64,7 @@ def build_messages(request: MutationRequest, reply_format: str = "auto", max_cha
 
     feedback = parent.result.feedback() if parent.result is not None else "not evaluated yet"
     parent_head = (
-        f"## Current program ({_scored_line('parent', parent)})\n{_code(parent.candidate.source, lang)}\n\n"
+        f"## Current program ({_scored_line('parent', parent)})\n{_code(parent.candidate.source, fence)}\n\n"
         f"### Its evaluation feedback\n"
     )
     notes = [n for n in request.notes if not n.startswith("[call] ")]  # API-call notes are not the model's concern
@@ -100,7 +96,7 @@ def build_messages(request: MutationRequest, reply_format: str = "auto", max_cha
             lines.append("### " + _scored_line(f"inspiration {i}", s))
             if s.result is not None and not s.result.correct and s.result.message:
                 lines.append("why it failed: " + trim_message(s.result.message, 300))
-            src = _code(s.candidate.source, s.candidate.language)
+            src = _code(s.candidate.source, fence)
             if len(src) + 200 <= room:
                 lines.append(src)
                 room -= len(src)

@@ -76,10 +76,6 @@ class ServiceEvaluator(Evaluator):
     def workers(self) -> int:
         return self._workers or self.service_info().workers
 
-    @property
-    def language(self) -> str:
-        return self.service_info().language
-
     def info(self) -> EvaluatorInfo:
         return self.service_info().evaluator_info()
 

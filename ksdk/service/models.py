@@ -64,7 +64,6 @@ class JobStatus(Model):
 class ServiceInfo(EvaluatorInfo):
     """GET /info: the evaluator's info (backend, devices, versions) plus how the service is set up."""
 
-    language: str = ""
     hints: str = ""
     queue_size: int = 0
     max_request_bytes: int = 0
@@ -79,5 +78,4 @@ class ServiceInfo(EvaluatorInfo):
 
     def evaluator_info(self) -> EvaluatorInfo:
         """The plain EvaluatorInfo part."""
-        return EvaluatorInfo(backend=self.backend, workers=self.workers, availability=self.availability,
-                             versions=self.versions)
+        return EvaluatorInfo(**{name: getattr(self, name) for name in EvaluatorInfo.model_fields})

@@ -38,17 +38,12 @@ class MultiEvaluator(Evaluator):
         self._check()
         return sum(m.workers for m in self.members)
 
-    @property
-    def language(self) -> str:
-        return getattr(self.members[0], "language", "") or ""
-
     def info(self) -> EvaluatorInfo:
         infos = self._check()
         first = infos[0]
         avail = first.availability.model_copy(
             update={"devices": [d for i in infos for d in i.availability.devices]})
-        return EvaluatorInfo(backend=first.backend, workers=sum(i.workers for i in infos), availability=avail,
-                             versions=first.versions)
+        return first.model_copy(update={"workers": sum(i.workers for i in infos), "availability": avail})
 
     def hints(self) -> str:
         return self.members[0].hints()

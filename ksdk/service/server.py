@@ -26,7 +26,8 @@ from ksdk.service.store import VerdictStore
 DEFAULT_QUEUE = 64
 DEFAULT_MAX_REQUEST_BYTES = 4 << 20
 DEFAULT_REQUEST_TIMEOUT_S = 300.0
-TOKEN_HINT = "send 'Authorization: Bearer <token>' (ServiceEvaluator reads KSDK_SERVICE_TOKEN or KSDK_SERVICE_TOKEN_FILE)"
+TOKEN_HINT = ("send 'Authorization: Bearer <token>' "
+              "(ServiceEvaluator reads KSDK_SERVICE_TOKEN or KSDK_SERVICE_TOKEN_FILE)")
 
 
 class _BodyLimit:
@@ -77,9 +78,9 @@ class _BodyLimit:
 def create_app(evaluator: Evaluator, *, token: Optional[str], queue_size: int = DEFAULT_QUEUE,
                max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, state_dir: Optional[Path] = None,
-               keep_s: float = 3600.0, max_stage_s: float = 600.0, language: str = ""):
+               keep_s: float = 3600.0, max_stage_s: float = 600.0):
     """The FastAPI app serving `evaluator`; token=None disables auth (the caller decided so explicitly)."""
-    from fastapi import Depends, FastAPI, HTTPException, Request, Response
+    from fastapi import Depends, FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse
 
     store = VerdictStore(Path(state_dir) / "verdicts.sqlite") if state_dir else None
@@ -143,7 +144,7 @@ def create_app(evaluator: Evaluator, *, token: Optional[str], queue_size: int = 
     async def info():
         base = evaluator.info()
         return ServiceInfo(
-            **base.model_dump(), language=language or getattr(evaluator, "language", "") or "",
+            **base.model_dump(),
             hints=evaluator.hints(), queue_size=queue_size, max_request_bytes=max_request_bytes,
             request_timeout_s=request_timeout_s, auth=token is not None, ksdk_version=__version__,
             started_at=started, queued=jobs.count(JobState.QUEUED), running=jobs.count(JobState.RUNNING),

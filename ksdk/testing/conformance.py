@@ -7,7 +7,6 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import pytest
 

@@ -4,7 +4,8 @@
         LLMMutator(model="openai/scripted", api_base=llm.url, api_key="test")
 
 Replies are served in order (or by a `responder(body) -> reply` callable); each carries usage token counts.
-It records every request body and the most requests it ever served at once (`max_in_flight`).
+It records every request body, the API key each request carried (`keys`: the bearer token, None without one),
+and the most requests it ever served at once (`max_in_flight`). When the script runs out it answers 400.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class ScriptedLLM:
         self._script = [] if callable(replies) else list(replies)
         self.model = model
         self.requests: list[dict] = []
+        self.keys: list[Optional[str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -62,11 +64,15 @@ class ScriptedLLM:
         with self._lock:
             self._script.extend(replies)
 
-    def _next(self, body: dict) -> ScriptedReply:
+    def _next(self, body: dict, key: Optional[str]) -> ScriptedReply:
         with self._lock:
             self.requests.append(body)
+            self.keys.append(key)
             if self._responder is not None:
-                reply: Any = self._responder(body)
+                try:
+                    reply: Any = self._responder(body)
+                except Exception as exc:  # a broken test responder: a 400 the client will not retry, not a hang
+                    reply = ScriptedReply.error(400, f"scripted_llm: the responder raised {type(exc).__name__}: {exc}")
             elif self._script:
                 reply = self._script.pop(0)
             else:
@@ -115,8 +121,9 @@ class ScriptedLLM:
                 with owner._lock:
                     owner.in_flight += 1
                     owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+                auth = self.headers.get("Authorization") or ""
                 try:
-                    reply = owner._next(body)
+                    reply = owner._next(body, auth[len("Bearer "):] if auth.startswith("Bearer ") else None)
                     if reply.delay_s:
                         owner._stop.wait(reply.delay_s)  # a slow model; returns early when the server stops
                     if reply.status != 200:

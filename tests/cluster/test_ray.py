@@ -52,7 +52,7 @@ def test_actors_fill_the_custom_resource_and_return_verdicts(evaluator, local_ra
     assert evaluator.workers == 2  # the cluster has toy=2 and each actor asks for toy=1
     info = evaluator.info()
     assert info.backend == "toy_py" and info.workers == 2 and info.versions == {"toy_py": "0.0.1"}
-    assert evaluator.hints() == "toy hints: numpy only" and evaluator.language == "toy_py"
+    assert evaluator.hints() == "toy hints: numpy only" and evaluator.info().language.name == "toy_py"
     cands = [cand(toy.GOOD.format(n=i) + f"tag = {i}\n") for i in range(3)] + [cand(toy.WRONG)]
     results = run_all(evaluator, cands)
     assert [r.candidate_id for r in results] == [c.id for c in cands]
@@ -63,7 +63,7 @@ def test_actors_fill_the_custom_resource_and_return_verdicts(evaluator, local_ra
 
 
 def test_sticky_device_error_replaces_the_actor(evaluator):
-    evaluator.workers
+    _ = evaluator.workers  # starts the actors
     before = {p["pid"] for p in evaluator.placement()}
     sticky, crash = run_all(evaluator, [cand(toy.STICKY), cand(toy.CRASH)])
     assert sticky.error_kind == ErrorKind.DEVICE_FAULT
@@ -76,7 +76,7 @@ def test_sticky_device_error_replaces_the_actor(evaluator):
 
 
 def test_a_dead_actor_is_replaced_and_the_candidate_retried_once(evaluator):
-    evaluator.workers
+    _ = evaluator.workers  # starts the actors
     for h in evaluator._handles:
         ray.kill(h, no_restart=True)
     r = run_all(evaluator, [cand(toy.GOOD.format(n=30))])[0]
@@ -87,7 +87,7 @@ def test_a_dead_actor_is_replaced_and_the_candidate_retried_once(evaluator):
 def test_missing_resources_are_named(local_ray):
     ev = RayEvaluator("toy_py", num_gpus=1)
     with pytest.raises(KsdkError, match=r"offers no \{'GPU': 1.0\}.*ray start --num-gpus=1"):
-        ev.workers
+        _ = ev.workers
 
 
 def test_registered_under_evaluators_and_friendly_without_ray(monkeypatch):

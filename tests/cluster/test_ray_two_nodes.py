@@ -94,8 +94,8 @@ def test_two_local_nodes_each_run_an_actor(ray_toy_site):
         nodes.append(ray_node([f"--address=127.0.0.1:{port}"], env))
         # The driver runs in its own process: Ray keeps per-process state (auth mode, a session) that an
         # earlier test's local instance in this process would otherwise leak into this cluster's driver.
-        out = subprocess.run([sys.executable, "-c", DRIVER, f"127.0.0.1:{port}", str(Path(toy.__file__).parent)], env=env, capture_output=True,
-                             text=True, timeout=180)
+        out = subprocess.run([sys.executable, "-c", DRIVER, f"127.0.0.1:{port}", str(Path(toy.__file__).parent)],
+                             env=env, capture_output=True, text=True, timeout=180)
         assert out.returncode == 0, out.stderr[-3000:]
         report = json.loads(out.stdout.strip().splitlines()[-1])
         assert report["workers"] == 2

@@ -57,7 +57,8 @@ DOUBLE = textwrap.dedent('''
 
             @classmethod
             def probe(cls):
-                return Availability(name=cls.name, available=True, devices=[DeviceInfo(index=0, name="cpu", kind="cpu")])
+                return Availability(name=cls.name, available=True,
+                                    devices=[DeviceInfo(index=0, name="cpu", kind="cpu")])
 
             def runner(self, ctx):
                 return runner()

@@ -14,6 +14,7 @@ from ksdk.models import Candidate, ErrorKind, Stage, StageTimeouts, Status, Task
 DOUBLE = textwrap.dedent('''
     import json, os, signal, subprocess, sys, time
     from ksdk.interfaces.backend import Backend, CallReport, CandidateError, Runner
+    from ksdk.languages import Language
     from ksdk.models import Availability, DeviceInfo, ErrorKind
 
     class ScriptedRunner(Runner):
@@ -47,7 +48,7 @@ DOUBLE = textwrap.dedent('''
 
     class ScriptedBackend(Backend):
         name = "scripted"
-        language = "cmd"
+        language = Language(name="cmd", line_comments=("#",))  # so a comment-only change is the same program
 
         @classmethod
         def probe(cls):

@@ -3,7 +3,8 @@
 import numpy as np
 
 from ksdk.models import (Candidate, DeviceInfo, ErrorKind, EvalResult, KernelMeta, Mutation, OutputCheck, Stage,
-                         Status, Task, TimingStats, normalize_source, source_hash, trim_message)
+                         Status, Task, normalize_source, source_hash, trim_message)
+from ksdk.languages import Language
 from ksdk.timing import summarize
 from ksdk.verify import compare_outputs
 
@@ -41,11 +42,17 @@ def test_trim_keeps_head_and_tail():
     assert out.startswith("HEAD") and out.endswith("TAIL") and len(out) < 600
 
 
-def test_normalized_hash_ignores_comments_and_blank_lines():
+def test_normalized_hash_ignores_blank_lines_and_the_languages_comments():
     a = "x = 1\n\n# comment\ny = 2   \n"
     b = "x = 1\ny = 2\n"
-    assert normalize_source(a) == normalize_source(b)
-    assert source_hash(a) == source_hash(b) != source_hash("x = 2\ny = 2\n")
+    hashed = Language(name="hashed", line_comments=("#",))
+    assert normalize_source(a, hashed) == normalize_source(b, hashed) == "x = 1\ny = 2"
+    assert source_hash(a, hashed) == source_hash(b, hashed) != source_hash("x = 2\ny = 2\n", hashed)
+    # without a language nothing is known to be a comment; blank lines and trailing spaces still never count
+    assert normalize_source(a) == "x = 1\n# comment\ny = 2" and source_hash(b + "\n\n") == source_hash(b)
+    # '#' is not a comment in C: a #define is code, and '//' lines are comments
+    c = Language(name="c", line_comments=("//",))
+    assert normalize_source("#define T 32\n// tile\nint t = T;", c) == "#define T 32\nint t = T;"
 
 
 def test_tolerance_defaults_follow_kernelbench():

@@ -25,7 +25,7 @@ PLUGIN_SRC = textwrap.dedent('''
         def probe(cls):
             return Availability(name="toy", available=False, reason="toy has no device", fix="none needed")
 
-        def evaluate(self, task, candidate, ctx):
+        def runner(self, ctx):
             raise RuntimeError("never called")
 
     class NotABackend:
@@ -36,7 +36,8 @@ PLUGIN_SRC = textwrap.dedent('''
 def make_dist(tmp_path: Path, backends: dict[str, str]) -> Path:
     """A throwaway distribution: a module plus .dist-info metadata, found through PYTHONPATH like any install."""
     return plugin_site(tmp_path / "site", "toyplugin", "9.9",
-                       {"toyplugin": PLUGIN_SRC, "raising_plugin": "raise ImportError('needs libfoo: pip install foo')\n"},
+                       {"toyplugin": PLUGIN_SRC,
+                        "raising_plugin": "raise ImportError('needs libfoo: pip install foo')\n"},
                        {"ksdk.backends": backends})
 
 

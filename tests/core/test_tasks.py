@@ -14,6 +14,15 @@ def test_load_task_reads_settings(tmp_path):
     assert t.name == "relu" and t.correctness_trials == 3 and t.tolerance("float32").atol == 1e-5
 
 
+def test_a_task_in_a_folder_of_its_own_is_named_by_the_folder(tmp_path):
+    body = "class Model: pass\ndef get_inputs(): return []\ndef get_init_inputs(): return []\n"
+    (tmp_path / "layer_norm").mkdir()
+    (tmp_path / "layer_norm" / "task.py").write_text(body)
+    assert load_task(tmp_path / "layer_norm" / "task.py").name == "layer_norm"
+    (tmp_path / "layer_norm" / "task.py").write_text("KSDK_TASK = {'name': 'ln_fp32'}\n" + body)
+    assert load_task(tmp_path / "layer_norm" / "task.py").name == "ln_fp32"
+
+
 @pytest.mark.parametrize("text,words", [
     ("def f(:\n", "syntax error"),
     ("class Model: pass\n", "missing get_inputs, get_init_inputs"),

@@ -1,4 +1,5 @@
-"""The cpu_c example backend is a separate distribution: its tests need it installed (pip install -e ./examples/cpu_backend)."""
+"""The cpu_c example backend is a separate distribution: its tests need it installed
+(pip install -e ./examples/cpu_backend)."""
 
 import importlib.metadata as md
 

@@ -35,12 +35,12 @@ def test_task_spec_reads_entry_and_baseline_literals():
 def test_compile_and_call_through_cffi(tmp_path, monkeypatch):
     monkeypatch.setenv("KSDK_CPU_CACHE", str(tmp_path))
     proto = "void twice(const float* in0, float* out0, long in0_d0);"
-    built = compiler.build("void twice(const float* x, float* y, long n) { for (long i = 0; i < n; i++) y[i] = 2 * x[i]; }",
-                           proto, "twice")
+    src = "void twice(const float* x, float* y, long n) { for (long i = 0; i < n; i++) y[i] = 2 * x[i]; }"
+    built = compiler.build(src, proto, "twice")
     x, y = np.arange(5, dtype=np.float32), np.zeros(5, np.float32)
     built.fn(built.ffi.cast("const float*", x.ctypes.data), built.ffi.cast("float*", y.ctypes.data), 5)
     assert y.tolist() == [0, 2, 4, 6, 8]
-    assert compiler.compile_source("void twice(const float* x, float* y, long n) { for (long i = 0; i < n; i++) y[i] = 2 * x[i]; }", proto) == built.path  # cached by content
+    assert compiler.compile_source(src, proto) == built.path  # cached by content
 
 
 def test_an_undefined_function_is_a_link_error(tmp_path, monkeypatch):

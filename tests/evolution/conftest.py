@@ -53,3 +53,39 @@ def toy_task(tmp_path, toy_site):
     task.write_text(TASK)
     (tmp_path / "toy_task_seed.toy").write_text("X = 1\nSLEEP = 0\n")
     return task
+
+
+NUMPY_TASK = textwrap.dedent('''
+    import torch
+    import torch.nn as nn
+
+    KSDK_TASK = {"correctness_trials": 1}
+
+    class Model(nn.Module):
+        def forward(self, x):
+            return x * 2.0 + 1.0
+
+    def get_inputs():
+        return [torch.randn(256)]
+
+    def get_init_inputs():
+        return []
+''')
+NUMPY_SEED = "def kernel(x):\n    return x * 2.0 + 1.0\n"
+
+
+@pytest.fixture
+def numpy_backend(tmp_path, monkeypatch):
+    """The numpy_cpu backend (tests/evolution/numpy_backend.py) installed for the test and its workers; returns
+    a task in a folder of its own (scale/task.py) with its seed beside it."""
+    site = plugin_site(tmp_path / "site", "ksdk-numpy-cpu", "1.0",
+                       {"numpy_backend": (HERE / "numpy_backend.py").read_text()},
+                       {"ksdk.backends": {"numpy_cpu": "numpy_backend:NumpyCpuBackend"}})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    task = tmp_path / "scale" / "task.py"
+    task.parent.mkdir()
+    task.write_text(NUMPY_TASK)
+    (task.parent / "seed.c").write_text("void kernel(void) {}\n")  # sorts first: only the extension tells them apart
+    (task.parent / "seed.np.py").write_text(NUMPY_SEED)
+    return task

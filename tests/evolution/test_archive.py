@@ -9,6 +9,9 @@ from ksdk.archives.selection import SelectionConfig, Selector, closeness, descri
 from ksdk.archives.sqlite import SqliteArchive
 from ksdk.errors import RunDirError
 from ksdk.interfaces.mutator import Scored
+from ksdk.languages import Language
+from ksdk_cuda_nvidia.backend import CudaNvidiaBackend
+from ksdk_triton_nvidia.backend import TRITON
 from ksdk.models import (Candidate, ErrorKind, EvalResult, KernelMeta, Mutation, OutputCheck, Stage, Status)
 
 
@@ -61,12 +64,17 @@ def test_everything_survives_reopen_and_pending_is_what_has_no_verdict(tmp_path)
         "candidates", "results", "attempts", "meta"}
 
 
-def test_duplicates_found_by_normalized_source(tmp_path):
-    a = SqliteArchive(tmp_path / "a.sqlite")
+def test_duplicates_found_by_source_normalised_in_the_archives_language(tmp_path):
+    a = SqliteArchive(tmp_path / "a.sqlite", language=Language(name="c", line_comments=("//",)))
     c = cand("#define T 32\nint f() { return T; }  \n")
     a.add(c, None)
-    assert a.find_duplicate(cand("// comment\n#define T 32\n\nint f() { return T; }").source_hash).candidate.id == c.id
-    assert a.find_duplicate(cand("#define T 64\nint f() { return T; }").source_hash) is None
+    assert a.find_duplicate(cand("// comment\n#define T 32\n\nint f() { return T; }")).candidate.id == c.id
+    assert a.find_duplicate(cand("#define T 64\nint f() { return T; }")) is None
+    a.close()
+    # reopened, the archive knows its programs again (by the same language's rules)
+    b = SqliteArchive(tmp_path / "a.sqlite", language=Language(name="c", line_comments=("//",)))
+    assert b.find_duplicate(cand("#define T 32\n// tiles\nint f() { return T; }")).candidate.id == c.id
+    b.close()
 
 
 def test_a_non_archive_file_is_a_clear_error(tmp_path):
@@ -132,12 +140,16 @@ def test_islands_keep_their_own_members_until_ring_migration():
 def test_descriptors_use_compiler_facts_and_source_facts():
     triton = scored("@triton.jit\ndef k():\n    tl.dot(a, b)\nBLOCK = 64  # ksdk:tune [32, 64]\n",
                     ok(1.0, [KernelMeta(name="k", registers=90, shared_mem_bytes=32768, num_warps=4, num_stages=3)]))
-    d = dict(zip(SelectionConfig().descriptors, describe(triton, SelectionConfig().descriptors)))
-    assert d["kernels"] == 1 and d["tl_dot"] is True and d["num_warps"] == 4 and d["num_stages"] == 3
+    d = dict(zip(SelectionConfig().descriptors, describe(triton, SelectionConfig().descriptors, TRITON)))
+    assert d["kernels"] == 1 and d["matmul"] is True and d["num_warps"] == 4 and d["num_stages"] == 3
     assert d["registers"] == 2 and d["shared_mem"] == 2 and d["tunables"] == (("BLOCK", "64"),)
     c = scored("#define TILE 32 // ksdk:tune [8, 32]\n__global__ void k() {}\n", ok(1.0))
-    dc = dict(zip(SelectionConfig().descriptors, describe(c, SelectionConfig().descriptors)))
+    cuda = CudaNvidiaBackend.language
+    dc = dict(zip(SelectionConfig().descriptors, describe(c, SelectionConfig().descriptors, cuda)))
     assert dc["tunables"] == (("TILE", "32"),) and dc["kernels"] == 1 and dc["registers"] is None
+    # what a kernel is, the language says: one that declares nothing has none, and a run from before says tl_dot
+    assert describe(triton, ["kernels", "matmul"]) == (0, False)
+    assert SelectionConfig(descriptors=["tl_dot", "length"]).descriptors == ["matmul", "length"]
 
 
 def test_an_unknown_descriptor_is_refused_when_the_selection_is_configured():

@@ -46,7 +46,7 @@ def test_scripted_llm_evolution_reaches_the_known_best(tmp_path):
     run = tmp_path / "run"
     with ScriptedLLM(replies) as llm:
         summary = api.evolve(QUICKSTART, backend="cpu_c", mutator="llm", model="openai/scripted", api_base=llm.url,
-                             mutator_options={"api_key": "test-key"}, max_candidates=3, mutation_concurrency=1,
+                             api_key="test-key", max_candidates=3, mutation_concurrency=1,
                              out=run, progress=False, handle_signals=False)
         prompts = [json.dumps(r["messages"]) for r in llm.requests]
     assert "Problems with your last answer" in prompts[1]

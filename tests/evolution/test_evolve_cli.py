@@ -7,8 +7,6 @@ import sqlite3
 import subprocess
 import sys
 
-import pytest
-
 from ksdk.cli.main import main
 
 
@@ -77,7 +75,7 @@ def test_ctrl_c_stops_cleanly_saves_and_exits_130(toy_task, tmp_path):
     assert "state saved" in err and f"--resume {run}" in err
     cfg = json.loads((run / "run.json").read_text())
     assert cfg["finished"] is False and cfg["stop_reason"] == "interrupted"
-    assert (run / "report.html").is_file() and (run / "best.py").is_file()
+    assert (run / "report.html").is_file() and (run / "best.toy").is_file()
     assert len(results(run)) >= 2
 
 
@@ -135,6 +133,31 @@ def test_resume_with_a_raised_budget_continues_and_show_reports_it(toy_task, tmp
     assert cli("show", str(run)) == 0
     table = capsys.readouterr().out
     assert "5.000x" in table and "lineage of the best" in table
+    assert "ranked by speedup: each candidate's median over its baseline's" in " ".join(table.split())
+
+
+def test_resuming_a_run_that_stopped_at_its_budget_says_which_budget_to_raise(toy_task, tmp_path, capsys):
+    run = tmp_path / "run"
+    new_run(toy_task, run, 3)
+    capsys.readouterr()
+    assert cli("evolve", "--resume", str(run)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stopped at its budget: max candidates (3) evaluated" in err[0]
+    assert err[0].endswith(f"`ksdk evolve --resume {run} --max-candidates 6`")
+    assert cli("evolve", "--resume", str(run), "--max-candidates", "6", "-q") == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("done (max candidates (6) evaluated): 6 candidates")
+
+
+def test_show_prints_names_and_reasons_as_they_are(toy_task, tmp_path, capsys):
+    odd = tmp_path / "odd[x]_task.py"  # square brackets would be rich markup if not escaped
+    odd.write_text(toy_task.read_text())
+    (tmp_path / "odd[x]_task_seed.toy").write_text("X = 1\nSLEEP = 0\n")
+    run = tmp_path / "run"
+    new_run(odd, run, 2)
+    capsys.readouterr()
+    assert cli("show", str(run)) == 0
+    assert "odd[x]_task on toy_speed" in capsys.readouterr().out
 
 
 def test_resume_refuses_settings_it_would_ignore(toy_task, tmp_path, capsys):

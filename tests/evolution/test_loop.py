@@ -167,7 +167,7 @@ def test_new_run_refuses_a_used_folder(tmp_path):
 def test_report_files_exist_and_the_html_is_self_contained(tmp_path):
     summary, _ = run(tmp_path, max_candidates=6)
     d = tmp_path / "run"
-    assert summary.files["best"].endswith("best.py") and (d / "best.py").read_text().startswith("X = 6")
+    assert summary.files["best"].endswith("best.toy") and (d / "best.toy").read_text().startswith("X = 6")
     png = (d / "progress.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
     page = (d / "report.html").read_text()
@@ -182,7 +182,8 @@ class BrokenHarness(InProcessToyEvaluator):
         from ksdk.models import ErrorKind, EvalResult, Status
 
         self.calls.append(candidate.id)
-        return EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA, message="worker failed to start: no cc")
+        return EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA,
+                          message="worker failed to start: no cc")
 
 
 def test_a_seed_the_harness_cannot_evaluate_stops_the_run_with_the_reason_and_stays_pending(tmp_path):
@@ -353,3 +354,38 @@ def test_a_cancelled_session_records_that_it_was_interrupted(tmp_path):
     asyncio.run(go())
     config = RunConfig.load(tmp_path / "run")
     assert config.stop_reason == "interrupted" and config.finished is False
+
+
+class FailsForGood(Mutator):
+    """One good child (slow to evaluate), then an error no retry can mend, as a rejected API key is."""
+
+    name = "fails_for_good"
+
+    def __init__(self):
+        self.calls = 0
+
+    async def propose(self, request):
+        self.calls += 1
+        if self.calls == 1:
+            return MutationOutcome(candidate=Candidate(source="X = 2\nSLEEP = 0.3\n"), mutation=Mutation(mutator="f"))
+        return MutationOutcome(mutation=Mutation(mutator="f"), fatal=True,
+                               error="llm mutator: the key was rejected: pass --api-key")
+
+
+def test_a_fatal_mutator_error_ends_the_run_with_it_and_lets_evaluations_under_way_finish(tmp_path):
+    mutator = FailsForGood()
+    # one mutation at a time: the second starts once a worker took the first one's child
+    summary, ev = run(tmp_path, mutator=mutator, max_candidates=50, mutation_concurrency=1)
+    assert mutator.calls == 2 and summary.error == "llm mutator: the key was rejected: pass --api-key"
+    assert summary.stop_reason == "mutator error: llm mutator: the key was rejected: pass --api-key"
+    assert summary.evaluated == 2 and summary.best_speedup == 2.0  # the child in flight was still judged
+
+
+def test_a_run_in_which_no_mutation_succeeded_has_an_error(tmp_path):
+    class Prose(Mutator):
+        async def propose(self, request):
+            return MutationOutcome(mutation=Mutation(mutator="prose"), error="the reply holds no program")
+
+    summary, _ = run(tmp_path, mutator=Prose(), max_candidates=5)
+    assert summary.evaluated == 1 and summary.attempts == 50
+    assert summary.error == "no mutation succeeded in 50 attempt(s) (last: the reply holds no program)"

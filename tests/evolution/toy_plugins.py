@@ -12,6 +12,7 @@ import time
 from ksdk.interfaces.backend import Backend, CallReport, CandidateError, Runner
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.interfaces.mutator import MutationOutcome, Mutator
+from ksdk.languages import Language
 from ksdk.models import (Availability, Candidate, DeviceInfo, ErrorKind, EvalResult, EvaluatorInfo, Mutation, Stage,
                          Status, TimingStats)
 
@@ -73,7 +74,7 @@ class ToySpeedRunner(Runner):
 
 class ToySpeedBackend(Backend):
     name = "toy_speed"
-    language = "toy"
+    language = Language(name="toy", extensions=(".toy",), line_comments=("#",))
 
     @classmethod
     def probe(cls):
@@ -114,8 +115,6 @@ class StepMutator(Mutator):
 class InProcessToyEvaluator(Evaluator):
     """Runs ToySpeedBackend in this process (no worker processes), for fast loop tests; counts concurrency."""
 
-    language = "toy"
-
     def __init__(self, workers=1):
         self._workers, self.calls, self.in_flight, self.max_in_flight = workers, [], 0, 0
         self.backend = ToySpeedBackend()
@@ -137,7 +136,8 @@ class InProcessToyEvaluator(Evaluator):
         return r
 
     def info(self):
-        return EvaluatorInfo(backend="toy_speed", workers=self._workers, availability=ToySpeedBackend.probe())
+        return EvaluatorInfo(backend="toy_speed", workers=self._workers, availability=ToySpeedBackend.probe(),
+                             language=ToySpeedBackend.language)
 
     def hints(self):
         return self.backend.hints()

@@ -12,7 +12,8 @@ from ksdk.interfaces.mutator import MutationRequest
 from ksdk.models import Candidate, DeviceInfo, ErrorKind, EvalResult, Mutation, Stage, Status, Task
 from ksdk.mutators.prompts import build_messages, render
 
-TASK_SRC = "import torch\nclass Model(torch.nn.Module):\n    pass\ndef get_inputs(): return []\ndef get_init_inputs(): return []\n"
+TASK_SRC = ("import torch\nclass Model(torch.nn.Module):\n    pass\n"
+            "def get_inputs(): return []\ndef get_init_inputs(): return []\n")
 
 
 def program(tag: str, block: int = 64) -> str:

@@ -30,7 +30,8 @@ def _break(kind: str, run):
         sqlite3.connect(run / "archive.sqlite").execute("CREATE TABLE other (x)").connection.close()
     elif kind == "corrupt row":  # found mid-stream, after the first run's records were written
         con = sqlite3.connect(run / "archive.sqlite")
-        con.execute("UPDATE candidates SET candidate = '{\"source\": 1' WHERE rowid = (SELECT MAX(rowid) FROM candidates)")
+        con.execute("UPDATE candidates SET candidate = '{\"source\": 1' "
+                    "WHERE rowid = (SELECT MAX(rowid) FROM candidates)")
         con.commit()
         con.close()
     elif kind == "empty dir":

@@ -45,7 +45,7 @@ def ok(result) -> bool:
 def expected_sft(runs: list[Path], min_gain: float = 1.05) -> list[tuple[str, int]]:
     seen, keep = set(), []
     for run in runs:
-        for aid, parent, presult, child, cresult, _, _ in raw_steps(run):
+        for aid, _parent, presult, child, cresult, _, _ in raw_steps(run):
             if not (child and ok(presult) and ok(cresult)):
                 continue
             if not presult.get("speedup") or cresult.get("speedup") is None:
@@ -130,7 +130,8 @@ def test_rl_every_step_with_documented_reward(three_runs, tmp_path):
     one = {r["step"]: r for r in recs if r["run"] == "r1"}
     cfg = RewardConfig()
     assert one[6]["outcome"] == "malformed" and one[6]["reward"] == cfg.malformed
-    assert one[6]["completion"] == [{"role": "assistant", "content": "no code here"}] and one[6]["error"] == "reply had no code block"
+    assert one[6]["completion"] == [{"role": "assistant", "content": "no code here"}]
+    assert one[6]["error"] == "reply had no code block"
     assert one[6]["child_result"] is None and one[6]["parent_result"]["status"] == "ok"
     assert one[5]["outcome"] == "build_failed" and one[5]["reward"] == cfg.base
     assert one[4]["outcome"] == "incorrect" and one[4]["reward"] == cfg.base + cfg.compiled

@@ -18,7 +18,8 @@ from .test_export import expected_sft, raw_steps, read_jsonl
 pytest.importorskip("ksdk_cpu_example")
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 
-EDIT = "<<<<<<< SEARCH\n#define LOOP_IKJ 0   // ksdk:tune [0, 1]\n=======\n#define LOOP_IKJ 1   // ksdk:tune [0, 1]\n>>>>>>> REPLACE\n"
+EDIT = ("<<<<<<< SEARCH\n#define LOOP_IKJ 0   // ksdk:tune [0, 1]\n=======\n"
+        "#define LOOP_IKJ 1   // ksdk:tune [0, 1]\n>>>>>>> REPLACE\n")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def evolved(tmp_path_factory):
     task = load_task(QUICKSTART / "matmul.py", correctness_trials=1,
                      timing=TimingSettings(warmup=1, repetitions=3, min_time_ms=0, max_repetitions=3))
     seed = (QUICKSTART / "matmul_seed.c").read_text()
-    full = "```c\n" + seed.replace("x < M * N; x++)", "x < M * N; x += 1)").replace("#define LOOP_IKJ 0", "#define LOOP_IKJ 1") + "```"
+    changed = seed.replace("x < M * N; x++)", "x < M * N; x += 1)").replace("#define LOOP_IKJ 0", "#define LOOP_IKJ 1")
+    full = "```c\n" + changed + "```"
     replies = [EDIT, "I cannot help with that.", full, "```c\nint broken(\n```"]
 
     async def go():
@@ -41,7 +43,7 @@ def evolved(tmp_path_factory):
             await evolve_async(task, mutator="params", out=root / "params", **{**common, "max_candidates": 4})
             with ScriptedLLM(replies) as llm:
                 await evolve_async(task, mutator="llm", model="openai/scripted", api_base=llm.url,
-                                   mutator_options={"api_key": "test", "reply_format": "auto"},
+                                   api_key="test", mutator_options={"reply_format": "auto"},
                                    out=root / "llm", **common)
         finally:
             await ev.close()

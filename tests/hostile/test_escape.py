@@ -143,7 +143,7 @@ def test_no_candidate_meets_an_earlier_ones_leftovers():
     look = sub(triton_good(), "class ModelNew", textwrap.dedent('''
         import json, os, threading
         cache = os.environ["TRITON_CACHE_DIR"]
-        seen = {"patched": torch.add is not getattr(torch, "_C")._VariableFunctions.add and torch.add(1, 1) == "patched",
+        seen = {"patched": torch.add is not torch._C._VariableFunctions.add,
                 "file": os.path.exists("/tmp/left_behind"),
                 "cache": os.path.exists(os.path.join(cache, "poison")),
                 "thread": any(t.name == "leftover" for t in threading.enumerate())}

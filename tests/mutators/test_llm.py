@@ -1,6 +1,7 @@
 """LLMMutator for real through litellm: a local OpenAI-compatible server with scripted replies, and mock_response."""
 
 import asyncio
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from ksdk.mutators.llm import LLMMutator
 from ksdk.mutators.prompts import build_messages
 from ksdk.registry import load
 from ksdk.testing.scripted_llm import ScriptedLLM, ScriptedReply
+from ksdk_triton_nvidia.backend import TRITON
 
 TASK = Task(
     name="relu",
@@ -28,7 +30,8 @@ def request(notes=(), inspirations=()) -> MutationRequest:
                         message="out[0] differs from the reference by 0.5")
     parent = Scored(candidate=Candidate(source=PARENT_SRC, generation=2, island=1), result=failed)
     return MutationRequest(task=TASK, parent=parent, hints="Kernels must be @triton.jit functions.",
-                           backend="triton_nvidia", notes=list(notes), inspirations=list(inspirations))
+                           backend="triton_nvidia", language=TRITON, notes=list(notes),
+                           inspirations=list(inspirations))
 
 
 def propose(mutator: LLMMutator, req: MutationRequest):
@@ -89,10 +92,73 @@ def test_transient_errors_are_retried_then_succeed():
     assert sum("retrying" in n for n in out.mutation.notes) == 2
 
 
-def test_permanent_errors_are_not_retried():
-    with ScriptedLLM([ScriptedReply.error(401, "bad key"), FULL]) as server:
+@pytest.mark.parametrize("status, message, fix", [
+    (401, "Incorrect API key provided", r"rejected the API key \(Incorrect API key provided\): pass --api-key KEY or "
+                                        r"set KSDK_API_KEY"),
+    (403, "project has no access", r"permission denied \(project has no access\): use a key that may call"),
+    (404, "The model `x` does not exist", r"openai/scripted not found at http://127\.0\.0\.1:\d+/v1 .*check --model"),
+    (400, "This model's maximum context length is 8192 tokens", r"context window .*max_prompt_chars"),
+    (400, "temperature must be <= 2", r"rejected the request as invalid \(temperature must be <= 2\)"),
+    (422, "unprocessable", r"rejected the request as invalid"),
+])
+def test_errors_no_retry_can_mend_are_fatal_at_once_and_name_the_fix(status, message, fix):
+    with ScriptedLLM([ScriptedReply.error(status, message), FULL]) as server:
         out = propose(scripted(server, retries=3), request())
-    assert out.candidate is None and "AuthenticationError" in out.error and len(server.requests) == 1
+    assert out.candidate is None and out.fatal and len(server.requests) == 1
+    assert re.search(fix, out.error) and "\n" not in out.error
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_rate_limits_and_server_errors_are_retried_and_never_fatal(status):
+    with ScriptedLLM([ScriptedReply.error(status)] * 2) as server:
+        out = propose(scripted(server, retries=1), request())
+    assert out.candidate is None and not out.fatal and "after 2 attempt(s)" in out.error
+    assert len(server.requests) == 2
+
+
+def test_a_server_that_needs_no_key_is_reached_without_one(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("KSDK_API_KEY", raising=False)
+    with ScriptedLLM([FULL]) as server:
+        out = propose(LLMMutator(model="openai/scripted", api_base=server.url), request())
+    assert out.error is None and len(server.requests) == 1 and server.keys[0] not in (None, "")
+
+
+def test_the_key_comes_from_the_argument_else_ksdk_api_key(monkeypatch):
+    monkeypatch.setenv("KSDK_API_KEY", "from-env")
+    with ScriptedLLM([FULL, FULL]) as server:
+        propose(LLMMutator(model="openai/scripted", api_base=server.url), request())
+        propose(LLMMutator(model="openai/scripted", api_base=server.url, api_key="given"), request())
+    assert server.keys == ["from-env", "given"]
+
+
+def test_no_key_and_no_server_is_fatal_before_any_request(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("KSDK_API_KEY", raising=False)
+    out = propose(LLMMutator(model="openai/gpt-4o", retries=3, backoff_s=0.01), request())
+    assert out.fatal and "no API key for openai/gpt-4o: pass --api-key KEY or set KSDK_API_KEY" in out.error
+    assert "OPENAI_API_KEY" in out.error and not any("retrying" in n for n in out.mutation.notes)
+
+
+def test_each_call_sends_its_own_seed_drawn_from_the_run_seed():
+    def seeds(run_seed):
+        with ScriptedLLM([FULL] * 3) as server:
+            mutator = scripted(server, seed=run_seed)
+            for _ in range(3):
+                propose(mutator, request())
+        return [r["seed"] for r in server.requests]
+
+    first = seeds(7)
+    assert len(set(first)) == 3 and seeds(7) == first and seeds(8) != first
+
+
+def test_mock_response_errors_through_litellm_retry_or_stop():
+    limited = propose(LLMMutator(model="openai/gpt-4o", mock_response="litellm.RateLimitError", retries=1,
+                                 backoff_s=0.01), request())
+    assert not limited.fatal and "RateLimitError" in limited.error and "retrying" in limited.mutation.notes[0]
+    too_long = propose(LLMMutator(model="openai/gpt-4o", mock_response="litellm.ContextWindowExceededError",
+                                  retries=3), request())
+    assert too_long.fatal and "context window" in too_long.error and too_long.mutation.notes == []
 
 
 def test_a_slow_reply_times_out():
@@ -197,3 +263,11 @@ def test_a_parent_that_mentions_feedback_in_braces_is_shown_verbatim():
     req.parent.candidate.source = src
     user = build_messages(req)[-1]["content"]
     assert src.rstrip() in user  # edits must be able to quote the program exactly as it is
+
+
+def test_without_litellm_the_llm_mutator_says_which_extra_to_install():
+    code = ("import sys; sys.modules['litellm'] = None\n"
+            "from ksdk.errors import PluginError\nfrom ksdk.mutators.llm import LLMMutator\n"
+            "try:\n    LLMMutator(model='openai/x')\nexcept PluginError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 'pip install "ksdk[llm]"' in out.stdout

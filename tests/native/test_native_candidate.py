@@ -16,14 +16,15 @@ def test_block_comment_header_single_launch():
     c = parse_candidate(src)
     assert c.kernels == ["k"] and c.defines == {"B": 128} and c.header_line == 1
     plan = resolve(c, [ArrayInfo((1000,), 4)], [ArrayInfo((1000,), 4)], [], [])
-    l = plan.launches[0]
-    assert (l.grid, l.block, l.shared_mem) == ((8,), (128,), 0)
-    assert l.args == ["in0", "out0", "n"] and plan.scalars == {"n": ("int64", 1000)}
+    launch = plan.launches[0]
+    assert (launch.grid, launch.block, launch.shared_mem) == ((8,), (128,), 0)
+    assert launch.args == ["in0", "out0", "n"] and plan.scalars == {"n": ("int64", 1000)}
 
 
 def test_line_comment_header_and_several_launches_with_args_and_workspaces():
     src = ('#include <x.h>\n// ksdk:launch {"launches": [\n'
-           '//   {"kernel": "k", "grid": [4, 2], "block": [32, 8], "shared_mem": "32 * 8 * 4", "args": ["in0", "ws"]},\n'
+           '//   {"kernel": "k", "grid": [4, 2], "block": [32, 8], "shared_mem": "32 * 8 * 4", '
+           '"args": ["in0", "ws"]},\n'
            '//   {"kernel": "k", "grid": ["in0.shape[0]"], "block": [64], "args": ["ws", "out0", "p0", "scale"]}],\n'
            '//  "scalars": [{"name": "scale", "type": "float32", "value": "init0 / 2"}],\n'
            '//  "workspaces": [{"name": "ws", "bytes": "out0.nbytes * 2"}]}\n' + KERNEL)
@@ -37,7 +38,8 @@ def test_line_comment_header_and_several_launches_with_args_and_workspaces():
 
 @pytest.mark.parametrize("src, kind, line, text", [
     (KERNEL, ErrorKind.MISSING_ENTRY, None, "no launch description"),
-    ('\n\n/* ksdk:launch {"kernel": "k", "grid": [1],\n "block": [1],} */\n' + KERNEL, ErrorKind.SYNTAX, 4, "not valid JSON"),
+    ('\n\n/* ksdk:launch {"kernel": "k", "grid": [1],\n "block": [1],} */\n' + KERNEL, ErrorKind.SYNTAX, 4,
+     "not valid JSON"),
     ('/* ksdk:launch {"kernel": "k", "grid": [1]} */\n' + KERNEL, ErrorKind.SYNTAX, 1, "'launches.0.block'"),
     ('/* ksdk:launch {"kernel": "other", "grid": [1], "block": [1]} */\n' + KERNEL, ErrorKind.MISSING_ENTRY, 1,
      "kernel 'other'"),

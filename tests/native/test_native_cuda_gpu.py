@@ -93,7 +93,8 @@ def test_hanging_kernel_times_out_and_the_next_verdict_is_fine():
 
 def test_compute_once_then_skip_is_a_reward_hack():
     """The last block to finish sets a device flag; later launches return at once (outputs stay poisoned)."""
-    cheat = cuda().replace("extern \"C\"", "__device__ int done;\n__device__ unsigned int finished;\nextern \"C\"").replace(
+    flags = "__device__ int done;\n__device__ unsigned int finished;\nextern \"C\""
+    cheat = cuda().replace("extern \"C\"", flags).replace(
         "    if (i < n) out[i] = a[i] + b[i];",
         "    if (done) return;\n    if (i < n) out[i] = a[i] + b[i];\n    __syncthreads();\n"
         "    if (threadIdx.x == 0 && atomicAdd(&finished, 1u) == gridDim.x - 1) done = 1;")

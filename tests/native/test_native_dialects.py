@@ -15,7 +15,6 @@ from ksdk_maca_metax.backend import MacaMetaxBackend
 from ksdk_native.cdefs import SIGNATURES, cdef_text
 from ksdk_native.compiler import CompileError, compile_source, first_error_line
 from ksdk_native.dialect import CUDA, DIALECTS, MACA, ToolchainNotFound, locate, target_arch
-from nativekit import host_kernel
 
 
 @pytest.mark.parametrize("dialect", list(DIALECTS.values()), ids=list(DIALECTS))
@@ -82,7 +81,7 @@ def test_nvcc_really_compiles_a_candidate_to_a_cubin_and_maps_errors():
     with pytest.raises(CompileError) as e:
         compile_source(CUDA, shutil.which("nvcc"), broken, "sm_90")
     assert e.value.line == broken.splitlines().index(
-        next(l for l in broken.splitlines() if "undefined_bias" in l)) + 1
+        next(line for line in broken.splitlines() if "undefined_bias" in line)) + 1
     assert "candidate.cu(" in e.value.message and "/tmp/" not in e.value.message
 
 

@@ -86,7 +86,7 @@ def test_compile_error_points_at_the_candidate_line(maca_root):
     src = host_kernel().replace("int64_t n = ", "int64_t n = undefined_thing + ")
     r, _ = run(src)
     assert (r.stage, r.error_kind) == (Stage.COMPILE, ErrorKind.COMPILE)
-    assert r.line == src.splitlines().index(next(l for l in src.splitlines() if "undefined_thing" in l)) + 1
+    assert r.line == src.splitlines().index(next(line for line in src.splitlines() if "undefined_thing" in line)) + 1
     assert "candidate.maca" in r.message and "/tmp/" not in r.message
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import toy_backend as toy
 from service_proc import Service
-from ksdk.cli.eval_cmd import make_evaluator
+from ksdk.evaluation import make_evaluator
 from ksdk.errors import KsdkError
 from ksdk.models import Candidate
 from ksdk.service.multi import MultiEvaluator

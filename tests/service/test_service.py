@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -64,14 +63,14 @@ def test_health_is_open_and_info_needs_the_token(shared_service):
     assert r.status_code == 401 and "bearer token" in r.json()["detail"]
     info = httpx.get(f"{svc.url}/info", headers=auth(svc)).json()
     assert info["backend"] == "toy_py" and info["workers"] == 2 and info["auth"] is True
-    assert info["language"] == "toy_py" and info["hints"] == "toy hints: numpy only"
+    assert info["language"]["name"] == "toy_py" and info["hints"] == "toy hints: numpy only"
     assert info["availability"]["devices"][0]["name"] == "toy-cpu"
 
 
 def test_verdicts_through_the_service_evaluator(shared_service):
     svc = shared_service
     ev = ServiceEvaluator(svc.url, token=svc.token, backend="toy_py")
-    assert ev.workers == 2 and ev.info().backend == "toy_py" and ev.language == "toy_py"
+    assert ev.workers == 2 and ev.info().backend == "toy_py" and ev.info().language.name == "toy_py"
     good, wrong = cand(toy.GOOD.format(n=1)), cand(toy.WRONG)
     r_good, r_wrong = run(evaluate_all(ev, task(), [good, wrong]))
     assert r_good.correct and r_good.candidate_id == good.id and r_good.speedup is not None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ksdk.interfaces.backend import Backend, CallReport, CandidateError, Runner
 from ksdk.models import Availability, DeviceInfo, ErrorKind, EvalResult
+from ksdk.languages import Language
 
 NAME = "toy_py"
 MODULE = "ksdk_toy_py_backend"
@@ -92,7 +93,7 @@ class ToyPyRunner(Runner):
 
 class ToyPyBackend(Backend):
     name = NAME
-    language = "toy_py"
+    language = Language(name="toy_py", extensions=(".py",), fence_tags=("python",), line_comments=("#",))
     version = "0.0.1"
 
     @classmethod
@@ -141,7 +142,8 @@ def make_site(root: Path) -> Path:
     from ksdk.testing.plugins import plugin_site
 
     return plugin_site(Path(root) / "toy_site", "ksdk-toy-py", "0.0.1", {MODULE: Path(__file__).read_text()},
-                       {"ksdk.backends": {NAME: f"{MODULE}:ToyPyBackend", f"{NAME}_other": f"{MODULE}:ToyPyOtherBackend"}})
+                       {"ksdk.backends": {NAME: f"{MODULE}:ToyPyBackend",
+                                          f"{NAME}_other": f"{MODULE}:ToyPyOtherBackend"}})
 
 
 def env_with(site: Path, **extra: str) -> dict[str, str]:

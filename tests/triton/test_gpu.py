@@ -7,9 +7,9 @@ import math
 import pytest
 
 from ksdk.models import ErrorKind, Stage, Status
-from ksdk_triton_nvidia.conformance import GOOD, TASK
+from ksdk_triton_nvidia.conformance import GOOD
 
-from tritonkit import HERE, evaluate_all, evaluate_in_order, example, small_task
+from tritonkit import HERE, evaluate_in_order, example, small_task
 
 pytestmark = pytest.mark.gpu
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ksdk.models import ErrorKind, Stage, Status
-from ksdk_triton_nvidia.conformance import GOOD, TASK
+from ksdk_triton_nvidia.conformance import GOOD
 
 from tritonkit import evaluate_all, evaluate_in_order, small_task
 

@@ -7,13 +7,15 @@ from typing import Optional
 
 from ksdk.interfaces.backend import Backend, RunContext, Runner
 from ksdk.models import Availability
+from ksdk.languages import Language
 from ksdk_cpu_example import __version__
 from ksdk_cpu_example import probe as _probe
 
 HINTS = """\
 Candidates are plain C (GNU C11), compiled with `cc -O2 -march=native` into a shared object and called once per run.
 - Define the entry function with exactly the prototype the task states (default name `kernel`):
-  void kernel(<inputs as const T*>, <model weights as const T*>, <outputs as T*>, <long: every dim of every input, then of every weight>)
+  void kernel(<inputs as const T*>, <model weights as const T*>, <outputs as T*>,
+              <long: every dim of every input, then of every weight>)
   float32 is `float`, float64 `double`, int64 `int64_t`; all tensors are C-contiguous, row-major.
 - Write every element of every output (outputs start as NaN); never write to inputs.
 - Single thread only: no OpenMP, no pthreads. Speed comes from loop order (unit-stride inner loops),
@@ -25,12 +27,17 @@ Candidates are plain C (GNU C11), compiled with `cc -O2 -march=native` into a sh
 
 BASELINE_LABEL = "naive C kernel shipped with the task (C_BASELINE), same compiler and flags, same inputs, 1 thread"
 
+# What ksdk needs to know about C to find seeds, read LLM replies, spot duplicates and name exported files.
+C = Language(name="c", extensions=(".c", ".h"), fence_tags=("c", "h", "cpp", "c++"), line_comments=("//",),
+             program_patterns=(r"\{", r";", r"^\s*(#include|#define|extern|static|typedef|struct|const|int|void|float|"
+                                         r"double|long|unsigned)\b"))
+
 
 class CpuCBackend(Backend):
     """Candidates are C source defining the task's entry function; the device is this CPU."""
 
     name = "cpu_c"
-    language = "c"
+    language = C
     version = __version__
     needs_params = True  # the entry function receives the reference model's weights
 

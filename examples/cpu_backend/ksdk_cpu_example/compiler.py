@@ -117,7 +117,8 @@ def compile_source(source: str, prototype: str) -> Path:
     # The prototype is force-included, so a definition with other parameter types is a compile error
     # ("conflicting types") instead of silently reading garbage through the ABI.
     header = "#include <stdint.h>\n#include <stddef.h>\n" + prototype + "\n"
-    key = hashlib.sha256("\0".join([source, header, cc, compiler_version(), *CFLAGS, *LDFLAGS]).encode()).hexdigest()[:24]
+    key = hashlib.sha256("\0".join([source, header, cc, compiler_version(), *CFLAGS, *LDFLAGS]).encode())
+    key = key.hexdigest()[:24]
     cache = _cache_dir()
     if cache is None:
         cache = Path(tempfile.mkdtemp(prefix="ksdk-cpu-c-"))  # private (0700), this process only

@@ -1,6 +1,5 @@
 """Trick: write the result into the input tensor and return it (no new output memory)."""
 
-import torch
 import torch.nn as nn
 import triton
 import triton.language as tl

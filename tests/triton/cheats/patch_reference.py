@@ -20,7 +20,7 @@ def launch(x, y, out, scale):
     fused_kernel[(triton.cdiv(n, 256),)](x, y, out, n, scale, BLOCK=256)
     return out
 
-import sys
+import sys  # noqa: E402  (the trick's own imports, kept beside it)
 
 
 def _zeros_forward(self, x, y):
