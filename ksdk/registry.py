@@ -107,3 +107,16 @@ def load(kind: str, name: str) -> Any:
 def load_backend(name: str):
     """The Backend class registered as `name`."""
     return load("backends", name)
+
+
+def make_evaluator(backend: str, url: Optional[str] = None, **kwargs: Any):
+    """A LocalEvaluator for `backend`, or a `ksdk serve` client when a URL is given (URL1,URL2: one pool)."""
+    if url:
+        cls = load("evaluators", "service")
+        urls = [u.strip() for u in url.split(",") if u.strip()]
+        if len(urls) > 1:  # several services of one backend (one per GPU or machine) used as one pool
+            from ksdk.service.multi import MultiEvaluator
+
+            return MultiEvaluator([cls(u, backend=backend, **kwargs) for u in urls])
+        return cls(urls[0] if urls else url, backend=backend, **kwargs)
+    return load("evaluators", "local")(backend, **kwargs)

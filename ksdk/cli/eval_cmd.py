@@ -9,6 +9,7 @@ import typer
 
 from ksdk.cli.main import app
 from ksdk.errors import KsdkError
+from ksdk.registry import make_evaluator
 
 
 def _timing(st) -> str:
@@ -85,19 +86,3 @@ def eval_(
         render_result(result)
     if not result.correct:
         raise typer.Exit(1)
-
-
-def make_evaluator(backend: str, url: Optional[str] = None, **kwargs):
-    """A LocalEvaluator for `backend`, or a service client when a URL is given (through the registry)."""
-    from ksdk.registry import load
-
-    if url:
-        cls = load("evaluators", "service")
-        urls = [u.strip() for u in url.split(",") if u.strip()]
-        if len(urls) > 1:  # several services of one backend (one per GPU or machine) used as one pool
-            from ksdk.service.multi import MultiEvaluator
-
-            return MultiEvaluator([cls(u, backend=backend, **kwargs) for u in urls])
-        return cls(urls[0] if urls else url, backend=backend, **kwargs)
-    cls = load("evaluators", "local")
-    return cls(backend, **kwargs)

@@ -125,7 +125,7 @@ def make_mutator(name: str, models: list[str], api_base: Optional[str], options:
 
 def make_evaluator(backend: str, url: Optional[str], workers: Optional[int]) -> Evaluator:
     """The evaluator for a backend: local worker processes, or a `ksdk serve` service when a URL is given."""
-    from ksdk.cli.eval_cmd import make_evaluator as _make
+    from ksdk.registry import make_evaluator as _make
 
     return _make(backend, url, **({"workers": workers} if workers else {}))
 
@@ -277,17 +277,20 @@ def resume(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None, m
 async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None,
                        max_minutes: Optional[float] = None, max_cost: Optional[float] = None,
                        max_gpu_seconds: Optional[float] = None, target_speedup: Optional[float] = None,
-                       progress: bool = True, handle_signals: bool = True) -> RunSummary:
-    """`resume` for code already inside an event loop."""
+                       progress: bool = True, handle_signals: bool = True,
+                       evaluator: Optional[Evaluator] = None) -> RunSummary:
+    """`resume` for code already inside an event loop. `evaluator` (yours to close; of the run's backend) replaces
+    the one run.json describes, e.g. to resume many runs on a shared pool (`ksdk bench`)."""
     run_dir = Path(run_dir)
     config = RunConfig.load(run_dir)
     with _lock(run_dir):
         return await _resume_locked(run_dir, config, max_candidates, max_minutes, max_cost, max_gpu_seconds,
-                                    target_speedup, progress, handle_signals)
+                                    target_speedup, progress, handle_signals, evaluator)
 
 
 async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_minutes, max_cost, max_gpu_seconds,
-                         target_speedup, progress: bool, handle_signals: bool) -> RunSummary:
+                         target_speedup, progress: bool, handle_signals: bool,
+                         given: Optional[Evaluator] = None) -> RunSummary:
     from ksdk.tasks import load_task
 
     config.budgets = config.budgets.merged(max_candidates=max_candidates, max_minutes=max_minutes,
@@ -296,18 +299,23 @@ async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_m
     t = load_task(run_dir / TASK_FILE, name=config.task_name)
     t.path = config.task_path or t.path
     spent = _spent(run_dir)
-    evaluator = make_evaluator(config.backend, config.evaluator_url, config.workers)
+    if given is not None and given.info().backend != config.backend:
+        raise KsdkError(f"{run_dir} runs on backend {config.backend}; the evaluator given runs "
+                        f"{given.info().backend}: resume it on an evaluator of {config.backend}")
+    evaluator = given or make_evaluator(config.backend, config.evaluator_url, config.workers)
     try:
         left = None if config.budgets.max_cost_usd is None else max(config.budgets.max_cost_usd - spent, 0.0)
         mut = make_mutator(config.mutator, config.models, config.api_base, config.mutator_options,
                            config.random_seed, left)
     except BaseException:
-        await evaluator.close()
+        if given is None:
+            await evaluator.close()
         raise
     config.resumed_at.append(time.time())
     config.finished = False
     config.save(run_dir)
-    return await _session(config, run_dir, t, evaluator, mut, None, progress, handle_signals, own=(True, True))
+    return await _session(config, run_dir, t, evaluator, mut, None, progress, handle_signals,
+                          own=(given is None, True))
 
 
 def _lock(run_dir: Path):
