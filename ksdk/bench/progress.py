@@ -55,7 +55,8 @@ class BenchProgress:
         if self.live:
             from rich.live import Live
 
-            self._live = Live(self._render(), console=self.console, refresh_per_second=2, transient=False)
+            self._live = Live(console=self.console, refresh_per_second=2, transient=False,
+                              get_renderable=self._render)  # re-rendered each refresh: running times tick
             self._live.start()
         else:
             self.console.print(f"{self.title}: {self.counts()}", soft_wrap=True)
@@ -76,13 +77,13 @@ class BenchProgress:
 
     def stop(self) -> None:
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.refresh()
             self._live.stop()
             self._live = None
 
     def _refresh(self) -> None:
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.refresh()
 
     def _render(self):
         from rich.console import Group
@@ -90,15 +91,15 @@ class BenchProgress:
         from rich.table import Table
 
         t = Table(title=self.title, expand=False)
-        for col in ("problem", "state", "speedup", "wall s"):
+        for col in ("problem", "state", "speedup", "candidates", "wall s"):
             t.add_column(col)
         now = time.monotonic()
-        for pid, (where, since) in self.running.items():
-            t.add_row(pid, f"running on {where}", "", f"{now - since:.0f}")
+        for pid, (where, since) in list(self.running.items()):
+            t.add_row(pid, f"running on {where}", "", "", f"{now - since:.0f}")
         for r in self.done[-RECENT:]:
             style = "green" if r.correct else "red"
             t.add_row(r.id, f"[{style}]{verdict_text(r)}[/]" + (" [yellow](flagged)[/]" if r.flag else ""),
-                      speedup_text(r), f"{r.wall_s:.1f}")
+                      speedup_text(r), str(r.evaluated) if r.evaluated is not None else "", f"{r.wall_s:.1f}")
         bar = Table.grid(padding=(0, 1))
         bar.add_row(ProgressBar(total=max(self.total, 1), completed=len(self.done), width=40), self.counts())
         return Group(t, bar)

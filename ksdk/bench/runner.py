@@ -205,8 +205,9 @@ async def run_config(config: BenchConfig, out: Union[str, Path], evaluators: lis
         await mut.close()  # built once up front: a bad mutator setting fails here, not once per problem
     store.save_config(config)
 
-    lanes = [Lane(e, _lane_label(e, i), 1 if config.mode == "evolve" else max(1, e.workers))
-             for i, e in enumerate(evaluators)]
+    labels = [_lane_label(e, i) for i, e in enumerate(evaluators)]
+    labels = [f"{t} #{labels[:i].count(t) + 1}" if labels.count(t) > 1 else t for i, t in enumerate(labels)]
+    lanes = [Lane(e, t, 1 if config.mode == "evolve" else max(1, e.workers)) for e, t in zip(evaluators, labels)]
     view = BenchProgress(len(found), [r for r in records.values() if r is not None and r.verdict != INFRA],
                          title=f"ksdk bench {Path(config.suite).name}: {config.describe()}", enabled=progress)
     queue: asyncio.Queue[Problem] = asyncio.Queue()
@@ -223,10 +224,11 @@ async def run_config(config: BenchConfig, out: Union[str, Path], evaluators: lis
                                             seed_files.get(problem.id))
             except KsdkError as e:  # the harness or a service failed on this problem: retried on the next run
                 record = _bare(problem, INFRA, message=str(e))
+            record.where = lane.label
             store.save_record(record, problem)
             records[problem.id] = record
-            view.finished(record)
             store.save_summary(_summary(config, store, found, records, lanes, time.perf_counter() - t0))
+            view.finished(record)  # after it is stored: a bench killed after this line keeps the problem
 
     feeders = [asyncio.ensure_future(feed(lane)) for lane in lanes for _ in range(lane.slots)]
     main = asyncio.gather(*feeders)

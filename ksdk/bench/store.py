@@ -81,6 +81,7 @@ class ProblemRecord(Model):
     peak_memory_bytes: Optional[int] = Field(None, description="the evaluation's peak device memory, when the "
                                              "backend reports one (EvalResult.device.extra['peak_memory_bytes'])")
     device: str = ""
+    where: str = Field("", description="the evaluator it ran on (device, service URL, Ray)")
     wall_s: float = 0.0
     candidate: Optional[str] = Field(None, description="the candidate file (or, for --evolve, the best one)")
     run_dir: Optional[str] = None

@@ -1,5 +1,5 @@
 /* Seed: ReLU, UNROLL elements per step. */
-#define UNROLL 1  // ksdk:tune [1, 2, 4]
+#define UNROLL 1  // ksdk:tune [1, 2, 4, 8]
 
 void kernel(const float* restrict x, float* restrict y, long d0, long d1) {
     const long n = d0 * d1;

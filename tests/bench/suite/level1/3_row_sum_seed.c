@@ -1,5 +1,5 @@
 /* Seed: the sum of each row, ACCS partial sums at a time. */
-#define ACCS 1  // ksdk:tune [1, 2, 4]
+#define ACCS 1  // ksdk:tune [1, 2, 4, 8]
 
 void kernel(const float* restrict x, float* restrict y, long rows, long cols) {
     for (long r = 0; r < rows; r++) {

@@ -1,5 +1,5 @@
 /* Seed: relu(a + b), UNROLL elements per step. */
-#define UNROLL 1  // ksdk:tune [1, 2, 4]
+#define UNROLL 1  // ksdk:tune [1, 2, 4, 8]
 
 void kernel(const float* restrict a, const float* restrict b, float* restrict y, long na, long nb) {
     (void)nb;
