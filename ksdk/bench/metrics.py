@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from ksdk.models import Model
 
 FAST_PS = (1.0, 1.5, 2.0)
-Outcome = tuple[bool, Optional[float]]
+Outcome = tuple[bool, float | None]
 
 
 def p_key(p: float) -> str:
@@ -30,14 +30,14 @@ def fast_p(outcomes: Sequence[Outcome], p: float) -> float:
     return sum(1 for ok, s in outcomes if ok and s is not None and s >= p) / len(outcomes)
 
 
-def geomean(values: Sequence[float]) -> Optional[float]:
+def geomean(values: Sequence[float]) -> float | None:
     """Geometric mean of positive values (None for none)."""
     if not values:
         return None
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def amsr(outcomes: Sequence[Outcome], failed_as: float) -> Optional[float]:
+def amsr(outcomes: Sequence[Outcome], failed_as: float) -> float | None:
     """Average over all problems of each problem's best verified speedup, a problem with no correct kernel counting
     as `failed_as` (0: nothing gained; 1: the reference is kept). None when a correct problem is untimed (its
     speedup is unknown, so no average over all problems exists)."""
@@ -55,11 +55,11 @@ class Metrics(Model):
     infra_errors: int = 0
     correctness_rate: float = 0.0
     fast_p: dict[str, float]
-    mean_speedup: Optional[float] = None
-    geomean_speedup: Optional[float] = None
-    median_speedup: Optional[float] = None
-    amsr_failed_as_0: Optional[float] = None
-    amsr_failed_as_1: Optional[float] = None
+    mean_speedup: float | None = None
+    geomean_speedup: float | None = None
+    median_speedup: float | None = None
+    amsr_failed_as_0: float | None = None
+    amsr_failed_as_1: float | None = None
 
 
 def compute(outcomes: Sequence[Outcome], infra_errors: int = 0) -> Metrics:

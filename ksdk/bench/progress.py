@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional
 
 from ksdk.bench.store import ProblemRecord
 
@@ -28,7 +27,7 @@ class BenchProgress:
     """Shows a bench as it runs. `done` are the records a continued bench already had."""
 
     def __init__(self, total: int, done: list[ProblemRecord], title: str, enabled: bool = True, stream=None,
-                 live: Optional[bool] = None):
+                 live: bool | None = None):
         from rich.console import Console
 
         self.total, self.title, self.enabled = total, title, enabled

@@ -3,8 +3,8 @@ benches side by side (`ksdk bench --compare`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from ksdk.bench.metrics import FAST_PS, Metrics, fast_p, p_key
 from ksdk.bench.progress import speedup_text, verdict_text
@@ -16,7 +16,7 @@ METRIC_COLUMNS = (["problems", "correct"] + [f"fast_{p_key(p)}" for p in FAST_PS
                   + ["mean", "geomean", "AMSR (fail=0)", "AMSR (fail=1x)"])
 
 
-def _x(v: Optional[float]) -> str:
+def _x(v: float | None) -> str:
     return f"{v:.3f}x" if v is not None else "-"
 
 
@@ -35,7 +35,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
             + ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows])
 
 
-def _memory(n: Optional[int]) -> str:
+def _memory(n: int | None) -> str:
     return f"{n / 2**20:.1f} MiB" if n is not None else "-"
 
 
@@ -46,8 +46,8 @@ def markdown(s: BenchSummary) -> str:
     lines = [f"# ksdk bench: {Path(c.suite).name}" + (f" ({c.label})" if c.label else ""), "",
              f"{c.describe()}; device {s.device or '-'}; {state}.", "", "## Metrics", ""]
     lines += _table(["level"] + list(METRIC_COLUMNS), [[k] + metric_cells(m) for k, m in s.metrics.items()])
-    lines += ["", "fast_p: share of all problems that are correct and at least p times faster. Mean and geomean: "
-              "over the correct, timed problems."]
+    lines += ["", ("fast_p: share of all problems that are correct and at least p times faster. Mean and geomean: "
+                   "over the correct, timed problems.")]
     lines += [f"- {n}" for n in s.notes]
     if s.flags:
         lines += ["", "## Flags", ""] + [f"- {f}" for f in s.flags]

@@ -8,19 +8,33 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 from ksdk.bench.progress import BenchProgress
-from ksdk.bench.store import (CORRECT, INCORRECT, INFRA, NO_CANDIDATE, SELF_CHECK_BAND, BenchConfig, BenchStore,
-                              BenchSummary, Mode, ProblemRecord, metrics_by_level)
+from ksdk.bench.store import (
+    CORRECT,
+    INCORRECT,
+    INFRA,
+    NO_CANDIDATE,
+    SELF_CHECK_BAND,
+    BenchConfig,
+    BenchStore,
+    BenchSummary,
+    Mode,
+    ProblemRecord,
+    metrics_by_level,
+)
 from ksdk.bench.suite import Problem, discover, match_file
 from ksdk.errors import KsdkError, PluginError
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.models import Candidate, EvalResult, Mutation, Status
 
 BUDGET_NAMES = ("max_candidates", "max_minutes", "max_cost", "max_gpu_seconds", "target_speedup")
+AMSR_NOTE = ("AMSR is the average over all problems of each one's best verified speedup; a problem without a correct "
+             "kernel counts as 0 in 'AMSR (fail=0)' and as 1x (the reference kept) in 'AMSR (fail=1x)'")
 SELF_CHECK_SUFFIX = "\n\n# ksdk bench --self-check: the reference is its own candidate\nModelNew = Model\n"
 
 
@@ -33,9 +47,9 @@ class Lane:
     slots: int
 
 
-async def make_evaluators(backend: Optional[str], evaluator_urls: Sequence[str] = (), ray: bool = False,
-                          ray_address: Optional[str] = None, devices: Optional[Sequence[int]] = None,
-                          workers: Optional[int] = None) -> list[Evaluator]:
+async def make_evaluators(backend: str | None, evaluator_urls: Sequence[str] = (), ray: bool = False,
+                          ray_address: str | None = None, devices: Sequence[int] | None = None,
+                          workers: int | None = None) -> list[Evaluator]:
     """The evaluators a bench spreads its problems over (the caller closes them): one per `ksdk serve` URL (URL1,URL2
     is one pool), one Ray pool, or else one local evaluator per device of `backend` (`workers` each, default 1).
     All must run one backend."""
@@ -95,20 +109,20 @@ def is_python(language: str) -> bool:
     return language == "python" or ".py" in extensions_of(language)
 
 
-def bench(suite: Union[str, Path], *, mode: Mode, out: Union[str, Path], backend: Optional[str] = None,
-          evaluators: Optional[list[Evaluator]] = None, **options: Any) -> BenchSummary:
+def bench(suite: str | Path, *, mode: Mode, out: str | Path, backend: str | None = None,
+          evaluators: list[Evaluator] | None = None, **options: Any) -> BenchSummary:
     """Run (or continue) a bench; see `bench_async` for the arguments."""
     return asyncio.run(bench_async(suite, mode=mode, out=out, backend=backend, evaluators=evaluators, **options))
 
 
-async def bench_async(suite: Union[str, Path], *, mode: Mode, out: Union[str, Path], backend: Optional[str] = None,
-                      evaluators: Optional[list[Evaluator]] = None, levels: Sequence[int] = (),
-                      problems: Sequence[str] = (), candidates: Union[str, Path, None] = None,
-                      seeds: Union[str, Path, None] = None, mutator: str = "params", models: Sequence[str] = (),
-                      api_base: Optional[str] = None, mutator_options: Optional[dict[str, Any]] = None,
-                      budgets: Optional[dict[str, float]] = None, random_seed: int = 0, label: str = "",
-                      evaluator_urls: Sequence[str] = (), ray: bool = False, ray_address: Optional[str] = None,
-                      devices: Optional[Sequence[int]] = None, workers: Optional[int] = None,
+async def bench_async(suite: str | Path, *, mode: Mode, out: str | Path, backend: str | None = None,
+                      evaluators: list[Evaluator] | None = None, levels: Sequence[int] = (),
+                      problems: Sequence[str] = (), candidates: str | Path | None = None,
+                      seeds: str | Path | None = None, mutator: str = "params", models: Sequence[str] = (),
+                      api_base: str | None = None, mutator_options: dict[str, Any] | None = None,
+                      budgets: dict[str, float] | None = None, random_seed: int = 0, label: str = "",
+                      evaluator_urls: Sequence[str] = (), ray: bool = False, ray_address: str | None = None,
+                      devices: Sequence[int] | None = None, workers: int | None = None,
                       progress: bool = True, handle_signals: bool = True) -> BenchSummary:
     """Run the problems of `suite` in one `mode` into the folder `out`; a folder that holds a bench with the same
     settings is continued (problems with a stored verdict are not redone; harness errors are tried again).
@@ -150,15 +164,15 @@ async def bench_async(suite: Union[str, Path], *, mode: Mode, out: Union[str, Pa
                 await e.close()
 
 
-def resume_bench(out: Union[str, Path], **options: Any) -> BenchSummary:
+def resume_bench(out: str | Path, **options: Any) -> BenchSummary:
     """Continue the bench stored in `out` with its own settings (evaluators as in `bench_async`)."""
     return asyncio.run(resume_bench_async(out, **options))
 
 
-async def resume_bench_async(out: Union[str, Path], *, evaluators: Optional[list[Evaluator]] = None,
+async def resume_bench_async(out: str | Path, *, evaluators: list[Evaluator] | None = None,
                              evaluator_urls: Sequence[str] = (), ray: bool = False,
-                             ray_address: Optional[str] = None, devices: Optional[Sequence[int]] = None,
-                             workers: Optional[int] = None, progress: bool = True,
+                             ray_address: str | None = None, devices: Sequence[int] | None = None,
+                             workers: int | None = None, progress: bool = True,
                              handle_signals: bool = True) -> BenchSummary:
     config = BenchStore(out).load_config()
     found = discover(config.suite, config.levels, config.problems)
@@ -173,7 +187,7 @@ async def resume_bench_async(out: Union[str, Path], *, evaluators: Optional[list
                 await e.close()
 
 
-async def run_config(config: BenchConfig, out: Union[str, Path], evaluators: list[Evaluator],
+async def run_config(config: BenchConfig, out: str | Path, evaluators: list[Evaluator],
                      found: list[Problem], progress: bool = True, handle_signals: bool = True) -> BenchSummary:
     """Run `found` under `config` into `out` on `evaluators` (the caller's to close)."""
     store = BenchStore(out)
@@ -318,7 +332,7 @@ def _seed_files(config: BenchConfig, problems: list[Problem], language: str) -> 
 
 
 async def _run_problem(config: BenchConfig, store: BenchStore, problem: Problem, evaluator: Evaluator,
-                       language: str, seed: Optional[Path]) -> ProblemRecord:
+                       language: str, seed: Path | None) -> ProblemRecord:
     if config.mode == "evolve":
         return await _evolve_problem(config, store, problem, evaluator, seed)
     from ksdk.tasks import load_task
@@ -341,7 +355,7 @@ async def _run_problem(config: BenchConfig, store: BenchStore, problem: Problem,
     return record
 
 
-def self_check_flag(r: ProblemRecord) -> Optional[str]:
+def self_check_flag(r: ProblemRecord) -> str | None:
     """Why a self-check record is suspicious, or None: the reference must be correct at about 1.00x."""
     lo, hi = SELF_CHECK_BAND
     if not r.correct:
@@ -371,7 +385,7 @@ def from_result(problem: Problem, r: EvalResult, **fields: Any) -> ProblemRecord
 
 
 async def _evolve_problem(config: BenchConfig, store: BenchStore, problem: Problem, evaluator: Evaluator,
-                          seed: Optional[Path]) -> ProblemRecord:
+                          seed: Path | None) -> ProblemRecord:
     """Evolve one problem in its run directory: a new run, or the continuation of one a killed bench left."""
     from ksdk.evolution.api import evolve_async, resume_async
     from ksdk.evolution.config import RUN_FILE, RunConfig
@@ -401,9 +415,10 @@ def record_from_run(problem: Problem, run_dir: Path) -> ProblemRecord:
     try:
         entries = archive.evaluated()
         best = archive.best(1)
-        facts = dict(run_dir=str(run_dir), evaluated=len(entries), valid=sum(1 for e in entries if e.result.correct),
-                     cost_usd=archive.cost_usd, device_s=archive.device_s, stop_reason=cfg.stop_reason,
-                     wall_s=float(archive.get_meta("elapsed_s", 0.0) or 0.0))
+        facts = {"run_dir": str(run_dir), "evaluated": len(entries),
+                 "valid": sum(1 for e in entries if e.result.correct), "cost_usd": archive.cost_usd,
+                 "device_s": archive.device_s, "stop_reason": cfg.stop_reason,
+                 "wall_s": float(archive.get_meta("elapsed_s", 0.0) or 0.0)}
         if best:
             best_file = run_dir / f"best.{extension(best[0].candidate.language)}"
             return from_result(problem, best[0].result, candidate=str(best_file) if best_file.is_file() else None,
@@ -420,8 +435,7 @@ def _summary(config: BenchConfig, store: BenchStore, found: list[Problem], recor
              session_s: float, interrupted: bool = False) -> BenchSummary:
     done = [records[p.id] for p in found if records.get(p.id) is not None]
     pending = [p.id for p in found if records.get(p.id) is None or records[p.id].verdict == INFRA]
-    notes = ["AMSR is the average over all problems of each one's best verified speedup; a problem without a "
-             "correct kernel counts as 0 in 'AMSR (fail=0)' and as 1x (the reference kept) in 'AMSR (fail=1x)'"]
+    notes = [AMSR_NOTE]
     untimed = [r for r in done if r.correct and r.speedup is None]
     if untimed:
         why = untimed[0].performance_skipped or "no timing"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -35,11 +35,11 @@ class BenchConfig(Model):
     levels: list[int] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list, description="name patterns (--problem)")
     backend: str
-    candidates_dir: Optional[str] = None
-    seeds_dir: Optional[str] = None
-    mutator: Optional[str] = None
+    candidates_dir: str | None = None
+    seeds_dir: str | None = None
+    mutator: str | None = None
     models: list[str] = Field(default_factory=list)
-    api_base: Optional[str] = None
+    api_base: str | None = None
     mutator_options: dict[str, Any] = Field(default_factory=dict)
     budgets: dict[str, float] = Field(default_factory=dict, description="per problem: max_candidates, max_minutes, "
                                       "max_cost, max_gpu_seconds, target_speedup (those given)")
@@ -66,31 +66,31 @@ class ProblemRecord(Model):
 
     id: str
     name: str
-    level: Optional[int] = None
+    level: int | None = None
     path: str
     verdict: str = Field(description="'correct', 'incorrect', 'no candidate' or 'infra_error' (the harness failed)")
     correct: bool = False
-    speedup: Optional[float] = Field(None, description="best verified speedup; None when untimed or incorrect")
+    speedup: float | None = Field(None, description="best verified speedup; None when untimed or incorrect")
     baseline: str = ""
-    stage: Optional[str] = None
-    error_kind: Optional[str] = None
+    stage: str | None = None
+    error_kind: str | None = None
     message: str = ""
-    performance_skipped: Optional[str] = None
-    candidate_ms: Optional[float] = None
-    baseline_ms: Optional[float] = None
-    peak_memory_bytes: Optional[int] = Field(None, description="the evaluation's peak device memory, when the "
-                                             "backend reports one (EvalResult.device.extra['peak_memory_bytes'])")
+    performance_skipped: str | None = None
+    candidate_ms: float | None = None
+    baseline_ms: float | None = None
+    peak_memory_bytes: int | None = Field(None, description="the evaluation's peak device memory, when the "
+                                          "backend reports one (EvalResult.device.extra['peak_memory_bytes'])")
     device: str = ""
     where: str = Field("", description="the evaluator it ran on (device, service URL, Ray)")
     wall_s: float = 0.0
-    candidate: Optional[str] = Field(None, description="the candidate file (or, for --evolve, the best one)")
-    run_dir: Optional[str] = None
-    evaluated: Optional[int] = Field(None, description="--evolve: candidates evaluated")
-    valid: Optional[int] = None
+    candidate: str | None = Field(None, description="the candidate file (or, for --evolve, the best one)")
+    run_dir: str | None = None
+    evaluated: int | None = Field(None, description="--evolve: candidates evaluated")
+    valid: int | None = None
     cost_usd: float = 0.0
     device_s: float = 0.0
-    stop_reason: Optional[str] = None
-    flag: Optional[str] = Field(None, description="--self-check: why this speedup is suspicious")
+    stop_reason: str | None = None
+    flag: str | None = Field(None, description="--self-check: why this speedup is suspicious")
     finished_at: float = Field(default_factory=time.time)
 
     @property
@@ -176,7 +176,7 @@ class BenchStore:
     def run_dir(self, problem: Problem) -> Path:
         return self.out / RUNS_DIR / problem.id
 
-    def record(self, problem: Problem) -> Optional[ProblemRecord]:
+    def record(self, problem: Problem) -> ProblemRecord | None:
         """The stored record of a problem, or None (none yet, or an unreadable one from a kill mid-write)."""
         path = self.record_path(problem)
         try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from ksdk.errors import KsdkError, TaskError
 from ksdk.models import Model
@@ -20,7 +20,7 @@ class Problem(Model):
     """One problem of a suite: a KernelBench-format task file, its name (the file's stem) and level."""
 
     name: str
-    level: Optional[int] = None
+    level: int | None = None
     path: str
 
     @property
@@ -29,7 +29,7 @@ class Problem(Model):
         return f"level{self.level}/{self.name}" if self.level is not None else self.name
 
     @property
-    def number(self) -> Optional[int]:
+    def number(self) -> int | None:
         """KernelBench's problem number, the digits the name starts with (19 in '19_ReLU')."""
         m = re.match(r"(\d+)", self.name)
         return int(m.group(1)) if m else None
@@ -49,7 +49,7 @@ def _is_task(path: Path) -> bool:
     return True
 
 
-def _tasks_in(folder: Path, level: Optional[int]) -> list[Problem]:
+def _tasks_in(folder: Path, level: int | None) -> list[Problem]:
     """Task files directly in `folder` (seeds and non-task modules skipped), and SUB/task.py as problem SUB."""
     out = []
     for f in sorted(folder.glob("*.py")):
@@ -120,7 +120,7 @@ def _matches(p: Problem, patterns: Sequence[str]) -> bool:
     return False
 
 
-def match_file(folder: str | Path, problem: Problem, extensions: Sequence[str]) -> tuple[Optional[Path], str]:
+def match_file(folder: str | Path, problem: Problem, extensions: Sequence[str]) -> tuple[Path | None, str]:
     """The file in `folder` that goes with `problem`: FOLDER/levelN/STEM.EXT, else FOLDER/STEM.EXT, where STEM is the
     problem's name and EXT one of the backend language's `extensions` (earlier ones first). Returns (path, "") or
     (None, why not), the why naming a same-stem file of another extension when there is one."""

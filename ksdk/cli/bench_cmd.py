@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
@@ -15,44 +15,49 @@ from ksdk.errors import KsdkError
 INTERRUPTED_EXIT = 130
 
 
+Opt = typer.Option
+
+
 @app.command("bench")
 def bench_cmd(
-    paths: Optional[list[Path]] = typer.Argument(None, help="SUITE: a folder of task files or a KernelBench "
-                                                  "checkout's levelN folders (with --compare: bench output folders)"),
-    evolve: bool = typer.Option(False, "--evolve", help="evolve each problem (one run directory per problem)"),
-    candidates: Optional[Path] = typer.Option(None, "--candidates",
-                                              help="evaluate the files of DIR matched by name (DIR/levelN/STEM.EXT or "
-                                                   "DIR/STEM.EXT for problem levelN/STEM.py)"),
-    self_check: bool = typer.Option(False, "--self-check", help="evaluate each reference as its own candidate: it "
-                                    "must come out correct at about 1.00x (needs a Python backend)"),
-    compare: bool = typer.Option(False, "--compare", help="show the bench results given as PATHS side by side"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the bench in this --out folder"),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="backend name (see `ksdk backends`)"),
-    evaluator: Optional[list[str]] = typer.Option(
-        None, "--evaluator", help="URL of a `ksdk serve` (URL1,URL2: one pool); repeat to spread problems over several"),
-    ray: bool = typer.Option(False, "--ray", help="evaluate on Ray actors (one GPU each)"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: local)"),
-    devices: Optional[str] = typer.Option(None, "--devices", help="local device indices, e.g. 0,1 (default: all)"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes per device (default 1)"),
-    level: Optional[list[int]] = typer.Option(None, "--level", help="only problems of this level; repeatable"),
-    problem: Optional[list[str]] = typer.Option(None, "--problem", help="only problems whose name matches (shell "
-                                                "pattern such as '*Softmax*', or a problem number); repeatable"),
-    mutator: str = typer.Option("params", "--mutator", "-m", help="--evolve: mutator name (llm, params, a plugin's)"),
-    model: Optional[list[str]] = typer.Option(None, "--model", help="--evolve: LLM as provider/name; repeatable"),
-    api_base: Optional[str] = typer.Option(None, "--api-base", help="--evolve: OpenAI-compatible server URL"),
-    option: Optional[list[str]] = typer.Option(None, "--mutator-option", help="--evolve: KEY=VALUE (JSON values)"),
-    seeds: Optional[Path] = typer.Option(None, "--seeds", help="--evolve: seed files matched by name like "
-                                         "--candidates (default: the seed beside each task)"),
-    max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="--evolve: per problem"),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="--evolve: per problem"),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="--evolve: USD per problem"),
-    max_gpu_seconds: Optional[float] = typer.Option(None, "--max-gpu-seconds", help="--evolve: per problem"),
-    target_speedup: Optional[float] = typer.Option(None, "--target-speedup", help="--evolve: stop a problem here"),
-    random_seed: int = typer.Option(0, "--random-seed", help="--evolve: seed of the selection's random choices"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (rerun into it to continue)"),
-    label: str = typer.Option("", "--label", help="name of this bench in --compare tables"),
-    as_json: bool = typer.Option(False, "--json", help="print the summary (or the comparison) as JSON"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress"),
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="SUITE: a folder of task files or a KernelBench checkout's levelN folders (with --compare: bench "
+             "output folders)")] = None,
+    evolve: Annotated[bool, Opt("--evolve", help="evolve each problem (one run directory per problem)")] = False,
+    candidates: Annotated[Path | None, Opt(
+        "--candidates", help="evaluate the files of DIR matched by name (DIR/levelN/STEM.EXT or DIR/STEM.EXT for "
+                             "problem levelN/STEM.py)")] = None,
+    self_check: Annotated[bool, Opt("--self-check", help="evaluate each reference as its own candidate: it must "
+                                    "come out correct at about 1.00x (needs a Python backend)")] = False,
+    compare: Annotated[bool, Opt("--compare", help="show the bench results given as PATHS side by side")] = False,
+    resume: Annotated[Path | None, Opt("--resume", help="continue the bench in this --out folder")] = None,
+    backend: Annotated[str | None, Opt("--backend", "-b", help="backend name (see `ksdk backends`)")] = None,
+    evaluator: Annotated[list[str] | None, Opt(
+        "--evaluator", help="URL of a `ksdk serve` (URL1,URL2: one pool); repeat to spread problems over several")
+    ] = None,
+    ray: Annotated[bool, Opt("--ray", help="evaluate on Ray actors (one GPU each)")] = False,
+    ray_address: Annotated[str | None, Opt("--ray-address", help="Ray cluster address (default: local)")] = None,
+    devices: Annotated[str | None, Opt("--devices", help="local device indices, e.g. 0,1 (default: all)")] = None,
+    workers: Annotated[int | None, Opt("--workers", help="local worker processes per device (default 1)")] = None,
+    level: Annotated[list[int] | None, Opt("--level", help="only problems of this level; repeatable")] = None,
+    problem: Annotated[list[str] | None, Opt("--problem", help="only problems whose name matches (a shell pattern "
+                                             "such as '*Softmax*', or a problem number); repeatable")] = None,
+    mutator: Annotated[str, Opt("--mutator", "-m", help="--evolve: mutator (llm, params, a plugin's)")] = "params",
+    model: Annotated[list[str] | None, Opt("--model", help="--evolve: LLM as provider/name; repeatable")] = None,
+    api_base: Annotated[str | None, Opt("--api-base", help="--evolve: OpenAI-compatible server URL")] = None,
+    option: Annotated[list[str] | None, Opt("--mutator-option", help="--evolve: KEY=VALUE (JSON values)")] = None,
+    seeds: Annotated[Path | None, Opt("--seeds", help="--evolve: seed files matched by name like --candidates "
+                                      "(default: the seed beside each task)")] = None,
+    max_candidates: Annotated[int | None, Opt("--max-candidates", help="--evolve: per problem")] = None,
+    max_minutes: Annotated[float | None, Opt("--max-minutes", help="--evolve: per problem")] = None,
+    max_cost: Annotated[float | None, Opt("--max-cost", help="--evolve: USD per problem")] = None,
+    max_gpu_seconds: Annotated[float | None, Opt("--max-gpu-seconds", help="--evolve: per problem")] = None,
+    target_speedup: Annotated[float | None, Opt("--target-speedup", help="--evolve: stop a problem here")] = None,
+    random_seed: Annotated[int, Opt("--random-seed", help="--evolve: seed of the selection's random choices")] = 0,
+    out: Annotated[Path | None, Opt("--out", "-o", help="output folder (run again into it to continue)")] = None,
+    label: Annotated[str, Opt("--label", help="name of this bench in --compare tables")] = "",
+    as_json: Annotated[bool, Opt("--json", help="print the summary (or the comparison) as JSON")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="no live progress")] = False,
 ):
     """Run a suite of KernelBench-format problems and report correctness, fast_p, speedups and AMSR."""
     paths = list(paths or [])
@@ -61,8 +66,8 @@ def bench_cmd(
             raise KsdkError("--compare needs bench output folders: `ksdk bench --compare OUT_A OUT_B`")
         _compare(paths, as_json)
         return
-    evaluators = dict(evaluator_urls=list(evaluator or []), ray=ray, ray_address=ray_address,
-                      devices=_devices(devices), workers=workers, progress=not quiet)
+    evaluators = {"evaluator_urls": list(evaluator or []), "ray": ray, "ray_address": ray_address,
+                  "devices": _devices(devices), "workers": workers, "progress": not quiet}
     if workers is not None and workers < 1:
         raise KsdkError(f"--workers must be positive, got {workers}")
     if resume is not None:
@@ -87,9 +92,9 @@ def bench_cmd(
                             + (f" (got {', '.join('--' + m.replace('_', '-') for m in modes)})" if modes else ""))
         if out is None:
             raise KsdkError("missing --out OUT: the folder where the bench is stored (rerun into it to continue)")
-        budgets = {k: v for k, v in dict(max_candidates=max_candidates, max_minutes=max_minutes, max_cost=max_cost,
-                                         max_gpu_seconds=max_gpu_seconds, target_speedup=target_speedup).items()
-                   if v is not None}
+        given = {"max_candidates": max_candidates, "max_minutes": max_minutes, "max_cost": max_cost,
+                 "max_gpu_seconds": max_gpu_seconds, "target_speedup": target_speedup}
+        budgets = {k: v for k, v in given.items() if v is not None}
         for k, v in budgets.items():
             if v < 0 or (v == 0 and k != "max_cost"):
                 raise KsdkError(f"--{k.replace('_', '-')} must be positive, got {v:g}")
@@ -108,7 +113,7 @@ def bench_cmd(
         raise typer.Exit(1)  # the harness did not verify itself: a CI job must see it
 
 
-def _devices(spec: Optional[str]) -> Optional[list[int]]:
+def _devices(spec: str | None) -> list[int] | None:
     if spec is None:
         return None
     try:

@@ -5,9 +5,18 @@ import json
 import signal
 
 import pytest
-
-from benchkit import (PROBLEMS, SUITE, archive_results, bench, copy_seeds, records, start_bench, summary, verdicts,
-                      wait_until)
+from benchkit import (
+    PROBLEMS,
+    SUITE,
+    archive_results,
+    bench,
+    copy_seeds,
+    records,
+    start_bench,
+    summary,
+    verdicts,
+    wait_until,
+)
 
 CPU = ("--backend", "cpu_c")
 

@@ -4,11 +4,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from benchkit import SUITE, bench, records, verdicts
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "service"))
-from service_proc import Service  # noqa: E402
+from service_proc import Service
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import json
 import textwrap
 
 import pytest
-
 from benchkit import PROBLEMS, SUITE, archive_results, bench, records, summary, verdicts
 
 TRITON = ("--backend", "triton_nvidia")

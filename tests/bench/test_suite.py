@@ -3,8 +3,8 @@
 import textwrap
 
 import pytest
-
 from benchkit import SUITE
+
 from ksdk.bench.suite import discover, match_file
 from ksdk.errors import KsdkError
 

@@ -1,5 +1,5 @@
 import torch
-import torch.nn as nn
+from torch import nn
 
 # Small sizes and short timing so the CPU tests stay fast (ksdk's optional settings; KernelBench ignores them).
 KSDK_TASK = {"correctness_trials": 2,

@@ -1,9 +1,9 @@
 """Seed: ReLU in one Triton kernel."""
 
 import torch
-import torch.nn as nn
 import triton
 import triton.language as tl
+from torch import nn
 
 BLOCK = 64  # ksdk:tune [32, 64, 128, 256]
 

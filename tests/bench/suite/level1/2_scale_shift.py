@@ -1,5 +1,5 @@
 import torch
-import torch.nn as nn
+from torch import nn
 
 KSDK_TASK = {"correctness_trials": 2,
              "timing": {"warmup": 1, "warmup_ms": 0, "repetitions": 5, "min_time_ms": 0, "max_repetitions": 20}}

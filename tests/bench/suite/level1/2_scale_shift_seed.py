@@ -1,9 +1,9 @@
 """Seed: x * scale + 1 in one Triton kernel."""
 
 import torch
-import torch.nn as nn
 import triton
 import triton.language as tl
+from torch import nn
 
 BLOCK = 128  # ksdk:tune [64, 128, 256]
 

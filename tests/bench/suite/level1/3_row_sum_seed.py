@@ -1,9 +1,9 @@
 """Seed: one program per row, summing it in chunks of BLOCK columns."""
 
 import torch
-import torch.nn as nn
 import triton
 import triton.language as tl
+from torch import nn
 
 BLOCK = 16  # ksdk:tune [16, 32, 64]
 

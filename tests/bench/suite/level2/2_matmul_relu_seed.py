@@ -1,9 +1,9 @@
 """Seed: a tiled matmul with the ReLU applied to each output tile."""
 
 import torch
-import torch.nn as nn
 import triton
 import triton.language as tl
+from torch import nn
 
 BLOCK_M = 16  # ksdk:tune [16, 32]
 BLOCK_N = 16  # ksdk:tune [16, 32]
