@@ -3,7 +3,7 @@
 from ksdk.bench.runner import (
            bench,
            bench_async,
-           make_evaluators,
+           make_lanes,
            resume_bench,
            resume_bench_async,
 )
@@ -19,7 +19,7 @@ __all__ = [
            "bench_async",
            "discover",
            "load_summary",
-           "make_evaluators",
+           "make_lanes",
            "resume_bench",
            "resume_bench_async",
 ]

@@ -4,6 +4,7 @@ problem), spread over the evaluators given, each finished problem stored at once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import threading
@@ -40,26 +41,35 @@ SELF_CHECK_SUFFIX = "\n\n# ksdk bench --self-check: the reference is its own can
 
 @dataclass
 class Lane:
-    """One evaluator the bench feeds: it takes `slots` problems at a time."""
+    """One evaluator the bench feeds, and the name its records give for where they ran."""
 
     evaluator: Evaluator
     label: str
-    slots: int
+
+    def slots(self, mode: Mode) -> int:
+        """Problems it holds at once: one evolution (whose loop keeps every worker busy), else one per worker."""
+        return 1 if mode == "evolve" else max(1, self.evaluator.workers)
 
 
-async def make_evaluators(backend: str | None, evaluator_urls: Sequence[str] = (), ray: bool = False,
-                          ray_address: str | None = None, devices: Sequence[int] | None = None,
-                          workers: int | None = None) -> list[Evaluator]:
+def label_of(e: Evaluator, i: int) -> str:
+    """A name for an evaluator someone built: its service URL(s), else its kind and place in the list."""
+    urls = [getattr(m, "url", "") for m in getattr(e, "members", [e])]
+    return ",".join(urls) if all(urls) else f"{type(e).__name__} {i}"
+
+
+async def make_lanes(backend: str | None, evaluator_urls: Sequence[str] = (), ray: bool = False,
+                     ray_address: str | None = None, devices: Sequence[int] | None = None,
+                     workers: int | None = None) -> list[Lane]:
     """The evaluators a bench spreads its problems over (the caller closes them): one per `ksdk serve` URL (URL1,URL2
     is one pool), one Ray pool, or else one local evaluator per device of `backend` (`workers` each, default 1).
     All must run one backend."""
     from ksdk.registry import load, load_backend, make_evaluator
 
-    made: list[Evaluator] = []
+    made: list[Lane] = []
     try:
         if evaluator_urls:
-            made = [make_evaluator(backend, url) for url in evaluator_urls]
-            names = sorted({e.info().backend for e in made})
+            made = [Lane(make_evaluator(backend, url), url) for url in evaluator_urls]
+            names = sorted({lane.evaluator.info().backend for lane in made})
             if len(names) > 1 or (backend and names != [backend]):
                 raise KsdkError(f"the --evaluator services run {', '.join(names)}"
                                 + (f", not --backend {backend}" if backend and names != [backend] else "")
@@ -67,20 +77,27 @@ async def make_evaluators(backend: str | None, evaluator_urls: Sequence[str] = (
         elif ray:
             if not backend:
                 raise KsdkError("--ray needs --backend NAME (the backend each Ray actor runs)")
-            made = [load("evaluators", "ray")(backend, address=ray_address)]
+            made = [Lane(load("evaluators", "ray")(backend, address=ray_address), f"ray {ray_address or 'local'}")]
         else:
             if not backend:
                 raise KsdkError("missing --backend NAME (see `ksdk backends`), or --evaluator URL of a `ksdk serve`")
             avail = load_backend(backend).probe()
-            if devices is None:
-                devices = [d.index for d in avail.devices] if avail.available and avail.devices else [0]
+            names = {d.index: d.name for d in avail.devices} if avail.available else {}
             extra = {"workers": workers} if workers else {}
-            for d in devices:
-                made.append(make_evaluator(backend, devices=[d], **extra))
+            for d in devices if devices is not None else (sorted(names) or [0]):
+                if d in names:
+                    label = f"device {d} ({names[d]})"
+                else:  # no device of the backend here: its fallback (Triton's interpreter) runs the candidates
+                    label = f"{avail.fallback.split(':')[0]}" if avail.fallback else f"device {d}"
+                made.append(Lane(make_evaluator(backend, devices=[d], **extra), label))
     except BaseException:
-        for e in made:
-            await e.close()
+        for lane in made:
+            await lane.evaluator.close()
         raise
+    labels = [lane.label for lane in made]
+    for i, lane in enumerate(made):  # two lanes on one device (--devices 0,0) get told apart
+        if labels.count(lane.label) > 1:
+            lane.label += f" #{labels[:i].count(lane.label) + 1}"
     return made
 
 
@@ -130,7 +147,7 @@ async def bench_async(suite: str | Path, *, mode: Mode, out: str | Path, backend
     mode: 'evolve' (a run per problem: `mutator`, `models`, per-problem `budgets` with evolve's names, `seeds`
     folder or seeds beside the tasks), 'candidates' (the files in `candidates` matched by name), 'self_check' (the
     reference as its own candidate). `evaluators` (yours to close) or else `backend` with `evaluator_urls`, `ray`,
-    `devices`, `workers` (see make_evaluators) say where candidates run."""
+    `devices`, `workers` (see make_lanes) say where candidates run."""
     if mode not in ("evolve", "candidates", "self_check"):
         raise KsdkError(f"unknown bench mode {mode!r}: use evolve, candidates or self_check")
     if mode == "candidates" and not (candidates and Path(candidates).is_dir()):
@@ -144,24 +161,33 @@ async def bench_async(suite: str | Path, *, mode: Mode, out: str | Path, backend
     if mode != "evolve" and (budgets or seeds is not None):
         raise KsdkError("budgets (--max-*) and --seeds belong to --evolve")
     found = discover(suite, levels, problems)  # bad suites and filters fail before anything is started
-    own = evaluators is None
-    evs = evaluators if evaluators is not None else await make_evaluators(backend, evaluator_urls, ray, ray_address,
-                                                                           devices, workers)
-    try:
-        backend_name = evs[0].info().backend
+    where = {"evaluator_urls": evaluator_urls, "ray": ray, "ray_address": ray_address, "devices": devices,
+             "workers": workers}
+    async with _lanes(evaluators, backend, where) as lanes:
         config = BenchConfig(
             suite=str(Path(suite).resolve()), mode=mode, levels=sorted(levels), problems=list(problems),
-            backend=backend_name, candidates_dir=str(Path(candidates).resolve()) if candidates else None,
+            backend=lanes[0].evaluator.info().backend,
+            candidates_dir=str(Path(candidates).resolve()) if candidates else None,
             seeds_dir=str(Path(seeds).resolve()) if seeds else None,
             mutator=mutator if mode == "evolve" else None, models=list(models) if mode == "evolve" else [],
             api_base=api_base if mode == "evolve" else None,
             mutator_options=dict(mutator_options or {}) if mode == "evolve" else {},
             budgets=budgets, random_seed=random_seed, label=label)
-        return await run_config(config, out, evs, found, progress=progress, handle_signals=handle_signals)
+        return await run_config(config, out, lanes, found, progress=progress, handle_signals=handle_signals)
+
+
+@contextlib.asynccontextmanager
+async def _lanes(evaluators: list[Evaluator] | None, backend: str | None, where: dict[str, Any]):
+    """Lanes over the evaluators given (the caller's to close), or over ones made here and closed on the way out."""
+    if evaluators is not None:
+        yield [Lane(e, label_of(e, i)) for i, e in enumerate(evaluators)]
+        return
+    lanes = await make_lanes(backend, **where)
+    try:
+        yield lanes
     finally:
-        if own:
-            for e in evs:
-                await e.close()
+        for lane in lanes:
+            await lane.evaluator.close()
 
 
 def resume_bench(out: str | Path, **options: Any) -> BenchSummary:
@@ -174,22 +200,18 @@ async def resume_bench_async(out: str | Path, *, evaluators: list[Evaluator] | N
                              ray_address: str | None = None, devices: Sequence[int] | None = None,
                              workers: int | None = None, progress: bool = True,
                              handle_signals: bool = True) -> BenchSummary:
+    """`resume_bench` inside an event loop."""
     config = BenchStore(out).load_config()
     found = discover(config.suite, config.levels, config.problems)
-    own = evaluators is None
-    evs = evaluators if evaluators is not None else await make_evaluators(config.backend, evaluator_urls, ray,
-                                                                           ray_address, devices, workers)
-    try:
-        return await run_config(config, out, evs, found, progress=progress, handle_signals=handle_signals)
-    finally:
-        if own:
-            for e in evs:
-                await e.close()
+    where = {"evaluator_urls": evaluator_urls, "ray": ray, "ray_address": ray_address, "devices": devices,
+             "workers": workers}
+    async with _lanes(evaluators, config.backend, where) as lanes:
+        return await run_config(config, out, lanes, found, progress=progress, handle_signals=handle_signals)
 
 
-async def run_config(config: BenchConfig, out: str | Path, evaluators: list[Evaluator],
-                     found: list[Problem], progress: bool = True, handle_signals: bool = True) -> BenchSummary:
-    """Run `found` under `config` into `out` on `evaluators` (the caller's to close)."""
+async def run_config(config: BenchConfig, out: str | Path, lanes: list[Lane], found: list[Problem],
+                     progress: bool = True, handle_signals: bool = True) -> BenchSummary:
+    """Run `found` under `config` into `out` on `lanes` (their evaluators are the caller's to close)."""
     store = BenchStore(out)
     store.check_new()
     if store.exists:
@@ -199,10 +221,10 @@ async def run_config(config: BenchConfig, out: str | Path, evaluators: list[Eval
             raise KsdkError(f"{store.out} holds a bench with other settings ({', '.join(diff)} differ); continue it "
                             f"with `ksdk bench --resume {store.out}`, or choose a new --out")
         config = old
-    names = sorted({e.info().backend for e in evaluators})
+    names = sorted({lane.evaluator.info().backend for lane in lanes})
     if names != [config.backend]:
         raise KsdkError(f"the bench runs backend {config.backend}; the evaluators given run {', '.join(names)}")
-    language = language_of(evaluators[0])
+    language = language_of(lanes[0].evaluator)
     if config.mode == "self_check" and not is_python(language):
         raise KsdkError(f"--self-check runs each problem's PyTorch reference as its own candidate, so it needs a "
                         f"backend whose candidates are Python (triton_nvidia, which without a GPU runs in Triton's "
@@ -219,9 +241,6 @@ async def run_config(config: BenchConfig, out: str | Path, evaluators: list[Eval
         await mut.close()  # built once up front: a bad mutator setting fails here, not once per problem
     store.save_config(config)
 
-    labels = [_lane_label(e, i) for i, e in enumerate(evaluators)]
-    labels = [f"{t} #{labels[:i].count(t) + 1}" if labels.count(t) > 1 else t for i, t in enumerate(labels)]
-    lanes = [Lane(e, t, 1 if config.mode == "evolve" else max(1, e.workers)) for e, t in zip(evaluators, labels)]
     view = BenchProgress(len(found), [r for r in records.values() if r is not None and r.verdict != INFRA],
                          title=f"ksdk bench {Path(config.suite).name}: {config.describe()}", enabled=progress)
     queue: asyncio.Queue[Problem] = asyncio.Queue()
@@ -244,7 +263,7 @@ async def run_config(config: BenchConfig, out: str | Path, evaluators: list[Eval
             store.save_summary(_summary(config, store, found, records, lanes, time.perf_counter() - t0))
             view.finished(record)  # after it is stored: a bench killed after this line keeps the problem
 
-    feeders = [asyncio.ensure_future(feed(lane)) for lane in lanes for _ in range(lane.slots)]
+    feeders = [asyncio.ensure_future(feed(lane)) for lane in lanes for _ in range(lane.slots(config.mode))]
     main = asyncio.gather(*feeders)
     stopped: list[int] = []
     removers = _install_signals(main, stopped) if handle_signals else []
@@ -269,16 +288,6 @@ async def run_config(config: BenchConfig, out: str | Path, evaluators: list[Eval
     summary.files = write_outputs(summary, store.out)
     store.save_summary(summary)
     return summary
-
-
-def _lane_label(e: Evaluator, i: int) -> str:
-    url = getattr(e, "url", None) or ",".join(getattr(m, "url", "?") for m in getattr(e, "members", []))
-    if url:
-        return url
-    procs = getattr(e, "_procs", None)
-    if procs:
-        return f"device {procs[0].device}"
-    return f"{type(e).__name__} {i}"
 
 
 def _install_signals(main: asyncio.Future, stopped: list[int]) -> list:

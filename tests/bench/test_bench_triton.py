@@ -91,7 +91,7 @@ def test_evolve_with_the_seeds_beside_the_tasks_spread_over_two_local_workers(tm
         assert r["verdict"] == "correct" and r["evaluated"] == 2, (pid, r)
         run = json.loads((out / "runs" / pid / "run.json").read_text())
         assert run["finished"] and run["seed_path"] == str(SUITE / (pid + "_seed.py"))
-    assert {r["where"] for r in rs.values()} == {"device 0 #1", "device 0 #2"}
+    assert {r["where"] for r in rs.values()} == {"Triton interpreter on the CPU #1", "Triton interpreter on the CPU #2"}
 
     # Run again: the bench is complete, so nothing is evaluated again.
     before = {pid: archive_results(out / "runs" / pid) for pid in PROBLEMS}
