@@ -160,6 +160,9 @@ async def bench_async(suite: str | Path, *, mode: Mode, out: str | Path, backend
         raise KsdkError(f"unknown budget {', '.join(unknown)} (known: {', '.join(BUDGET_NAMES)})")
     if mode != "evolve" and (budgets or seeds is not None):
         raise KsdkError("budgets (--max-*) and --seeds belong to --evolve")
+    from ksdk.evolution.budgets import make_budgets
+
+    make_budgets(**{"max_cost_usd" if k == "max_cost" else k: v for k, v in budgets.items()})  # BudgetError now
     found = discover(suite, levels, problems)  # bad suites and filters fail before anything is started
     where = {"evaluator_urls": evaluator_urls, "ray": ray, "ray_address": ray_address, "devices": devices,
              "workers": workers}

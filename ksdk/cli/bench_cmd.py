@@ -70,10 +70,19 @@ def bench_cmd(
                   "devices": _devices(devices), "workers": workers, "progress": not quiet}
     if workers is not None and workers < 1:
         raise KsdkError(f"--workers must be positive, got {workers}")
+    budgets = {"max_candidates": max_candidates, "max_minutes": max_minutes, "max_cost": max_cost,
+               "max_gpu_seconds": max_gpu_seconds, "target_speedup": target_speedup}
+    budgets = {k: v for k, v in budgets.items() if v is not None}
     if resume is not None:
-        if paths or evolve or candidates or self_check or out:
-            raise KsdkError(f"--resume {resume} continues that bench with its own settings (bench.json); give no "
-                            "SUITE, mode or --out with it")
+        fixed = [name for name, value in (
+            ("SUITE", paths), ("--evolve", evolve), ("--candidates", candidates), ("--self-check", self_check),
+            ("--out", out), ("--backend", backend), ("--level", level), ("--problem", problem),
+            ("--mutator", mutator != "params"), ("--model", model), ("--api-base", api_base),
+            ("--mutator-option", option), ("--seeds", seeds), ("--label", label),
+            *((f"--{k.replace('_', '-')}", True) for k in budgets)) if value]
+        if fixed:
+            raise KsdkError(f"--resume {resume} continues that bench with the settings it started with (see "
+                            f"{resume}/bench.json): {', '.join(fixed)} cannot be given with it")
         from ksdk.bench.runner import resume_bench
 
         summary = resume_bench(resume, **evaluators)
@@ -92,9 +101,6 @@ def bench_cmd(
                             + (f" (got {', '.join('--' + m.replace('_', '-') for m in modes)})" if modes else ""))
         if out is None:
             raise KsdkError("missing --out OUT: the folder where the bench is stored (rerun into it to continue)")
-        given = {"max_candidates": max_candidates, "max_minutes": max_minutes, "max_cost": max_cost,
-                 "max_gpu_seconds": max_gpu_seconds, "target_speedup": target_speedup}
-        budgets = {k: v for k, v in given.items() if v is not None}
         for k, v in budgets.items():
             if v < 0 or (v == 0 and k != "max_cost"):
                 raise KsdkError(f"--{k.replace('_', '-')} must be positive, got {v:g}")
