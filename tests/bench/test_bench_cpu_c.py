@@ -1,6 +1,7 @@
 """`ksdk bench` with the cpu_c backend (C candidates, compiled and timed on this CPU) in its three modes, including
 an --evolve bench killed with SIGKILL and continued."""
 
+import asyncio
 import json
 import signal
 
@@ -17,6 +18,11 @@ from benchkit import (
     verdicts,
     wait_until,
 )
+
+from ksdk.bench import bench_async
+from ksdk.models import Candidate
+from ksdk.registry import make_evaluator
+from ksdk.tasks import load_task
 
 CPU = ("--backend", "cpu_c")
 
@@ -118,3 +124,23 @@ def test_continuing_a_bench_with_other_settings_is_refused(tmp_path, c_candidate
     assert "holds a bench with other settings (levels differ)" in err and f"--resume {out}" in err
     assert sorted(records(out)) == ["level2/1_add_relu", "level2/2_matmul_relu"]
     assert bench("--resume", str(out)) == 0  # its own settings: nothing left to do
+
+
+def test_the_python_api_runs_on_an_evaluator_the_caller_owns(tmp_path, c_candidates):
+    async def go():
+        ev = make_evaluator("cpu_c", workers=1)
+        try:
+            s = await bench_async(SUITE, mode="candidates", candidates=c_candidates, evaluators=[ev], levels=[2],
+                                  out=tmp_path / "out", progress=False)
+            task = load_task(SUITE / "level1" / "1_relu.py")  # not in the bench: a fresh evaluation
+            again = await ev.evaluate(task, Candidate(source=(c_candidates / "level1" / "1_relu.c").read_text(),
+                                                      language="c"))
+            return s, again
+        finally:
+            await ev.close()
+
+    s, again = asyncio.run(go())
+    assert [(r.id, r.verdict, r.where) for r in s.records] == [
+        ("level2/1_add_relu", "correct", "LocalEvaluator 0"), ("level2/2_matmul_relu", "incorrect", "LocalEvaluator 0")]
+    assert s.metrics["all"].correct == 1 and s.config.backend == "cpu_c"
+    assert again.correct  # the bench left the caller's evaluator open
