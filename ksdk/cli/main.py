@@ -34,7 +34,7 @@ def _root(version: Optional[bool] = typer.Option(None, "--version", callback=_ve
 def _register() -> None:
     from ksdk.cli import backends_cmd, eval_cmd  # noqa: F401  (each module adds its commands to `app`)
 
-    for optional in ("ksdk.cli.evolve_cmd", "ksdk.cli.export_cmd", "ksdk.cli.serve_cmd"):
+    for optional in ("ksdk.cli.evolve_cmd", "ksdk.cli.export_cmd", "ksdk.cli.serve_cmd", "ksdk.cli.bench_cmd"):
         try:
             __import__(optional)
         except ModuleNotFoundError as e:

@@ -283,17 +283,19 @@ async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[in
                        max_minutes: Optional[float] = None, max_cost: Optional[float] = None,
                        max_gpu_seconds: Optional[float] = None, target_speedup: Optional[float] = None,
                        api_key: Optional[str] = None, progress: bool = True,
-                       handle_signals: bool = True) -> RunSummary:
-    """`resume` for code already inside an event loop."""
+                       handle_signals: bool = True, evaluator: Optional[Evaluator] = None) -> RunSummary:
+    """`resume` for code already inside an event loop. `evaluator` (yours to close; of the run's backend) replaces
+    the one run.json describes, e.g. to resume many runs on a shared pool (`ksdk bench`)."""
     run_dir = Path(run_dir)
     config = RunConfig.load(run_dir)
     with _lock(run_dir):
         return await _resume_locked(run_dir, config, max_candidates, max_minutes, max_cost, max_gpu_seconds,
-                                    target_speedup, api_key, progress, handle_signals)
+                                    target_speedup, api_key, progress, handle_signals, evaluator)
 
 
 async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_minutes, max_cost, max_gpu_seconds,
-                         target_speedup, api_key, progress: bool, handle_signals: bool) -> RunSummary:
+                         target_speedup, api_key, progress: bool, handle_signals: bool,
+                         given: Optional[Evaluator] = None) -> RunSummary:
     from ksdk.tasks import load_task
 
     config.budgets = config.budgets.merged(max_candidates=max_candidates, max_minutes=max_minutes,
@@ -306,7 +308,10 @@ async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_m
     if stop is not None:
         raise RunDirError(f"{run_dir} stopped at its budget: {stop[0]}; raise it to continue, e.g. `ksdk evolve "
                           f"--resume {run_dir} {stop[1]}`")
-    evaluator = make_evaluator(config.backend, config.evaluator_url, config.workers)
+    if given is not None and given.info().backend != config.backend:
+        raise KsdkError(f"{run_dir} runs on backend {config.backend}; the evaluator given runs "
+                        f"{given.info().backend}: resume it on an evaluator of {config.backend}")
+    evaluator = given or make_evaluator(config.backend, config.evaluator_url, config.workers)
     try:
         left = None if config.budgets.max_cost_usd is None else max(config.budgets.max_cost_usd - usage.cost_usd, 0.0)
         # a resumed session draws fresh random choices (and LLM seeds): repeating the first session's is no use
@@ -314,14 +319,16 @@ async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_m
                            config.random_seed * 1_000_003 + attempts, left, api_key)
         declared = evaluator.info().language
     except BaseException:
-        await evaluator.close()
+        if given is None:
+            await evaluator.close()
         raise
     if declared.name == (config.seed_language or declared.name):  # the backend's declaration as installed now
         config.language = declared
     config.resumed_at.append(time.time())
     config.finished = False
     config.save(run_dir)
-    return await _session(config, run_dir, t, evaluator, mut, None, progress, handle_signals, own=(True, True))
+    return await _session(config, run_dir, t, evaluator, mut, None, progress, handle_signals,
+                          own=(given is None, True))
 
 
 def _lock(run_dir: Path):

@@ -1,0 +1,114 @@
+"""`ksdk bench` with the triton_nvidia backend in Triton's interpreter (no GPU here: correct, never timed), in its
+three modes, and `--compare` over the results."""
+
+import json
+import textwrap
+
+import pytest
+from benchkit import PROBLEMS, SUITE, archive_results, bench, records, summary, verdicts
+
+TRITON = ("--backend", "triton_nvidia")
+
+
+@pytest.fixture(scope="module")
+def self_check(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "self_check"
+    assert bench(str(SUITE), "--self-check", *TRITON, "--out", str(out), "--label", "reference") == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def given(tmp_path_factory, triton_candidates):
+    out = tmp_path_factory.mktemp("bench") / "candidates"
+    assert bench(str(SUITE), "--candidates", str(triton_candidates), *TRITON, "--out", str(out)) == 0
+    return out
+
+
+def test_self_check_every_reference_is_correct_and_untimed_here(self_check):
+    assert verdicts(self_check) == {p: ("correct", None) for p in PROBLEMS}
+    s = summary(self_check)
+    assert s["finished"] and s["flags"] == [] and s["pending"] == []
+    m = s["metrics"]["all"]
+    assert (m["problems"], m["correct"], m["timed"]) == (5, 5, 0)
+    assert m["fast_p"] == {"1": 0.0, "1.5": 0.0, "2": 0.0} and m["amsr_failed_as_0"] is None
+    assert s["metrics"]["level2"]["problems"] == 2
+    assert any("untimed (Triton interpreter" in n for n in s["notes"])
+    md = (self_check / "summary.md").read_text()
+    assert "| level1/3_row_sum | correct | untimed |" in md and "AMSR (fail=1x)" in md
+    assert (self_check / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_reference_that_disagrees_with_itself_is_flagged_and_fails_the_command(tmp_path, capsys):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "1_relu.py").write_text((SUITE / "level1" / "1_relu.py").read_text())
+    (suite / "2_counter.py").write_text(textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+
+        class Model(nn.Module):
+            calls = 0  # shared by the reference and the candidate: each call returns another multiple of x
+
+            def forward(self, x):
+                Model.calls += 1
+                return x * Model.calls
+
+        def get_inputs():
+            return [torch.randn(4, 8)]
+
+        def get_init_inputs():
+            return []
+    """))
+    assert bench(str(suite), "--self-check", *TRITON, "--out", str(tmp_path / "out")) == 1
+    rs = records(tmp_path / "out")
+    assert (rs["1_relu"]["verdict"], rs["2_counter"]["verdict"]) == ("correct", "incorrect")
+    assert summary(tmp_path / "out")["flags"] == [
+        f"2_counter: the reference failed its own check: incorrect ({rs['2_counter']['error_kind']})"]
+
+
+def test_candidates_are_matched_to_problems_by_file_name(given):
+    assert verdicts(given) == {
+        "level1/1_relu": ("correct", None), "level1/2_scale_shift": ("correct", None),
+        "level1/3_row_sum": ("incorrect", "wrong_value"), "level2/1_add_relu": ("correct", None),
+        "level2/2_matmul_relu": ("no candidate", None)}
+    rs = records(given)
+    assert rs["level2/2_matmul_relu"]["message"].startswith("no 2_matmul_relu.py in")
+    assert rs["level1/1_relu"]["candidate"].endswith("level1/1_relu.py")
+    m = summary(given)["metrics"]
+    assert (m["all"]["problems"], m["all"]["correct"]) == (5, 3)
+    assert m["level1"]["correctness_rate"] == pytest.approx(2 / 3)
+    assert m["level2"]["correctness_rate"] == pytest.approx(1 / 2)
+
+
+def test_evolve_with_the_seeds_beside_the_tasks_spread_over_two_local_workers(tmp_path):
+    out = tmp_path / "evolve"
+    args = (str(SUITE), "--evolve", *TRITON, "--mutator", "params", "--max-candidates", "2", "--devices", "0,0",
+            "--out", str(out))
+    assert bench(*args) == 0
+    rs = records(out)
+    assert sorted(rs) == PROBLEMS
+    for pid, r in rs.items():
+        assert r["verdict"] == "correct" and r["evaluated"] == 2, (pid, r)
+        run = json.loads((out / "runs" / pid / "run.json").read_text())
+        assert run["finished"] and run["seed_path"] == str(SUITE / (pid + "_seed.py"))
+    assert {r["where"] for r in rs.values()} == {"Triton interpreter on the CPU #1", "Triton interpreter on the CPU #2"}
+
+    # Run again: the bench is complete, so nothing is evaluated again.
+    before = {pid: archive_results(out / "runs" / pid) for pid in PROBLEMS}
+    assert bench(*args) == 0
+    assert records(out) == rs
+    assert {pid: archive_results(out / "runs" / pid) for pid in PROBLEMS} == before
+
+
+
+def test_compare_puts_benches_side_by_side(self_check, given, capsys):
+    capsys.readouterr()
+    assert bench("--compare", str(self_check), str(given), "--json") == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["columns"] == ["reference", "candidates"]  # --label, else the folder's name
+    assert table["rows"]["all correct"] == ["5 (100%)", "3 (60%)"]
+    assert table["rows"]["level1/3_row_sum"] == ["untimed", "incorrect: wrong_value at correctness"]
+    assert table["rows"]["level2/2_matmul_relu"] == ["untimed", "no candidate"]
+    assert table["rows"]["settings"] == ["self-check on triton_nvidia", "candidates on triton_nvidia"]
+    assert bench("--compare", str(self_check), str(given)) == 0
+    assert "level1 fast_1.5" in capsys.readouterr().out
