@@ -420,10 +420,9 @@ def record_from_run(problem: Problem, run_dir: Path) -> ProblemRecord:
     """A problem's record from its evolution run: the best correct candidate, else the one that got furthest."""
     from ksdk.archives.sqlite import SqliteArchive
     from ksdk.evolution.config import ARCHIVE_FILE, RunConfig
-    from ksdk.evolution.report import extension
 
     cfg = RunConfig.load(run_dir)
-    archive = SqliteArchive(run_dir / ARCHIVE_FILE, must_exist=True)
+    archive = SqliteArchive(run_dir / ARCHIVE_FILE, must_exist=True, language=cfg.language)
     try:
         entries = archive.evaluated()
         best = archive.best(1)
@@ -432,7 +431,7 @@ def record_from_run(problem: Problem, run_dir: Path) -> ProblemRecord:
                  "device_s": archive.device_s, "stop_reason": cfg.stop_reason,
                  "wall_s": float(archive.get_meta("elapsed_s", 0.0) or 0.0)}
         if best:
-            best_file = run_dir / f"best.{extension(best[0].candidate.language)}"
+            best_file = run_dir / f"best{archive.language.extension}"
             return from_result(problem, best[0].result, candidate=str(best_file) if best_file.is_file() else None,
                                **facts)
         if not entries:

@@ -54,6 +54,7 @@ class JudgeContext:
     skip_performance: bool = False
     sandboxed: bool = True
     device: Optional[DeviceInfo] = None  # what the backend's probe says of this device
+    fallback: Optional[str] = None  # what the probe says runs without a device (e.g. Triton's interpreter)
 
 
 class Report(Model):
@@ -469,9 +470,9 @@ class _Judge:
     def _performance(self) -> None:
         res = self.result
         if self.jc.run.interpret:
-            res.performance_skipped = ("no device: the kernels ran in an interpreter on the CPU, for correctness "
-                                       "only; interpreter timings say nothing about device speed, so no speedup "
-                                       "is reported")
+            res.performance_skipped = (f"{self.jc.fallback or 'an interpreter on the CPU'}, no device here: the "
+                                       "kernels ran for correctness only; interpreter timings say nothing about "
+                                       "device speed, so no speedup is reported")
             return
         if self.jc.skip_performance:
             res.performance_skipped = "performance stage skipped on request (skip_performance)"

@@ -96,7 +96,8 @@ def main(argv: list[str]) -> int:
         backend = cls()
         versions = backend.versions()
         ctx = RunContext(device=device, interpret=interpret)
-        probed = None if interpret else next((d for d in cls.probe().devices if d.index == device), None)
+        availability = cls.probe()
+        probed = None if interpret else next((d for d in availability.devices if d.index == device), None)
         warnings: list[str] = []
         launch = sandboxed.sandbox_launch(cls, ctx, {}, dict(os.environ),
                                           allow_unsandboxed=not cfg.get("sandbox", True), warn=warnings.append)
@@ -124,6 +125,7 @@ def main(argv: list[str]) -> int:
                 chan.send({"op": "stage", "stage": stage.value, "limit": limit, "nonce": nonce})
 
             jc = JudgeContext(backend=backend, run=ctx, pool=pool, on_stage=on_stage, device=probed,
+                              fallback=availability.fallback if interpret else None,
                               skip_performance=bool(msg.get("skip_performance")), sandboxed=launch.sandboxed)
             t0 = time.perf_counter()
             try:

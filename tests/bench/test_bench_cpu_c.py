@@ -20,8 +20,8 @@ from benchkit import (
 )
 
 from ksdk.bench import bench_async
-from ksdk.models import Candidate
 from ksdk.evaluation import make_evaluator
+from ksdk.models import Candidate
 from ksdk.tasks import load_task
 
 CPU = ("--backend", "cpu_c")
@@ -46,7 +46,7 @@ def test_candidates_are_checked_and_timed(tmp_path, c_candidates):
     rs = records(out)
     correct = [r for r in rs.values() if r["correct"]]
     assert all(r["speedup"] > 0 and r["candidate_ms"] > 0 and r["baseline_ms"] > 0 for r in correct)
-    assert all("eager in torch" in r["baseline"] for r in correct)
+    assert all("PyTorch eager" in r["baseline"] for r in correct)
     m = summary(out)["metrics"]["all"]
     assert (m["problems"], m["correct"], m["timed"]) == (5, 3, 3)
     speedups = [r["speedup"] for r in correct]
@@ -63,8 +63,8 @@ def evolve_until_the_second_problem_has_a_verdict(tmp_path):
     and the second one's run holds a verdict: a moment inside the second problem's run."""
     seeds = copy_seeds(tmp_path / "seeds", ".c")
     slow = seeds / "level1" / "2_scale_shift.c"  # a slower seed: this problem's run is long enough to be cut short
-    slow.write_text(slow.read_text().replace("const long n = d0 * d1;",
-                                             "const long n = d0 * d1;\n    for (volatile long k = 0; k < 20000000; k++) {}"))
+    spin = "const long n = d0 * d1;\n    for (volatile long k = 0; k < 20000000; k++) {}"
+    slow.write_text(slow.read_text().replace("const long n = d0 * d1;", spin))
     out = tmp_path / "out"
     args = [str(SUITE), "--evolve", *CPU, "--mutator", "params", "--max-candidates", "4", "--seeds", str(seeds),
             "--out", str(out)]

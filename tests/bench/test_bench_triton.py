@@ -46,12 +46,11 @@ def test_a_reference_that_disagrees_with_itself_is_flagged_and_fails_the_command
         import torch
         import torch.nn as nn
 
-        class Model(nn.Module):
-            calls = 0  # shared by the reference and the candidate: each call returns another multiple of x
+        import os
 
-            def forward(self, x):
-                Model.calls += 1
-                return x * Model.calls
+        class Model(nn.Module):
+            def forward(self, x):  # not a function of its input: each process draws its own factor
+                return x * (1 + int.from_bytes(os.urandom(1), "little") % 5)
 
         def get_inputs():
             return [torch.randn(4, 8)]
