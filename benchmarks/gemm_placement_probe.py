@@ -44,7 +44,7 @@ def models():
 
 
 def bench_us(fn) -> float:
-    from ksdk_triton_nvidia.timing import do_bench_eviction
+    from ksdk.evaluation.timers import do_bench_eviction
 
     with do_bench_eviction(BY):
         return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median") * 1e3

@@ -19,8 +19,18 @@ import torch
 
 from ksdk.models import TimingSettings
 from ksdk.tasks import load_task
-from ksdk_triton_nvidia import timing
+from ksdk.evaluation import timers as timing
 from triton_eval import build_models as build
+
+
+def interleaved(timer, base, cand, rounds: int = timing.ROUNDS):
+    """Baseline and candidate timed in alternating rounds (as the judge alternates them): their joined samples."""
+    b, c = [], []
+    for r in range(rounds):
+        warm = None if r == 0 else 2
+        b += timer.measure(base, share=1 / rounds, warmup=warm).samples_ms
+        c += timer.measure(cand, share=1 / rounds, warmup=warm).samples_ms
+    return timing.Measurement(b, None, len(b)), timing.Measurement(c, None, len(c))
 
 
 def _settings(**overrides) -> TimingSettings:
@@ -145,8 +155,7 @@ def flush_study(task, seed_src, repeats: int) -> list[dict]:
             sp, bm, cm = [], [], []
             for _ in range(repeats):
                 shim = torch.empty(rng.randrange(1, 64) * 2**20, dtype=torch.uint8, device="cuda")
-                timed = timer.measure_interleaved([lambda: ref(*inputs)], [lambda: new(*inputs)])
-                b, c = timed.base, timed.cand
+                b, c = interleaved(timer, lambda: ref(*inputs), lambda: new(*inputs))
                 del shim
                 bm.append(statistics.median(b.samples_ms))
                 cm.append(statistics.median(c.samples_ms))

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "triton_nvidia"
 CHEATS = ROOT / "tests" / "triton" / "cheats"
 from ksdk_triton_nvidia.conformance import GOOD, TASK  # noqa: E402  (the small conformance task is the 5th task)
-from ksdk_triton_nvidia.timing import DEFAULT_FLUSH  # noqa: E402
+from ksdk.evaluation.timers import DEFAULT_FLUSH  # noqa: E402
 
 NAMES = ["elementwise_chain", "row_softmax", "layer_norm", "matmul_bias_relu"]
 SHORT = {"load": 60, "compile": 60, "correctness": 6, "performance": 60}
@@ -126,7 +126,7 @@ def do_bench_speedup(task: Task, seed: str) -> dict:
     import torch
     import triton.testing
 
-    from ksdk_triton_nvidia.timing import do_bench_eviction
+    from ksdk.evaluation.timers import do_bench_eviction
 
     ref, new, inputs = build_models(task, seed)
     out = {}
@@ -196,6 +196,8 @@ def mixed_batch(tasks) -> list[tuple[str, Task, str, set]]:
     ]
     for p in sorted(CHEATS.glob("*.py")):
         accepted = {ErrorKind.REWARD_HACK.value}
+        if p.stem == "patch_reference_weights":  # the reference lives in the judge: the trick cannot reach it
+            accepted.add(ErrorKind.VALUE.value)
         if p.stem == "hidden_side_stream":
             # When the events already count the side stream's work, the cheat gains nothing: an honest 'ok'
             # with a speedup far below 1 is as right as a reward_hack verdict (see SLOW_OK below).
@@ -215,9 +217,9 @@ HANG_GPU = GOOD.replace("def fused_kernel(x_ptr, y_ptr, out_ptr, n, scale, BLOCK
 assert HANG_GPU.count("flag") >= 3
 
 
-def throughput(batch) -> dict:
+def throughput(batch, sandbox: bool = True) -> dict:
     async def go():
-        ev = LocalEvaluator("triton_nvidia", cache=False, workers=1)
+        ev = LocalEvaluator("triton_nvidia", cache=False, workers=1, sandbox=sandbox)
         rows = []
         t0 = time.perf_counter()
         try:
@@ -258,6 +260,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--also-write-flush", action="store_true",
                     help="repeat fidelity with timing.l2_flush_by='write' (do_bench's eviction)")
+    ap.add_argument("--sandbox-cost", action="store_true",
+                    help="also run the mixed batch unsandboxed (--no-sandbox): the sandbox's cost per candidate")
+    ap.add_argument("--no-fidelity", action="store_true", help="throughput only")
     args = ap.parse_args()
     import torch
     import triton
@@ -274,6 +279,14 @@ def main() -> None:
           f"{tp['per_minute']:.1f}/min; wrong verdicts: {len(tp['wrong_verdicts'])}; "
           f"overhead per correct candidate {tp['overhead_s_median']}", flush=True)
     Path(args.out, "triton_eval.json").write_text(json.dumps(out, indent=1, default=str))
+    if args.sandbox_cost:
+        out["throughput_unsandboxed"] = bare = throughput(batch, sandbox=False)
+        per = (tp["wall_s"] - bare["wall_s"]) / max(1, tp["candidates"])
+        print(f"unsandboxed: {bare['per_minute']:.1f}/min, wrong verdicts {len(bare['wrong_verdicts'])}; the sandbox "
+              f"costs {per * 1e3:.0f} ms per candidate", flush=True)
+        Path(args.out, "triton_eval.json").write_text(json.dumps(out, indent=1, default=str))
+    if args.no_fidelity:
+        return
     out["fidelity"] = asyncio.run(fidelity(tasks, args.repeats))
     Path(args.out, "triton_eval.json").write_text(json.dumps(out, indent=1, default=str))
     if args.also_write_flush:

@@ -134,6 +134,9 @@ class Task(Model):
     seed: int = 42
     timing: TimingSettings = Field(default_factory=TimingSettings)
     timeouts: StageTimeouts = Field(default_factory=StageTimeouts)
+    interpreter: dict[str, Any] = Field(default_factory=dict, description="module-level names of the task file to "
+                                        "replace when kernels run in an interpreter (no device), e.g. {'SHAPE': "
+                                        "[256, 256]}: a problem size the interpreter finishes in seconds")
     allow_torch_ops: list[str] = Field(default_factory=list, description="PyTorch compute ops (aten names such as "
                                        "'aten::mm') a candidate's forward may run; '*' allows any (the reference "
                                        "itself as candidate, `ksdk bench --self-check`). Allocation, views and copies "

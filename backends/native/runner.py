@@ -361,6 +361,13 @@ class NativeRunner(Runner):
         self._free()
         bufs, run = self._buffers(inputs, outputs)
         flush = self.session.flush_buffer() if settings.flush_l2 else None
+        unmet = []
+        if flush and settings.l2_flush_by == "read":
+            unmet.append("timing.l2_flush_by='read' is not available on the native backends (they evict L2 with a "
+                         "memset, i.e. 'write'); leave it unset or set 'write' to silence this")
+        if settings.placements > 1:
+            unmet.append(f"timing.placements={settings.placements} is not available on the native backends (they "
+                         "time one copy of the inputs); leave it at 1 to silence this")
         reps = max(3, int(settings.repetitions * share))
         try:
             # Outputs are poisoned before every repetition (outside its events): a kernel that computes once and
@@ -374,6 +381,7 @@ class NativeRunner(Runner):
             report = self._read(bufs, outputs)
             report.method = (f"{self.dialect.name} events on a stream" + (f", L2 flushed by a {FLUSH_BYTES >> 20} "
                              "MiB memset between repetitions" if flush else ""))
+            report.warnings = unmet
         except DeviceFault as e:
             raise _fault(str(e)) from None
         except NativeError as e:

@@ -71,7 +71,8 @@ class Harness:
             t = msg["task"]
             self.task = TaskView(name=t["name"], source=t["source"], seed=int(t["seed"]),
                                  init_inputs=list(t.get("init_inputs") or []), params=self.views(msg.get("params", [])),
-                                 inputs=list(t.get("inputs") or []), outputs=list(t.get("outputs") or []))
+                                 inputs=list(t.get("inputs") or []), outputs=list(t.get("outputs") or []),
+                                 overrides=dict(t.get("overrides") or {}))
             self.runner = self.backend.runner(self.ctx)
             self.runner.setup(self.task)
             return {}
@@ -106,7 +107,8 @@ def report_dict(report) -> dict:
             "torch_ops": report.torch_ops, "problems": [str(p) for p in report.problems],
             "compile_s": float(report.compile_s), "cross_checks": report.cross_checks,
             "peak_memory_bytes": report.peak_memory_bytes, "written_by_kernels": report.written_by_kernels,
-            "kernels": [k.model_dump(mode="json") for k in report.kernels], "method": str(report.method)[:300]}
+            "kernels": [k.model_dump(mode="json") for k in report.kernels], "method": str(report.method)[:300],
+            "warnings": [str(w)[:500] for w in report.warnings[:8]]}
 
 
 def failure(e: BaseException) -> dict:

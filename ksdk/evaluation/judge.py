@@ -33,6 +33,8 @@ SLOWER_THAN_REFERENCE = 20.0  # stage limits assume a candidate call may take th
 RING_BUDGET_BYTES = {"cuda": 4 << 30, "host": 1 << 30}  # shared memory for the judge-clocked batch's input and
 # output sets (also at most a quarter of what is free on the device)
 COMPARE_CHUNK = 1 << 24  # elements compared at a time (bounds the comparison's temporary memory)
+INTERPRETER_MAX_ELEMENTS = 1 << 21  # input elements an interpreter run handles in seconds, not minutes
+PLACEMENT_WARN = 0.03  # with timing.placements > 1: warn when the candidate's medians differ this much
 
 
 class Verdict(Exception):
@@ -70,6 +72,7 @@ class Report(Model):
     written_by_kernels: Optional[bool] = None
     kernels: list[KernelMeta] = []
     method: str = ""
+    warnings: list[str] = []
 
 
 class Reply(Model):
@@ -213,13 +216,15 @@ class _Judge:
             pass
         self.result.device = _device_info(self.device, run, self.jc.device)
         try:
-            self.ref = Reference(self.task, self.device)
+            self.overrides = dict(self.task.interpreter) if run.interpret else {}
+            self.ref = Reference(self.task, self.device, self.overrides)
         except TaskFailure as e:
             raise Verdict(Stage.LOAD, ErrorKind.INFRA, str(e)) from None
         # Trial 0's inputs and reference now: its time scales the later stages' limits, and a problem too large for
         # the device is told so before any candidate code runs.
         self.first = self._trial(self.rng.randrange(1 << 31))
         raw, refs, ref_s = self.first
+        self._interpretable(raw)
         self._scale_limits(ref_s)
         layout = Layout("io")
         self.args, self.outs = self._layout(layout, raw, refs)
@@ -241,13 +246,25 @@ class _Judge:
         self.io = self._allocate("io", layout.size)
         task = {"name": self.task.name, "source": self.task.source, "seed": self.task.seed,
                 "init_inputs": self.ref.json_init_inputs(), "inputs": self._specs(self.args),
-                "outputs": [{"shape": o.shape, "dtype": o.dtype} for o in self.outs]}
+                "outputs": [{"shape": o.shape, "dtype": o.dtype} for o in self.outs], "overrides": self.overrides}
         try:
             self._request({"op": "setup", "task": task, "params": [{"slot": s.model_dump()} for s in params]})
         except Verdict as v:  # no candidate code has run yet: the backend cannot run this task here
             raise Verdict(Stage.LOAD, ErrorKind.INFRA, f"backend {self.backend.name} cannot run this task: "
                           f"{v.message}") from None
         self._request({"op": "load", "source": self.cand.source})
+
+    def _interpretable(self, raw: list) -> None:
+        """In an interpreter a large problem takes minutes a call: say so in one line, with the fix, before any
+        candidate runs."""
+        if not self.jc.run.interpret:
+            return
+        n = sum(int(x.numel()) for x in raw if hasattr(x, "numel"))
+        if n > INTERPRETER_MAX_ELEMENTS:
+            raise Verdict(Stage.LOAD, ErrorKind.INFRA, f"the problem is too large for the interpreter ({n:,} input "
+                          f"elements; it finishes about {INTERPRETER_MAX_ELEMENTS:,} in reasonable time): give the "
+                          "task a smaller size for it, KSDK_TASK = {\"interpreter\": {\"SHAPE\": [256, 256]}} (the "
+                          "module-level names its get_inputs() reads), or evaluate on a device")
 
     @staticmethod
     def _specs(args: list) -> list[dict]:
@@ -497,10 +514,18 @@ class _Judge:
         checks: dict[str, list[float]] = {}
         total = timers.rounds(s.placements)
         outs = [{"slot": o.model_dump()} for o in self.outs]
+        placed = self._placed(raw, s.placements) if s.placements > 1 and dev.type == "cuda" else None
         for r in range(total):
             warm = None if r == 0 else min(2, s.warmup)
             with torch.no_grad():
-                base_samples += base_fn(timer, 1 / total, warm)
+                if placed is not None:  # the baseline too runs over the input placements, round by round
+                    k = r % s.placements
+                    got = base_fn(timer, 1 / total, warm, placed[k])
+                    checks.setdefault(f"placement {k} (+{timers.placement_offset(k) >> 10} KB)#baseline",
+                                      []).extend(got)
+                    base_samples += got
+                else:
+                    base_samples += base_fn(timer, 1 / total, warm)
             self._poison(self.io, self.outs)
             reply = self._request({"op": "time", "inputs": self.args, "outputs": outs,
                                    "settings": s.model_dump(mode="json"), "share": 1 / total, "warmup": warm,
@@ -512,7 +537,10 @@ class _Judge:
             cand_samples += samples
             cand_method = (reply.report.method if reply.report else "") or cand_method
             for k, v in (reply.report.cross_checks if reply.report else {}).items():
-                checks.setdefault(k, []).extend(float(x) for x in v if math.isfinite(x) and x > 0)
+                checks.setdefault(f"{k}#candidate", []).extend(float(x) for x in v if math.isfinite(x) and x > 0)
+            for w in (reply.report.warnings if reply.report else [])[:4]:
+                if w not in res.warnings:
+                    res.warnings.append(w)
             self._check_report(reply.report, refs, f"timing round {r}")
             self._check_compute(reply.report, f"timing round {r}")
             launches = reply.report.launches if reply.report else None
@@ -530,9 +558,22 @@ class _Judge:
         method = getattr(base_fn, "method", "") or timer.method
         cand = summarize(cand_samples, f"{cand_method or 'not said'} (in the candidate's process)")
         base = summarize(base_samples, method)
-        for k, v in checks.items():
+        by = s.l2_flush_by or "read"
+        for key, v in checks.items():
+            name, side = key.rsplit("#", 1)
             if v:
-                res.cross_checks[f"{k}:candidate"] = summarize(v, k)
+                how = (f"triton.testing.do_bench (median of all; L2 evicted by {by})" if name == "do_bench"
+                       else method if name.startswith("placement") else name)
+                res.cross_checks[f"{name}:{side}"] = summarize(v, how)
+        placements = [c.median_ms for k, c in res.cross_checks.items()
+                      if k.startswith("placement") and k.endswith(":candidate")]
+        if len(placements) > 1 and max(placements) > min(placements) * (1 + PLACEMENT_WARN):
+            lo, hi = min(placements), max(placements)
+            res.warnings.append(f"the candidate's time depends on where its inputs sit in device memory: medians "
+                                f"{lo * 1e3:.1f}-{hi * 1e3:.1f} us over {len(placements)} placements "
+                                f"({100 * (hi / lo - 1):.1f}% apart; the speedup is taken over all of them)")
+        if s.cross_check_do_bench and dev.type == "cuda":
+            self._do_bench_baseline(raw, s)
         self._bound(cand, refs, raw)
         if extra_label:
             res.extra_baselines.update(extra_label)
@@ -552,12 +593,13 @@ class _Judge:
         cpu = not self.device.startswith("cuda")
         eager_label = "PyTorch eager (the task's Model)" + (" on the CPU, 1 thread" if cpu else "")
 
-        def model(timer, share, warm):
+        def model(timer, share, warm, inputs=None):
             threads = torch.get_num_threads()
+            args = raw if inputs is None else inputs
             if cpu:
                 torch.set_num_threads(1)
             try:
-                return timer.measure(lambda: self.ref.call(*raw), share=share, warmup=warm).samples_ms
+                return timer.measure(lambda: self.ref.call(*args), share=share, warmup=warm).samples_ms
             finally:
                 torch.set_num_threads(threads)
 
@@ -596,7 +638,7 @@ class _Judge:
                                         "task's Model instead")
             return model, eager_label, None
 
-        def shipped_fn(timer, share, warm):
+        def shipped_fn(timer, share, warm, inputs=None):
             samples, report = runner.time(ins, out_views, self.task.timing, share, warm)
             shipped_fn.method = report.method
             return samples
@@ -611,6 +653,30 @@ class _Judge:
         except Exception:  # noqa: BLE001 - an extra baseline is a record
             pass
         return shipped_fn, label, eager
+
+    def _placed(self, raw: list, n: int) -> list[list]:
+        """Copies of the inputs at n placements in device memory (as the Triton Runner places the candidate's)."""
+        from ksdk.evaluation import timers
+
+        return [[timers.placed(x, x.device, timers.placement_offset(k)) if hasattr(x, "is_cuda") else x
+                 for x in raw] for k in range(n)]
+
+    def _do_bench_baseline(self, raw: list, s) -> None:
+        """The baseline timed again by triton.testing.do_bench in this process, same buffers and eviction (a record
+        beside the candidate's own do_bench figures)."""
+        try:
+            import torch
+            import triton.testing
+
+            from ksdk.evaluation.timers import DEFAULT_FLUSH, do_bench_eviction
+
+            by = s.l2_flush_by or DEFAULT_FLUSH
+            with torch.no_grad(), do_bench_eviction(by):
+                samples = triton.testing.do_bench(lambda: self.ref.call(*raw), warmup=25, rep=100, return_mode="all")
+            self.result.cross_checks["do_bench:baseline"] = summarize(
+                samples, f"triton.testing.do_bench (median of all; L2 evicted by {by})")
+        except Exception as e:  # noqa: BLE001 - a record, not a verdict
+            self.result.warnings.append(f"do_bench cross-check failed: {type(e).__name__}: {str(e)[:200]}")
 
     def _compile_baseline(self, timer, raw: list) -> None:
         from ksdk.evaluation import timers

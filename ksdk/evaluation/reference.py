@@ -7,7 +7,7 @@ import random
 import sys
 import types
 import uuid
-from typing import Any
+from typing import Any, Optional
 
 from ksdk.models import Task
 
@@ -42,7 +42,7 @@ class Reference:
     """The task's Model built once (seeded with task.seed, on the CPU as a candidate builds its ModelNew, then moved
     to `device`); `inputs(seed)` makes one trial's inputs on `device`, `forward` computes its reference outputs."""
 
-    def __init__(self, task: Task, device: str):
+    def __init__(self, task: Task, device: str, overrides: Optional[dict] = None):
         import torch
 
         self.task, self.device = task, device
@@ -52,6 +52,7 @@ class Reference:
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
         try:
             exec(compile(task.source, module.__file__, "exec"), module.__dict__)
+            module.__dict__.update(overrides or {})  # e.g. a smaller SHAPE for an interpreter
             for attr in ("Model", "get_inputs", "get_init_inputs"):
                 if not hasattr(module, attr):
                     raise TaskFailure(f"the task file defines no `{attr}` (KernelBench format)")

@@ -85,6 +85,26 @@ def placement_offset(k: int) -> int:
     return k * PLACEMENT_STEP
 
 
+def placed(obj: Any, device: torch.device, offset: int, align: int = 2 << 20) -> Any:
+    """Copies of every tensor in a (nested) list/tuple on `device`, each in a buffer of its own and starting
+    `offset` bytes past an `align` boundary: to time a kernel with its operands at chosen addresses."""
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(placed(o, device, offset, align) for o in obj)
+    if not isinstance(obj, torch.Tensor):
+        return obj
+    src = obj.detach().to(device)
+    size = src.element_size()
+    buf = torch.empty(src.untyped_storage().nbytes() + align, dtype=torch.uint8, device=device)
+    skip = (offset - buf.data_ptr()) % align
+    if skip % size:
+        raise ValueError(f"cannot place a {src.dtype} tensor at offset {offset}: the buffer's address "
+                         f"{buf.data_ptr():#x} is not aligned to {size} bytes")
+    out = torch.empty(0, dtype=src.dtype, device=device)
+    out.set_(buf.untyped_storage(), skip // size + src.storage_offset(), src.size(), src.stride())
+    out.copy_(src)
+    return out
+
+
 def _event():
     return _new_event(enable_timing=True)
 

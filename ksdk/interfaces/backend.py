@@ -36,6 +36,7 @@ class TaskView:
     params: list = field(default_factory=list)  # the reference's state_dict, in order, as shared views
     inputs: list[dict] = field(default_factory=list)  # per get_inputs() item: {"shape", "dtype"} or {"value"}
     outputs: list[dict] = field(default_factory=list)  # per output: {"shape", "dtype"}
+    overrides: dict = field(default_factory=dict)  # module-level names of the task to replace (Task.interpreter)
 
 
 class CandidateError(Exception):
@@ -66,6 +67,7 @@ class CallReport:
     written_by_kernels: Optional[bool] = None  # False: an output's memory reached none of the launched kernels
     method: str = ""  # how a timing was taken (time() only), e.g. "cuda events, L2 evicted before every repetition"
     kernels: list[KernelMeta] = field(default_factory=list)  # compiler metadata, once compiled (first call)
+    warnings: list[str] = field(default_factory=list)  # for the record, e.g. a timing setting it cannot honour
 
 
 class Runner(ABC):

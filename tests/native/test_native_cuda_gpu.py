@@ -77,11 +77,11 @@ def test_verdicts_correct_wrong_out_of_bounds_slow_then_fine():
     assert good.status == Status.OK and good.stage == Stage.PERFORMANCE, good.message
     assert "naive cuda kernel" in good.baseline and 0.5 < good.speedup < 2.0
     assert good.kernels[0].registers and good.kernels[0].spills == 0
-    assert good.device.name.startswith("NVIDIA") and good.device.extra["arch"].startswith("sm_")
+    assert good.device.name.startswith("NVIDIA") and good.device.kind == "gpu"
     assert (wrong.stage, wrong.error_kind) == (Stage.CORRECTNESS, ErrorKind.VALUE)
     assert (oob.stage, oob.error_kind) == (Stage.CORRECTNESS, ErrorKind.DEVICE_FAULT), oob.message
-    assert "illegal" in oob.message.lower() and any("recycled" in w for w in oob.warnings)
-    assert after.status == Status.OK and after.stage == Stage.PERFORMANCE, after.message  # fresh worker
+    assert "illegal" in oob.message.lower()
+    assert after.status == Status.OK and after.stage == Stage.PERFORMANCE, after.message  # a fresh process
     assert slow.status == Status.OK and slow.speedup < 0.9, (slow.speedup, slow.message)
 
 
@@ -99,7 +99,8 @@ def test_compute_once_then_skip_is_a_reward_hack():
         "    if (done) return;\n    if (i < n) out[i] = a[i] + b[i];\n    __syncthreads();\n"
         "    if (threadIdx.x == 0 && atomicAdd(&finished, 1u) == gridDim.x - 1) done = 1;")
     (r,) = evaluate_in_order([cheat], correctness_trials=1)
-    assert (r.stage, r.error_kind) == (Stage.PERFORMANCE, ErrorKind.REWARD_HACK), (r.error_kind, r.message)
+    # caught when the same input buffers, refilled, come back with the old (or no) values, or after timing
+    assert r.error_kind == ErrorKind.REWARD_HACK, (r.stage, r.error_kind, r.message)
 
 
 def test_triton_only_timing_settings_are_named_in_a_warning_not_ignored_silently():

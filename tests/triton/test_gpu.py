@@ -40,14 +40,16 @@ def test_l2_eviction_setting_is_honoured_and_recorded(by, word):
     (r,) = evaluate_in_order([(task, seed)])
     assert r.status == Status.OK and r.speedup, r.message
     assert f"evicted before every repetition by {word}" in r.candidate_timing.method
-    assert r.baseline_timing.method == r.candidate_timing.method
+    # the judge times the baseline the way the candidate's process times the candidate
+    assert r.candidate_timing.method.startswith(r.baseline_timing.method)
 
 
-def test_illegal_memory_access_recycles_worker_and_next_verdict_is_clean():
+def test_illegal_memory_access_ends_only_its_candidate_and_the_next_verdict_is_clean():
     task = small_task()
     bad, good = evaluate_in_order([(task, ILLEGAL), (task, GOOD)])
-    assert bad.status == Status.FAILED and bad.error_kind == ErrorKind.DEVICE_FAULT, (bad.error_kind, bad.message)
-    assert any("recycled" in w for w in bad.warnings)
+    assert bad.status == Status.FAILED and bad.error_kind in (ErrorKind.DEVICE_FAULT, ErrorKind.CRASH), (
+        bad.error_kind, bad.message)
+    assert not any("recycled" in w for w in bad.warnings)  # the fault was in the candidate's own CUDA context
     assert good.status == Status.OK and good.stage == Stage.PERFORMANCE, good.message
 
 
@@ -74,6 +76,7 @@ def test_do_bench_cross_check_is_recorded_beside_the_timing():
     assert r.status == Status.OK and r.speedup, r.message
     assert not [w for w in r.warnings if "cross-check" in w], r.warnings
     base, cand = r.cross_checks["do_bench:baseline"], r.cross_checks["do_bench:candidate"]
+    assert "evicted by read" in base.method
     assert base.median_ms > 0 and cand.median_ms > 0 and "evicted by read" in cand.method
 
 
@@ -101,3 +104,30 @@ def test_torch_compile_baseline_is_timed_and_not_taken_for_tampering():
     (r,) = evaluate_in_order([(task, seed)])
     assert r.status == Status.OK and r.speedup, (r.error_kind, r.message)
     assert r.extra_baselines["torch.compile"].median_ms > 0, r.warnings
+
+
+def test_patched_cuda_events_are_caught_by_the_judges_clock():
+    """The candidate switches off the in-process integrity check, then patches the harness's private event
+    references so every repetition reads 1 us: whatever its process reports, the judge's own clock over
+    back-to-back calls on fresh inputs says otherwise."""
+    task, seed = example("elementwise_chain")
+    task = task.model_copy(update={"timing": task.timing.model_copy(update=FAST)})
+    patch = ("import ksdk_triton_nvidia.checks as _c\n_c.Integrity.changed = lambda self: []\n"
+             "import ksdk.evaluation.timers as _t\n_t._elapsed = lambda a, b: 0.001\n"
+             "import torch\ntorch.cuda.Event.elapsed_time = lambda self, other: 0.001\n")
+    (honest, cheat) = evaluate_in_order([(task, seed), (task, patch + seed)])
+    assert honest.status == Status.OK, honest.message
+    judge = honest.cross_checks["judge clock:candidate"].median_ms
+    assert judge >= 0.5 * honest.candidate_timing.median_ms, (judge, honest.candidate_timing.median_ms)
+    assert cheat.error_kind == ErrorKind.REWARD_HACK, (cheat.error_kind, cheat.message)
+    assert "judge's own clock measured" in cheat.message and cheat.speedup is None
+
+
+def test_pytorch_doing_the_work_is_rejected_on_the_gpu():
+    task = small_task()
+    src = GOOD.replace("        out = torch.empty_like(x)", "        x = torch.relu(x * self.scale + y)\n"
+                       "        y = torch.zeros_like(y)\n        out = torch.empty_like(x)").replace(
+        "fused_kernel[(triton.cdiv(n, BLOCK_SIZE),)](x, y, out, n, self.scale, BLOCK=BLOCK_SIZE)",
+        "fused_kernel[(triton.cdiv(n, BLOCK_SIZE),)](x, y, out, n, 1.0, BLOCK=BLOCK_SIZE)")
+    (r,) = evaluate_in_order([(task, src)])
+    assert r.error_kind == ErrorKind.REWARD_HACK and "aten::relu" in r.message, (r.error_kind, r.message)

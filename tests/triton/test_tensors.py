@@ -2,7 +2,7 @@
 
 import torch
 
-from ksdk_triton_nvidia.tensors import placed
+from ksdk.evaluation.timers import placed
 
 ALIGN = 2 << 20
 

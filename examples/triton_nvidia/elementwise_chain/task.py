@@ -5,7 +5,7 @@ import torch.nn as nn
 
 SHAPE = (4096, 4096)  # problem size
 
-KSDK_TASK = {"correctness_trials": 5}
+KSDK_TASK = {"correctness_trials": 5, "interpreter": {"SHAPE": [256, 256]}}
 
 
 class Model(nn.Module):
