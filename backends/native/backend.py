@@ -45,6 +45,7 @@ class NativeBackend(Backend):
     dialect: ClassVar[Dialect]
     version = "0.1.0"
     needs_params = True  # kernels receive the reference model's weights (p0, p1, ...)
+    host_code = False  # candidates are device code loaded through the module API: nothing of theirs runs on the host
 
     def __init__(self):
         self._session = None

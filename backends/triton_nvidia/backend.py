@@ -99,6 +99,12 @@ class TritonNvidiaBackend(Backend):
         from ksdk_triton_nvidia.runner import versions
 
         v = versions(False)
+        try:
+            import torch
+
+            v["cuda"] = str(torch.version.cuda)
+        except ImportError:
+            pass
         devs, _ = _probe.cuda_devices()
         if devs and devs[0].driver:
             v["driver"] = devs[0].driver

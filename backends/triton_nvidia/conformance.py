@@ -54,13 +54,18 @@ class ModelNew(nn.Module):
         return out
 '''
 
-# Correct, but every program recomputes its block 64 times over (a loop the compiler keeps): clearly slower.
-STORE = "    tl.store(out_ptr + offs, tl.maximum(x * scale + y, 0.0), mask=mask)"
-SLOW = GOOD.replace(STORE, """    acc = tl.zeros_like(x)
-    for _ in range(64):
+# Correct, but every program recomputes its block thousands of times (a loop bound the compiler cannot see):
+# clearly slower on a GPU. (The kit times it only where a device is available.)
+SLOW = GOOD.replace("def fused_kernel(x_ptr, y_ptr, out_ptr, n, scale, BLOCK: tl.constexpr):",
+                    "def fused_kernel(x_ptr, y_ptr, out_ptr, n, scale, reps, BLOCK: tl.constexpr):").replace(
+    "    tl.store(out_ptr + offs, tl.maximum(x * scale + y, 0.0), mask=mask)",
+    """    acc = tl.zeros_like(x)
+    for _ in range(reps):
         acc = tl.maximum(x * scale + y, 0.0) + acc * 0.0
         x = x + acc * 0.0
-    tl.store(out_ptr + offs, acc, mask=mask)""")
+    tl.store(out_ptr + offs, acc, mask=mask)""").replace(
+    "(x, y, out, n, self.scale, BLOCK=BLOCK_SIZE)", "(x, y, out, n, self.scale, 4096, BLOCK=BLOCK_SIZE)")
+assert SLOW.count("reps") == 2 and "4096, BLOCK" in SLOW
 BROKEN_LOAD = GOOD.replace("class ModelNew(nn.Module):", "class ModelNew(nn.Module)")
 BROKEN_COMPILE = GOOD.replace("tl.maximum(x * scale + y, 0.0)", "tl.maximum(x * scale + y, zero)")
 WRONG = GOOD.replace("x * scale + y", "x * scale - y")

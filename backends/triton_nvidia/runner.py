@@ -42,8 +42,10 @@ def recorder(interpret: bool):
 
 
 def warm_up(interpret: bool) -> None:
-    """Import torch and Triton and install the launch hook: what a candidate's process would otherwise pay in its
-    load stage. No CUDA context is created here (a spare process must not touch the GPU while another times)."""
+    """Import torch and Triton and install the launch hook: what a candidate's process would otherwise pay at its
+    start, paid while it waits as a spare. No CUDA context is created here: on the H200 that (with Triton's driver
+    utilities) made each spare take about 6 s to start, longer than an evaluation, and the throughput fell from
+    25.9 to under 15 candidates a minute (docs/benchmarks.md)."""
     set_mode(interpret)
     import torch  # noqa: F401
     import triton  # noqa: F401

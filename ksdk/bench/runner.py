@@ -431,7 +431,8 @@ def record_from_run(problem: Problem, run_dir: Path) -> ProblemRecord:
                  "device_s": archive.device_s, "stop_reason": cfg.stop_reason,
                  "wall_s": float(archive.get_meta("elapsed_s", 0.0) or 0.0)}
         if best:
-            best_file = run_dir / f"best{archive.language.extension}"
+            named = run_dir / f"best{archive.language.extension}"
+            best_file = named if named.is_file() else next(iter(sorted(run_dir.glob("best.*"))), named)
             return from_result(problem, best[0].result, candidate=str(best_file) if best_file.is_file() else None,
                                **facts)
         if not entries:

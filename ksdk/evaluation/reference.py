@@ -67,10 +67,9 @@ class Reference:
         except TaskFailure:
             raise
         except Exception as e:  # noqa: BLE001 - the task's own code: its failure is the task's
+            sys.modules.pop(name, None)
             raise TaskFailure(f"the task's reference failed before any candidate ran (fix the task file): "
                               f"{type(e).__name__}: {e}") from None
-        finally:
-            sys.modules.pop(name, None)
         self.module, self.model = module, model
         # KernelBench models are nn.Modules (callable); a plain object's forward does as well
         self.call = model if callable(model) else model.forward
@@ -110,6 +109,11 @@ class Reference:
         except Exception as e:  # noqa: BLE001
             raise TaskFailure(f"the task's Model.forward failed: {type(e).__name__}: {e}") from None
         return [as_tensor(o, self.device) for o in flatten(out)]
+
+    def close(self) -> None:
+        """Unregister the task's module (it stays registered while the reference lives: torch.compile and
+        pickling look classes up by their module's name)."""
+        sys.modules.pop(self.module.__name__, None)
 
     def json_init_inputs(self) -> list:
         """The constructor arguments, as JSON values where they are plain data (others become None)."""

@@ -87,6 +87,8 @@ def main(argv: list[str]) -> int:
         os.set_inheritable(fd, False)
     chan = _Channel(rfd2, wfd2)
     cfg = _judge_settings()
+    if not interpret:  # the judge's own Triton (torch.compile's baseline, do_bench) runs on the device
+        os.environ["TRITON_INTERPRET"] = "0"
     try:
         from ksdk.evaluation import sandboxed
         from ksdk.interfaces.backend import RunContext

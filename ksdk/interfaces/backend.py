@@ -127,6 +127,8 @@ class Backend(ABC):
     version: ClassVar[str] = "0"
     needs_params: ClassVar[bool] = False  # True: TaskView.params carries the reference's weights
     requires_kernels: ClassVar[bool] = False  # True: a forward that launches none of the backend's kernels is a hack
+    host_code: ClassVar[bool] = True  # candidates' code runs on the host in the Runner's process, where it could
+    # patch the timing: the judge's clock then bounds what is reported. False: candidates are device code only
 
     @classmethod
     @abstractmethod
