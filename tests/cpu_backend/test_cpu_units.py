@@ -48,3 +48,30 @@ def test_an_undefined_function_is_a_link_error(tmp_path, monkeypatch):
     src = "void helper(void);\nvoid f(void) {\n  helper();\n}\n"
     with pytest.raises(compiler.CompileError, match="helper"):
         compiler.compile_source(src, "void f(void);")
+
+
+def test_the_compile_cache_is_used_only_when_it_is_private(tmp_path, monkeypatch):
+    """A cache another user could write into could have this process load their code: it is not used."""
+    import os
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    monkeypatch.setenv("KSDK_CPU_CACHE", str(shared))
+    assert compiler._cache_dir() is None
+    private = tmp_path / "private"
+    monkeypatch.setenv("KSDK_CPU_CACHE", str(private))
+    assert compiler._cache_dir() == private and (private.stat().st_mode & 0o777) == 0o700
+
+
+def test_a_cached_object_whose_content_changed_is_rebuilt(tmp_path, monkeypatch):
+    """Objects are keyed by content, and each one's digest is checked before it is loaded."""
+    monkeypatch.setenv("KSDK_CPU_CACHE", str(tmp_path / "cache"))
+    proto = "void kernel(const float* in0, float* out0, long in0_d0);"
+    src = "void kernel(const float* a, float* out, long n) { for (long i = 0; i < n; i++) out[i] = a[i]; }"
+    first = compiler.compile_source(src, proto)
+    assert compiler._cached(first)
+    first.write_bytes(first.read_bytes() + b"tampered")  # another build's object, or a poisoned one
+    assert not compiler._cached(first)
+    again = compiler.compile_source(src, proto)
+    assert again == first and compiler._cached(again)
