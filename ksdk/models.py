@@ -263,6 +263,24 @@ class DeviceInfo(Model):
     runtime: Optional[str] = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
+    @classmethod
+    def host_cpu(cls, index: int = 0, **fields: Any) -> "DeviceInfo":
+        """This machine's CPU, named from /proc/cpuinfo (Linux), else by the platform's processor string."""
+        return cls(index=index, name=_cpu_name(), kind="cpu", **fields)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"
+
 
 class EvalResult(Model):
     """The verdict on one candidate: how far it got, why it stopped, how it compares and how fast it is."""

@@ -83,7 +83,7 @@ def open_session(dialect: Dialect, device: int) -> Session:
     return Session(dialect, toolchain, binding, binding.stream_create(), arch, info, versions)
 
 
-# -- the task's reference on the host ------------------------------------------------------------------------
+# -- host values ------------------------------------------------------------------------------------------------
 @dataclass
 class HostValue:
     """One host value: an array (with its dtype name; bfloat16 kept as raw uint16 bits) or a number."""
@@ -95,30 +95,6 @@ class HostValue:
     @property
     def info(self):
         return ArrayInfo(tuple(self.array.shape), self.array.itemsize) if self.array is not None else self.number
-
-    def as_float(self) -> np.ndarray:
-        """Values for comparison (bfloat16 bits widened to float32)."""
-        if self.dtype == "bfloat16":
-            return (self.array.astype(np.uint32) << 16).view(np.float32)
-        return self.array
-
-
-def to_host(x) -> HostValue:
-    """A torch tensor, numpy array or Python number as a HostValue."""
-    if isinstance(x, np.ndarray):
-        return HostValue(array=np.ascontiguousarray(x), dtype=str(x.dtype))
-    if isinstance(x, (bool, int, float)):
-        return HostValue(number=x)
-    if type(x).__module__.startswith("torch"):
-        import torch
-
-        t = x.detach().cpu().contiguous()
-        if t.dtype == torch.bfloat16:
-            return HostValue(array=t.view(torch.int16).numpy().view(np.uint16).copy(), dtype="bfloat16")
-        return HostValue(array=t.numpy().copy(), dtype=str(t.dtype).replace("torch.", ""))
-    if isinstance(x, np.generic):
-        return HostValue(number=x.item())
-    raise TypeError(f"unsupported value of type {type(x).__name__} (tensors, arrays and numbers only)")
 
 
 # -- one candidate on the device --------------------------------------------------------------------------------
@@ -281,11 +257,6 @@ def run_once(session: Session, run: Callable[[Any], None]) -> None:
 
 
 # -- the Runner ----------------------------------------------------------------------------------------------
-def _host(view, dtype: str) -> HostValue:
-    """A shared host array (bfloat16 as its uint16 bits) as a HostValue."""
-    return HostValue(array=view, dtype=dtype)
-
-
 class NativeRunner(Runner):
     """One native candidate: its parsed description, compiled and loaded into the session of this process.
     Native candidates carry no host code: the kernels run through the runtime's module API, launched here."""
@@ -323,8 +294,9 @@ class NativeRunner(Runner):
         return self.loaded.kernels
 
     def _buffers(self, inputs: list, outputs: list) -> tuple[Buffers, Callable[[Any], None]]:
-        host_in = [_host(v, a["dtype"]) if "shape" in a else HostValue(number=v) for v, a in zip(inputs, self.in_specs)]
-        host_out = [_host(v, o["dtype"]) for v, o in zip(outputs, self.out_specs)]
+        host_in = [HostValue(array=v, dtype=a["dtype"]) if "shape" in a else HostValue(number=v)
+                   for v, a in zip(inputs, self.in_specs)]
+        host_out = [HostValue(array=v, dtype=o["dtype"]) for v, o in zip(outputs, self.out_specs)]
         bufs = Buffers(self.session, host_in, host_out, self.params)
         self.bufs.append(bufs)
         try:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 from ksdk.interfaces.backend import Backend, RunContext, Runner
 from ksdk.models import Availability, ErrorKind, EvalResult
@@ -21,6 +26,7 @@ Triton on NVIDIA (ksdk backend triton_nvidia):
 - Constants marked `# ksdk:tune [..]` (BLOCK sizes, num_warps, num_stages) are tuned by the parameter mutator.
 """
 
+SEED_TIMEOUT_S = 120.0
 
 # Candidates are Python modules: '#' comments, Python code fences, and a reply without a fence is a program when a
 # line starts like Python's top-level code.
@@ -36,6 +42,7 @@ class TritonNvidiaBackend(Backend):
     language = TRITON
     version = "0.1.0"
     requires_kernels = True
+    _nvml = None  # the judge's NVML handle of its GPU, found on first use
 
     @classmethod
     def probe(cls) -> Availability:
@@ -92,6 +99,24 @@ class TritonNvidiaBackend(Backend):
 
         warm_up(ctx.interpret)
 
+    def seed_cache(self, ctx: RunContext, folder: Path, requests: Sequence[Any] = ()) -> None:
+        """Triton's driver utilities (first call) and the launchers of signatures candidates used (later calls),
+        built by ksdk_triton_nvidia.seed into the cache a candidate's process reads (/tmp/.triton in its sandbox):
+        C compilations each fresh process would otherwise pay for."""
+        if ctx.interpret:
+            return
+        from ksdk_triton_nvidia.seed import valid_signature
+
+        args: list[str] = []
+        if requests:
+            signatures = [r for r in requests if valid_signature(r)]
+            if not signatures:
+                return
+            args = ["--launchers", json.dumps(signatures)]
+        env = dict(os.environ, TRITON_CACHE_DIR=str(folder / ".triton"), TRITON_INTERPRET="0")
+        subprocess.run([sys.executable, "-m", "ksdk_triton_nvidia.seed", *args], env=env, timeout=SEED_TIMEOUT_S,
+                       check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def hints(self) -> str:
         return HINTS
 
@@ -119,6 +144,17 @@ class TritonNvidiaBackend(Backend):
 
         uuid = str(getattr(torch.cuda.get_device_properties(0), "uuid", "") or "")
         return clocks.read(clocks.handle(uuid))
+
+    def memory_used(self, ctx: RunContext) -> Optional[int]:
+        if ctx.interpret:
+            return None
+        from ksdk_triton_nvidia import clocks
+
+        if self._nvml is None:
+            import torch
+
+            self._nvml = clocks.handle(str(getattr(torch.cuda.get_device_properties(0), "uuid", "") or ""))
+        return clocks.memory_used(self._nvml)
 
     def sticky_error(self, result: EvalResult) -> bool:
         """Recycle the judge only when its own CUDA context may be broken (candidates run in other processes)."""

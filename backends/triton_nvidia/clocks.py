@@ -49,3 +49,16 @@ def read(h) -> dict[str, int]:
     if lib.nvmlDeviceGetCurrentClocksThrottleReasons(h, ctypes.byref(reasons)) == 0:
         out["throttle_reasons"] = reasons.value
     return out
+
+
+class _MemoryInfo(ctypes.Structure):
+    _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
+
+
+def memory_used(h) -> Optional[int]:
+    """Bytes in use on the GPU by every process (its contexts included), or None where NVML cannot say."""
+    lib = _lib()
+    if lib is None or h is None:
+        return None
+    info = _MemoryInfo()
+    return int(info.used) if lib.nvmlDeviceGetMemoryInfo(h, ctypes.byref(info)) == 0 else None

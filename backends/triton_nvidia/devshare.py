@@ -6,6 +6,7 @@ legacy IPC handles are refused. The fd travels over a Unix socket (SCM_RIGHTS); 
 from __future__ import annotations
 
 import ctypes
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -129,6 +130,16 @@ def _map(handle: int, size: int, device: int) -> int:
     return int(ptr.value)
 
 
+def _shared(handle: ctypes.c_ulonglong, size: int, device: int) -> Shared:
+    """Map a created or imported allocation here; released again if it cannot be mapped."""
+    try:
+        ptr = _map(handle.value, size, device)
+    except DriverError:
+        _cu().cuMemRelease(handle)
+        raise
+    return Shared(ptr, size, int(handle.value), device)
+
+
 def allocate(size: int, device: int = 0) -> Shared:
     """New shareable device memory of at least `size` bytes (rounded up to the granularity), mapped here."""
     _context(device)
@@ -137,12 +148,7 @@ def allocate(size: int, device: int = 0) -> Shared:
     handle = ctypes.c_ulonglong()
     _check("cuMemCreate", _cu().cuMemCreate(ctypes.byref(handle), ctypes.c_size_t(size),
                                             ctypes.byref(_prop(device)), ctypes.c_ulonglong(0)))
-    try:
-        ptr = _map(handle.value, size, device)
-    except DriverError:
-        _cu().cuMemRelease(handle)
-        raise
-    return Shared(ptr, size, int(handle.value), device)
+    return _shared(handle, size, device)
 
 
 def import_fd(fd: int, size: int, device: int = 0) -> Shared:
@@ -152,12 +158,7 @@ def import_fd(fd: int, size: int, device: int = 0) -> Shared:
     _check("cuMemImportFromShareableHandle",
            _cu().cuMemImportFromShareableHandle(ctypes.byref(handle), ctypes.c_void_p(fd),
                                                 CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR))
-    try:
-        ptr = _map(handle.value, size, device)
-    except DriverError:
-        _cu().cuMemRelease(handle)
-        raise
-    return Shared(ptr, size, int(handle.value), device)
+    return _shared(handle, size, device)
 
 
 class _CudaArray:
@@ -174,16 +175,9 @@ def tensor(shared: Shared, offset: int, shape: tuple, dtype) -> "object":
     import torch
 
     elem = torch.empty((), dtype=dtype).element_size()
-    u8 = torch.as_tensor(_CudaArray(shared.ptr + offset, (max(1, _numel(shape)) * elem,), "|u1", shared),
+    u8 = torch.as_tensor(_CudaArray(shared.ptr + offset, (max(1, math.prod(shape)) * elem,), "|u1", shared),
                          device=f"cuda:{torch.cuda.current_device()}")
-    return u8[: _numel(shape) * elem].view(dtype).view(shape)
-
-
-def _numel(shape: tuple) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
+    return u8[: math.prod(shape) * elem].view(dtype).view(shape)
 
 
 class CudaRegion:

@@ -51,6 +51,10 @@ def warm_up(interpret: bool) -> None:
     import triton  # noqa: F401
 
     recorder(interpret)
+    if not interpret:
+        from ksdk_triton_nvidia import seed
+
+        seed.record()  # the launchers this process makes, for the judge's seed cache
     from ksdk.evaluation import timers  # noqa: F401 - private timing references, taken before any candidate
 
 
@@ -236,6 +240,10 @@ class TritonRunner(Runner):
             threading.setprofile(None)
         flat = tensors.flatten(out)
         report = CallReport(launches=self.rec.count, torch_ops=ops)
+        if first and not self.ctx.interpret:
+            from ksdk_triton_nvidia import seed
+
+            report.seed_requests = seed.drain()
         report.problems += self._problems("the candidate's forward")
         if started:
             report.problems.append(f"the candidate's forward started Python threads ({', '.join(started[:3])}): "
@@ -272,7 +280,7 @@ class TritonRunner(Runner):
             return inputs
         k = turn % n
         if k not in self.placed:
-            self.placed[k] = [timers.placed(x, self.device, timers.placement_offset(k)) for x in inputs]
+            self.placed[k] = timers.placed_inputs(inputs, self.device, k)
         return self.placed[k]
 
     def time(self, inputs: list, outputs: list, settings: TimingSettings, share: float, warmup: Optional[int],
@@ -300,7 +308,7 @@ class TritonRunner(Runner):
         self._store(tensors.flatten(m.last_output), outputs, report)
         if settings.placements > 1:
             k = turn % settings.placements
-            report.cross_checks[f"placement {k} (+{timers.placement_offset(k) >> 10} KB)"] = list(m.samples_ms)
+            report.cross_checks[timers.placement_label(k)] = list(m.samples_ms)
         if settings.cross_check_do_bench and turn == timers.rounds(settings.placements) - 1:
             report.cross_checks.update(self._do_bench(ins))
         if not self.ctx.interpret:

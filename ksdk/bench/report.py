@@ -35,8 +35,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
             + ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows])
 
 
-def _memory(n: int | None) -> str:
-    return f"{n / 2**20:.1f} MiB" if n is not None else "-"
+def _memory(n: int | None, io: int | None = None) -> str:
+    """'1234.5 MiB', with its multiple of one trial's inputs plus outputs when both are known."""
+    if n is None:
+        return "-"
+    return f"{n / 2**20:.1f} MiB" + (f" ({n / io:.1f}x I/O)" if io else "")
 
 
 def markdown(s: BenchSummary) -> str:
@@ -54,7 +57,7 @@ def markdown(s: BenchSummary) -> str:
     lines += ["", "## Problems", ""]
     rows = [[r.id, verdict_text(r), speedup_text(r),
              f"{r.candidate_ms:.4f}" if r.candidate_ms is not None else "-",
-             f"{r.baseline_ms:.4f}" if r.baseline_ms is not None else "-", _memory(r.peak_memory_bytes),
+             f"{r.baseline_ms:.4f}" if r.baseline_ms is not None else "-", _memory(r.peak_memory_bytes, r.io_bytes),
              str(r.evaluated) if r.evaluated is not None else "-", f"{r.wall_s:.1f}", r.flag or r.message]
             for r in s.records]
     lines += _table(["problem", "verdict", "speedup", "candidate ms", "baseline ms", "peak memory", "candidates",

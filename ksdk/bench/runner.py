@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,10 +58,10 @@ def label_of(e: Evaluator, i: int) -> str:
 
 async def make_lanes(backend: str | None, evaluator_urls: Sequence[str] = (), ray: bool = False,
                      ray_address: str | None = None, devices: Sequence[int] | None = None,
-                     workers: int | None = None) -> list[Lane]:
+                     workers: int | None = None, ray_resources: dict[str, float] | None = None) -> list[Lane]:
     """The evaluators a bench spreads its problems over (the caller closes them): one per `ksdk serve` URL (URL1,URL2
-    is one pool), one Ray pool, or else one local evaluator per device of `backend` (`workers` each, default 1).
-    All must run one backend."""
+    is one pool), one Ray pool (actors asking for one GPU each, or for `ray_resources`), or else one local evaluator
+    per device of `backend` (`workers` each, default 1). All must run one backend."""
     from ksdk.evaluation import make_evaluator
     from ksdk.registry import load, load_backend
 
@@ -79,7 +77,8 @@ async def make_lanes(backend: str | None, evaluator_urls: Sequence[str] = (), ra
         elif ray:
             if not backend:
                 raise KsdkError("--ray needs --backend NAME (the backend each Ray actor runs)")
-            made = [Lane(load("evaluators", "ray")(backend, address=ray_address), f"ray {ray_address or 'local'}")]
+            made = [Lane(load("evaluators", "ray")(backend, address=ray_address, resources=ray_resources or None),
+                         f"ray {ray_address or 'local'}")]
         else:
             if not backend:
                 raise KsdkError("missing --backend NAME (see `ksdk backends`), or --evaluator URL of a `ksdk serve`")
@@ -139,6 +138,7 @@ async def bench_async(suite: str | Path, *, mode: Mode, out: str | Path, backend
                       api_base: str | None = None, mutator_options: dict[str, Any] | None = None,
                       budgets: dict[str, float] | None = None, random_seed: int = 0, label: str = "",
                       evaluator_urls: Sequence[str] = (), ray: bool = False, ray_address: str | None = None,
+                      ray_resources: dict[str, float] | None = None,
                       devices: Sequence[int] | None = None, workers: int | None = None,
                       progress: bool = True, handle_signals: bool = True) -> BenchSummary:
     """Run the problems of `suite` in one `mode` into the folder `out`; a folder that holds a bench with the same
@@ -164,8 +164,8 @@ async def bench_async(suite: str | Path, *, mode: Mode, out: str | Path, backend
 
     make_budgets(**{"max_cost_usd" if k == "max_cost" else k: v for k, v in budgets.items()})  # BudgetError now
     found = discover(suite, levels, problems)  # bad suites and filters fail before anything is started
-    where = {"evaluator_urls": evaluator_urls, "ray": ray, "ray_address": ray_address, "devices": devices,
-             "workers": workers}
+    where = {"evaluator_urls": evaluator_urls, "ray": ray, "ray_address": ray_address,
+             "ray_resources": ray_resources, "devices": devices, "workers": workers}
     async with _lanes(evaluators, backend, where) as lanes:
         config = BenchConfig(
             suite=str(Path(suite).resolve()), mode=mode, levels=sorted(levels), problems=list(problems),
@@ -200,14 +200,14 @@ def resume_bench(out: str | Path, **options: Any) -> BenchSummary:
 
 async def resume_bench_async(out: str | Path, *, evaluators: list[Evaluator] | None = None,
                              evaluator_urls: Sequence[str] = (), ray: bool = False,
-                             ray_address: str | None = None, devices: Sequence[int] | None = None,
-                             workers: int | None = None, progress: bool = True,
+                             ray_address: str | None = None, ray_resources: dict[str, float] | None = None,
+                             devices: Sequence[int] | None = None, workers: int | None = None, progress: bool = True,
                              handle_signals: bool = True) -> BenchSummary:
     """`resume_bench` inside an event loop."""
     config = BenchStore(out).load_config()
     found = discover(config.suite, config.levels, config.problems)
-    where = {"evaluator_urls": evaluator_urls, "ray": ray, "ray_address": ray_address, "devices": devices,
-             "workers": workers}
+    where = {"evaluator_urls": evaluator_urls, "ray": ray, "ray_address": ray_address,
+             "ray_resources": ray_resources, "devices": devices, "workers": workers}
     async with _lanes(evaluators, config.backend, where) as lanes:
         return await run_config(config, out, lanes, found, progress=progress, handle_signals=handle_signals)
 
@@ -296,24 +296,17 @@ async def run_config(config: BenchConfig, out: str | Path, lanes: list[Lane], fo
 def _install_signals(main: asyncio.Future, stopped: list[int]) -> list:
     """Ctrl-C / SIGTERM cancel the problems in flight (each evolve run saves its state); the finished ones are
     stored already. After the first signal the default handlers return, so a second Ctrl-C aborts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        return []
-    loop = asyncio.get_running_loop()
-    sigs = (signal.SIGINT, signal.SIGTERM)
+    from ksdk.evolution.api import on_stop_signals
+
+    removers: list = []
 
     def on_signal(sig: int):
-        for s in sigs:
-            loop.remove_signal_handler(s)
+        for remove in removers:
+            remove()
         stopped.append(sig)
         main.cancel()
 
-    removers = []
-    for sig in sigs:
-        try:
-            loop.add_signal_handler(sig, on_signal, sig)
-            removers.append(lambda s=sig: loop.remove_signal_handler(s))
-        except (NotImplementedError, RuntimeError):
-            pass
+    removers += on_stop_signals(on_signal)
     return removers
 
 
@@ -385,7 +378,7 @@ def _bare(problem: Problem, verdict: str, **fields: Any) -> ProblemRecord:
 def from_result(problem: Problem, r: EvalResult, **fields: Any) -> ProblemRecord:
     """A problem's record from the verdict of its (best) candidate."""
     verdict = CORRECT if r.correct else INFRA if r.status == Status.INFRA_ERROR else INCORRECT
-    peak = r.device.extra.get("peak_memory_bytes")
+    peak, io = r.device.extra.get("device_peak_memory_bytes"), r.device.extra.get("inputs_outputs_bytes")
     msg = r.message.strip().splitlines()
     return _bare(problem, verdict, correct=r.correct, speedup=r.speedup if r.correct else None,
                  baseline=r.baseline, stage=r.stage.value, error_kind=r.error_kind.value if r.error_kind else None,
@@ -393,6 +386,7 @@ def from_result(problem: Problem, r: EvalResult, **fields: Any) -> ProblemRecord
                  candidate_ms=r.candidate_timing.median_ms if r.candidate_timing else None,
                  baseline_ms=r.baseline_timing.median_ms if r.baseline_timing else None,
                  peak_memory_bytes=int(peak) if isinstance(peak, (int, float)) else None,
+                 io_bytes=int(io) if isinstance(io, (int, float)) else None,
                  device=f"{r.device.name} ({r.device.kind})", **fields)
 
 

@@ -78,8 +78,11 @@ class ProblemRecord(Model):
     performance_skipped: str | None = None
     candidate_ms: float | None = None
     baseline_ms: float | None = None
-    peak_memory_bytes: int | None = Field(None, description="the evaluation's peak device memory, when the "
-                                          "backend reports one (EvalResult.device.extra['peak_memory_bytes'])")
+    peak_memory_bytes: int | None = Field(None, description="device memory the evaluation added at its peak, both "
+                                          "processes and their contexts, when the backend can say (EvalResult."
+                                          "device.extra['device_peak_memory_bytes'])")
+    io_bytes: int | None = Field(None, description="one trial's inputs plus outputs (EvalResult.device.extra["
+                                 "'inputs_outputs_bytes'])")
     device: str = ""
     where: str = Field("", description="the evaluator it ran on (device, service URL, Ray)")
     wall_s: float = 0.0

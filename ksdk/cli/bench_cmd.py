@@ -37,6 +37,9 @@ def bench_cmd(
     ] = None,
     ray: Annotated[bool, Opt("--ray", help="evaluate on Ray actors (one GPU each)")] = False,
     ray_address: Annotated[str | None, Opt("--ray-address", help="Ray cluster address (default: local)")] = None,
+    ray_resource: Annotated[list[str] | None, Opt(
+        "--ray-resource", help="--ray: NAME=AMOUNT each actor asks for instead of one GPU (e.g. maca=1); "
+        "repeatable")] = None,
     devices: Annotated[str | None, Opt("--devices", help="local device indices, e.g. 0,1 (default: all)")] = None,
     workers: Annotated[int | None, Opt("--workers", help="local worker processes per device (default 1)")] = None,
     level: Annotated[list[int] | None, Opt("--level", help="only problems of this level; repeatable")] = None,
@@ -67,6 +70,7 @@ def bench_cmd(
         _compare(paths, as_json)
         return
     evaluators = {"evaluator_urls": list(evaluator or []), "ray": ray, "ray_address": ray_address,
+                  "ray_resources": _resources(ray_resource or []),
                   "devices": _devices(devices), "workers": workers, "progress": not quiet}
     if workers is not None and workers < 1:
         raise KsdkError(f"--workers must be positive, got {workers}")
@@ -172,3 +176,19 @@ def _compare(paths: list[Path], as_json: bool) -> None:
     for r in rows:
         t.add_row(*r)
     Console(width=160).print(t)
+
+
+def _resources(items: list[str]) -> dict[str, float]:
+    """--ray-resource NAME=AMOUNT values as a dict; a clear error for anything else."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, amount = item.partition("=")
+        try:
+            value = float(amount) if sep and name.strip() else -1.0
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise KsdkError(f"--ray-resource {item!r}: use NAME=AMOUNT with a positive amount, e.g. --ray-resource "
+                            "maca=1")
+        out[name.strip()] = value
+    return out

@@ -108,7 +108,7 @@ def report_dict(report) -> dict:
             "compile_s": float(report.compile_s), "cross_checks": report.cross_checks,
             "peak_memory_bytes": report.peak_memory_bytes, "written_by_kernels": report.written_by_kernels,
             "kernels": [k.model_dump(mode="json") for k in report.kernels], "method": str(report.method)[:300],
-            "warnings": [str(w)[:500] for w in report.warnings[:8]]}
+            "warnings": [str(w)[:500] for w in report.warnings[:8]], "seed_requests": list(report.seed_requests[:16])}
 
 
 def failure(e: BaseException) -> dict:

@@ -13,16 +13,18 @@ reward_hack verdict naming both figures).
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ksdk.evaluation import frames, policy, redact
+from ksdk.evaluation.memwatch import MemoryWatch
 from ksdk.evaluation.reference import Reference, TaskFailure, as_tensor
 from ksdk.evaluation.sandboxed import Died, Overrun, Pool, StartError
 from ksdk.evaluation.shared import Layout, Region, Slot
-from ksdk.interfaces.backend import Backend, RunContext
+from ksdk.interfaces.backend import Backend, RunContext, TaskView
 from ksdk.models import (Candidate, DeviceInfo, ErrorKind, EvalResult, KernelMeta, Model, OutputCheck, Stage, Status,
                          Task, TimingStats)
 from ksdk.timing import speedup, summarize
@@ -73,6 +75,7 @@ class Report(Model):
     kernels: list[KernelMeta] = []
     method: str = ""
     warnings: list[str] = []
+    seed_requests: list[Any] = []
 
 
 class Reply(Model):
@@ -95,13 +98,6 @@ def evaluate(task: Task, candidate: Candidate, jc: JudgeContext) -> EvalResult:
     return _Judge(task, candidate, jc).run()
 
 
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
-
-
 class _Judge:
     def __init__(self, task: Task, candidate: Candidate, jc: JudgeContext):
         self.task, self.cand, self.jc = task, candidate, jc
@@ -122,6 +118,7 @@ class _Judge:
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> EvalResult:
         res = self.result
+        watch = self._watch_memory()
         try:
             self._load()
             self._compile()
@@ -134,6 +131,8 @@ class _Judge:
                 res.status = Status.INFRA_ERROR
         finally:
             self._release()
+            if watch is not None:
+                self.peaks["device_peak_memory"] = watch.stop()
         if self.peaks:
             res.device.extra.update({f"{k}_bytes": v for k, v in self.peaks.items()})
         return res
@@ -145,6 +144,17 @@ class _Judge:
         self.stage_deadline = time.monotonic() + limit
         self.stage_limit = limit
         self.jc.on_stage(stage, limit)
+
+    def _watch_memory(self) -> Optional[MemoryWatch]:
+        """Start sampling the device's memory in use, from a clean slate: the judge's cached blocks returned and
+        its peak statistics reset (they would otherwise carry an earlier, larger problem's figures)."""
+        if self.backend.reference_device(self.jc.run).startswith("cuda"):
+            import torch
+
+            torch.cuda.init()  # the judge's own context is there before the first sample, not counted in the peak
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        return MemoryWatch.start(lambda: self.backend.memory_used(self.jc.run))
 
     def _release(self) -> None:
         if getattr(self, "ref", None) is not None:
@@ -197,15 +207,28 @@ class _Judge:
         try:
             self._request({"op": "region", "name": region.name, "size": region.size}, fds=(fd,))
         finally:
-            import os
-
             os.close(fd)
 
-    def _allocate(self, name: str, size: int) -> Region:
+    def _region(self, name: str, size: int) -> Region:
+        """Shared memory the judge releases when the evaluation ends."""
         region = self.memory.allocate(name, size)
         self.regions.append(region)
+        return region
+
+    def _allocate(self, name: str, size: int) -> Region:
+        """A region, sent to the candidate's process."""
+        region = self._region(name, size)
         self._send_region(region)
         return region
+
+    def _params(self, name: str) -> tuple[Region, list[Slot]]:
+        """The reference's parameters copied into a region of their own."""
+        layout = Layout(name)
+        slots = [layout.add(list(p.shape), _dtype(p)) for p in self.ref.params]
+        region = self._region(name, layout.size)
+        for slot, p in zip(slots, self.ref.params):
+            region.tensor(slot).copy_(p)
+        return region, slots
 
     # -- load ------------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -240,11 +263,8 @@ class _Judge:
             raise Verdict(Stage.LOAD, ErrorKind.INFRA, str(e)) from None
         params: list[Slot] = []
         if self.backend.needs_params and self.ref.params:
-            playout = Layout("params")
-            params = [playout.add(list(p.shape), _dtype(p)) for p in self.ref.params]
-            region = self._allocate("params", playout.size)
-            for slot, p in zip(params, self.ref.params):
-                region.tensor(slot).copy_(p)
+            region, params = self._params("params")
+            self._send_region(region)
         self.io = self._allocate("io", layout.size)
         task = {"name": self.task.name, "source": self.task.source, "seed": self.task.seed,
                 "init_inputs": self.ref.json_init_inputs(), "inputs": self._specs(self.args),
@@ -350,6 +370,8 @@ class _Judge:
                           "kernels must compute it")
         if r.kernels and not self.result.kernels:
             self.result.kernels = list(r.kernels)[:64]
+        if r.seed_requests and self.jc.pool.seeder is not None:
+            self.jc.pool.seeder.ask(r.seed_requests)
         if len(r.outputs) != len(refs):
             raise Verdict(self.stage, ErrorKind.SHAPE, f"{what}: the candidate returned {len(r.outputs)} outputs, "
                           f"the reference {len(refs)}")
@@ -416,8 +438,7 @@ class _Judge:
             self._poison(self.io, self.outs)
             what = f"trial {i}"
             try:
-                reply = self._request({"op": "call", "inputs": self.args, "outputs": [{"slot": s.model_dump()}
-                                                                                      for s in self.outs],
+                reply = self._request({"op": "call", "inputs": self.args, "outputs": _slot_args(self.outs),
                                        "record_ops": i < 2}, compile_credit=True)
             except Verdict as v:  # kernels compile at their first launch: a compile error there is the compile stage's
                 if i == 0 and v.kind == ErrorKind.COMPILE:
@@ -442,8 +463,7 @@ class _Judge:
         raw, refs, _ = self._trial(self.rng.randrange(1 << 31))
         self._write(self.io, self.args, raw)
         self._poison(self.io, self.outs)
-        reply = self._request({"op": "call", "inputs": self.args,
-                               "outputs": [{"slot": s.model_dump()} for s in self.outs]})
+        reply = self._request({"op": "call", "inputs": self.args, "outputs": _slot_args(self.outs)})
         self._check_report(reply.report, refs, "inputs overwritten in place")
         self._check_compute(reply.report, "inputs overwritten in place")
         _found, failure = self._compare(self.io, self.outs, refs)
@@ -515,16 +535,16 @@ class _Judge:
         cand_samples: list[float] = []
         checks: dict[str, list[float]] = {}
         total = timers.rounds(s.placements)
-        outs = [{"slot": o.model_dump()} for o in self.outs]
-        placed = self._placed(raw, s.placements) if s.placements > 1 and dev.type == "cuda" else None
+        outs = _slot_args(self.outs)
+        placed = ([timers.placed_inputs(raw, dev, k) for k in range(s.placements)]
+                  if s.placements > 1 and dev.type == "cuda" else None)
         for r in range(total):
             warm = None if r == 0 else min(2, s.warmup)
             with torch.no_grad():
                 if placed is not None:  # the baseline too runs over the input placements, round by round
                     k = r % s.placements
                     got = base_fn(timer, 1 / total, warm, placed[k])
-                    checks.setdefault(f"placement {k} (+{timers.placement_offset(k) >> 10} KB)#baseline",
-                                      []).extend(got)
+                    checks.setdefault(f"{timers.placement_label(k)}#baseline", []).extend(got)
                     base_samples += got
                 else:
                     base_samples += base_fn(timer, 1 / total, warm)
@@ -588,8 +608,6 @@ class _Judge:
     def _baseline(self, raw: list, refs: list):
         """(measure function, label, extra baselines): the task's own baseline kernel when it ships one for this
         backend (timed here by the backend's Runner: trusted code), else the reference Model."""
-        from ksdk.interfaces.backend import TaskView
-
         import torch
 
         cpu = not self.device.startswith("cuda")
@@ -613,17 +631,11 @@ class _Judge:
             runner = self.backend.runner(self.jc.run)
             layout = Layout("baseline")
             args, outs = self._layout(layout, list(raw), refs)
-            region = self.memory.allocate("baseline", layout.size)
-            self.regions.append(region)
+            region = self._region("baseline", layout.size)
             self._write(region, args, raw)
             params = []
             if self.backend.needs_params:
-                pl = Layout("bparams")
-                pslots = [pl.add(list(p.shape), _dtype(p)) for p in self.ref.params]
-                preg = self.memory.allocate("bparams", pl.size)
-                self.regions.append(preg)
-                for slot, p in zip(pslots, self.ref.params):
-                    preg.tensor(slot).copy_(p)
+                preg, pslots = self._params("bparams")
                 params = [preg.view(sl) for sl in pslots]
             runner.setup(TaskView(self.task.name, self.task.source, self.task.seed, self.ref.json_init_inputs(),
                                   params, self._specs(args), [{"shape": o.shape, "dtype": o.dtype} for o in outs]))
@@ -632,7 +644,7 @@ class _Judge:
             ins = [region.view(Slot.model_validate(a["slot"])) if "slot" in a else a.get("value") for a in args]
             out_views = [region.view(o) for o in outs]
             runner.call(ins, out_views)
-            _f, failure = compare_outputs([region.tensor(o) for o in outs], refs, self.task.tolerance)
+            _f, failure = self._compare(region, outs, refs)
             if failure:
                 raise RuntimeError(f"it computes wrong values ({failure[1]})")
         except Exception as e:  # noqa: BLE001 - the task's baseline is a convenience: fall back, say why
@@ -655,13 +667,6 @@ class _Judge:
         except Exception:  # noqa: BLE001 - an extra baseline is a record
             pass
         return shipped_fn, label, eager
-
-    def _placed(self, raw: list, n: int) -> list[list]:
-        """Copies of the inputs at n placements in device memory (as the Triton Runner places the candidate's)."""
-        from ksdk.evaluation import timers
-
-        return [[timers.placed(x, x.device, timers.placement_offset(k)) if hasattr(x, "is_cuda") else x
-                 for x in raw] for k in range(n)]
 
     def _do_bench_baseline(self, raw: list, s) -> None:
         """The baseline timed again by triton.testing.do_bench in this process, same buffers and eviction (a record
@@ -730,8 +735,7 @@ class _Judge:
 
     def _batch(self, cand: TimingStats, refs: list, raw: list) -> tuple[float, int, str]:
         """One judge-clocked batch: (ms per call, calls, how they ran)."""
-        per_set = sum(Slot.model_validate(a["slot"]).nbytes for a in self.args if "slot" in a) + \
-            sum(o.nbytes for o in self.outs)
+        per_set = sum(self.io_bytes)
         cap = policy.BATCH_MAX_CALLS["graph" if self.memory.kind == "cuda" else "host"]
         n = max(2, min(cap, math.ceil(policy.BATCH_TARGET_MS / max(cand.median_ms, 1e-3))))
         budget = RING_BUDGET_BYTES.get(self.memory.kind, RING_BUDGET_BYTES["host"])
@@ -744,8 +748,8 @@ class _Judge:
         seeds = [self.rng.randrange(1 << 31) for _ in range(n)]
         ring = self._allocate("ring", layout.size)
         try:
-            out_msgs = [[{"slot": o.model_dump()} for o in outs] for _, outs in sets]
-            reply = self._request({"op": "prepare_batch", "inputs": [a for a, _ in sets], "outputs": out_msgs})
+            reply = self._request({"op": "prepare_batch", "inputs": [a for a, _ in sets],
+                                   "outputs": [_slot_args(outs) for _, outs in sets]})
             mode = policy.bound_mode(reply.mode, self.memory.kind)
             for seed, (args, outs) in zip(seeds, sets):  # the inputs exist only now: nothing could be precomputed
                 self._write(ring, args, self.ref.inputs(seed))
@@ -762,8 +766,7 @@ class _Judge:
                 wall_ms = min(wall_ms, cpu_ms) if cpu_ms > 0 else wall_ms
             for j in self.rng.sample(range(n), min(policy.BATCH_CHECKS, n)):
                 _raw_j, refs_j, _ = self._trial(seeds[j])
-                _f, failure = compare_outputs([ring.tensor(o) for o in sets[j][1]], refs_j, self.task.tolerance,
-                                              chunk=COMPARE_CHUNK)
+                _f, failure = self._compare(ring, sets[j][1], refs_j)
                 if failure:
                     raise Verdict(self.stage, ErrorKind.REWARD_HACK, f"call {j + 1} of {n} back-to-back calls timed "
                                   f"by the judge returned a wrong output ({failure[1]}): the candidate skips or "
@@ -818,6 +821,11 @@ def _same_bytes(a, b, chunk: int = 1 << 28) -> bool:
     return True
 
 
+def _slot_args(slots: list[Slot]) -> list[dict]:
+    """Slots as the arguments of a request to the candidate's process."""
+    return [{"slot": s.model_dump()} for s in slots]
+
+
 def _dtype(t) -> str:
     return str(t.dtype).replace("torch.", "")
 
@@ -837,20 +845,7 @@ def _device_info(device: str, run: RunContext, probed: Optional[DeviceInfo]) -> 
                           extra={"sm": f"{props.major}.{props.minor}",
                                  "memory_gb": round(props.total_memory / 2**30, 1),
                                  "multiprocessors": props.multi_processor_count})
-    return DeviceInfo(index=run.device, name=_cpu_name(), kind="cpu")
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and ":" in line:
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "cpu"
+    return DeviceInfo.host_cpu(run.device)
 
 
 def _merge(worst: list[OutputCheck], found: list[OutputCheck]) -> list[OutputCheck]:

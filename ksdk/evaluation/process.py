@@ -110,7 +110,10 @@ class WorkerStartError(RuntimeError):
     """The worker could not load its backend (an installation problem, not a candidate's)."""
 
 
-def _signal_name(code: int) -> str:
+def _signal_name(code: int, sandboxed: bool = False) -> str:
+    """How a process ended: a signal's name, or its exit code (bwrap reports a child's signal N as 128 + N)."""
+    if sandboxed and 128 < code < 160:
+        code = -(code - 128)
     try:
         return signal.Signals(-code).name if code < 0 else f"exit code {code}"
     except ValueError:

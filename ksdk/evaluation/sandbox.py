@@ -16,7 +16,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from ksdk.models import Model
 
@@ -79,7 +79,6 @@ class Spec:
     readonly: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)  # globs such as /dev/nvidia*
     limits: Limits = field(default_factory=Limits)
-    network: bool = False
 
 
 def find_bwrap() -> Optional[str]:
@@ -167,14 +166,12 @@ def _editable_dirs(site: str) -> list[str]:
     return out
 
 
-def command(argv: list[str], spec: Spec, pass_fds: Iterable[int] = ()) -> list[str]:
+def command(argv: list[str], spec: Spec) -> list[str]:
     """The bwrap command line that runs `argv` inside the sandbox described by `spec`."""
     bwrap = find_bwrap()
     if bwrap is None:
         raise RuntimeError(status().line())
     args = [bwrap, *_namespace_args()]
-    if spec.network:
-        args.append("--share-net")
     seen: set[str] = set()
 
     def ro(path: str) -> None:
@@ -210,11 +207,6 @@ def _covered(path: str, mounted: set[str]) -> bool:
     """True when `path` lies inside a folder already mounted."""
     p = Path(path)
     return any(str(p) == m or Path(m) in p.parents for m in mounted)
-
-
-def preexec(limits: Limits):
-    """A function for subprocess's preexec_fn that applies `limits` in the child."""
-    return limits.apply
 
 
 def make_scratch(prefix: str = "ksdk-sbx-") -> Path:

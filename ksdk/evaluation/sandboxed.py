@@ -7,7 +7,9 @@ and killed after its evaluation, so no candidate meets another's patches, thread
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,13 +20,16 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 from ksdk.evaluation import frames, sandbox
 from ksdk.evaluation.candidate import FD_ENV
-from ksdk.evaluation.process import _pool, _spawner
+from ksdk.evaluation.process import _pool, _signal_name, _spawner
 
 READY_TIMEOUT_S = 180.0
+SEED_WAIT_S = 150.0  # how long a candidate waits for the judge's first seed build (once per judge)
+SEED_REQUESTS_MAX = 64  # distinct seed requests a judge builds over its life
 WATCH_S = 0.2  # how often the judge checks a candidate's process count while it waits
 
 
@@ -56,16 +61,6 @@ class Launch:
     readonly: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
-
-
-def _signal_name(code: int, sandboxed: bool = False) -> str:
-    """How a process ended: a signal's name, or its exit code (bwrap reports a child's signal N as 128 + N)."""
-    if sandboxed and 128 < code < 160:
-        code = -(code - 128)
-    try:
-        return signal.Signals(-code).name if code < 0 else f"exit code {code}"
-    except ValueError:
-        return f"signal {-code}"
 
 
 class CandidateProcess:
@@ -167,7 +162,7 @@ class CandidateProcess:
         limit = self.launch.limits.processes
         if limit is None or self.proc.poll() is not None:
             return
-        if count_descendants(self.proc.pid) > limit + 2:  # bwrap and its init process
+        if len(descendants(self.proc.pid)) > limit + 2:  # bwrap and its init process
             self.kill()
             raise Overrun(f"it started more than {limit} processes")
 
@@ -229,11 +224,6 @@ class CandidateProcess:
         self.log.close()
 
 
-def count_descendants(pid: int) -> int:
-    """How many processes descend from `pid` (Linux /proc)."""
-    return len(descendants(pid))
-
-
 def cpu_ns(pid: int) -> int:
     """CPU time (ns) spent so far by every thread of every process descending from `pid`: the kernel's own
     accounting, which a candidate cannot change and which does not grow while its process waits for a core."""
@@ -273,11 +263,58 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-class Pool:
-    """Candidate processes started ahead of need: `take()` hands out a ready one and starts its replacement."""
+class Seeder:
+    """The judge's seed folder (Backend.seed_cache): filled in a thread of the judge's, once at start and then with
+    what candidates' Runners ask for (each request once, at most SEED_REQUESTS_MAX); each candidate's process gets
+    a copy of it as it stands when the process is handed out."""
 
-    def __init__(self, launch: Launch, spares: int):
-        self.launch, self.spares = launch, max(0, spares)
+    def __init__(self, backend, ctx):
+        self.backend, self.ctx = backend, ctx
+        self.folder = sandbox.make_scratch(prefix="ksdk-seed-")
+        self.asked: set[str] = set()
+        self.first = _pool("ksdk-seed", 1).submit(self._build, [])
+
+    def _build(self, requests: list) -> None:
+        try:
+            self.backend.seed_cache(self.ctx, self.folder, requests)
+        except Exception:  # noqa: BLE001 - a seed that cannot be built only costs candidates the build
+            pass
+
+    def ask(self, requests: list) -> None:
+        """Build what a candidate's Runner asked for, unless asked before (the backend validates each request)."""
+        new = []
+        for r in list(requests)[:16]:
+            key = json.dumps(r, sort_keys=True, default=str)[:8192]
+            if key not in self.asked and len(self.asked) < SEED_REQUESTS_MAX:
+                self.asked.add(key)
+                new.append(r)
+        if new:
+            _pool("ksdk-seed", 1).submit(self._build, new)
+
+    def copy_into(self, scratch: Path) -> None:
+        """Copy the folder as it stands into a candidate's scratch (waiting for the first build, at most
+        SEED_WAIT_S); files a build is still writing (Triton's tmp.* folders) are left out."""
+        try:
+            self.first.result(timeout=SEED_WAIT_S)
+        except Exception:  # noqa: BLE001 - late or failed: the candidate builds for itself
+            pass
+        try:
+            if any(self.folder.iterdir()):
+                shutil.copytree(self.folder, scratch, dirs_exist_ok=True, symlinks=True,
+                                ignore=shutil.ignore_patterns("tmp.*", "*.tmp"))
+        except (OSError, shutil.Error):  # a file replaced while copied: the candidate builds it for itself
+            pass
+
+    def close(self) -> None:
+        sandbox.remove_scratch(self.folder)
+
+
+class Pool:
+    """Candidate processes started ahead of need: `take()` hands out a ready one, with a copy of the seeder's folder
+    in its scratch, and starts its replacement."""
+
+    def __init__(self, launch: Launch, spares: int, seeder: Optional[Seeder] = None):
+        self.launch, self.spares, self.seeder = launch, max(0, spares), seeder
         self._ready: deque[Future] = deque()
         self._lock = threading.Lock()
         self._closed = False
@@ -297,15 +334,15 @@ class Pool:
             with self._lock:
                 fut = self._ready.popleft() if self._ready else None
             self._fill()
-            if fut is None:
-                return self._start()
             try:
-                proc = fut.result()
+                proc = self._start() if fut is None else fut.result()
             except StartError:
                 raise
             except Exception as e:  # noqa: BLE001 - a spare that failed to start is retried as a fresh start
                 raise StartError(f"a candidate process could not start: {type(e).__name__}: {e}") from e
             if proc.alive:
+                if self.seeder is not None:
+                    self.seeder.copy_into(proc.scratch)
                 return proc
             proc.kill()
 
@@ -327,20 +364,15 @@ class Pool:
             fut.add_done_callback(lambda f: None if f.exception() else f.result().close())
 
 
-def sandbox_launch(backend_cls, ctx, device_env: dict[str, str], env: dict[str, str],
-                   limits: Optional[sandbox.Limits] = None, allow_unsandboxed: Optional[bool] = None,
+def sandbox_launch(backend_cls, ctx, env: dict[str, str], unsandboxed: bool,
                    warn: Callable[[str], None] = lambda line: None) -> Launch:
-    """The Launch for a backend: sandboxed where possible; unsandboxed only when the user opted in."""
-    unsandboxed = sandbox.opted_out() if allow_unsandboxed is None else allow_unsandboxed
+    """The Launch for a backend: sandboxed, unless the user opted in to `unsandboxed`."""
     status = sandbox.status()
     if not unsandboxed and not status.available:
         raise StartError(status.line())
     if unsandboxed:
         warn("candidates run UNSANDBOXED (--no-sandbox / KSDK_NO_SANDBOX=1): they can read your files and "
              "secrets, reach the network and leave processes behind")
-    full_env = dict(env)
-    full_env.update(device_env)
-    return Launch(backend=backend_cls.name, device=ctx.device, interpret=ctx.interpret, env=full_env,
+    return Launch(backend=backend_cls.name, device=ctx.device, interpret=ctx.interpret, env=dict(env),
                   sandboxed=not unsandboxed, readonly=list(backend_cls.sandbox_paths()),
-                  devices=[] if ctx.interpret else list(backend_cls.sandbox_devices(ctx)),
-                  limits=limits or sandbox.Limits())
+                  devices=[] if ctx.interpret else list(backend_cls.sandbox_devices(ctx)))

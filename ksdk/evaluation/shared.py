@@ -6,10 +6,13 @@ chunk out, then checks the copy.
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 from abc import ABC, abstractmethod
 from typing import Any, Optional
+
+import numpy as np
 
 from ksdk.models import Model
 
@@ -30,16 +33,17 @@ class Slot(Model):
 
     @property
     def nbytes(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n * itemsize(self.dtype)
+        return nbytes(self.shape, self.dtype)
 
 
 def itemsize(dtype: str) -> int:
     """Bytes per element of a torch dtype name."""
-    return {"float64": 8, "int64": 8, "complex64": 8, "complex128": 16, "float32": 4, "int32": 4, "float16": 2,
-            "bfloat16": 2, "int16": 2, "int8": 1, "uint8": 1, "bool": 1}[dtype]
+    return np.dtype(NUMPY_DTYPES[dtype]).itemsize
+
+
+def nbytes(shape: list[int], dtype: str) -> int:
+    """Bytes of a tensor of this shape and torch dtype name."""
+    return math.prod(int(d) for d in shape) * itemsize(dtype)
 
 
 class Layout:
@@ -116,8 +120,6 @@ class HostRegion(Region):
 
     def array(self, slot: Slot):
         """A numpy array viewing `slot` (bfloat16 as its uint16 bits)."""
-        import numpy as np
-
         dt = np.dtype(NUMPY_DTYPES[slot.dtype])
         count = slot.nbytes // dt.itemsize
         return np.frombuffer(self._mm, dtype=dt, count=count, offset=slot.offset).reshape(slot.shape)

@@ -85,6 +85,11 @@ def placement_offset(k: int) -> int:
     return k * PLACEMENT_STEP
 
 
+def placement_label(k: int) -> str:
+    """The name of the timings over input placement k (in a result's cross_checks, on both sides of the judge)."""
+    return f"placement {k} (+{placement_offset(k) >> 10} KB)"
+
+
 def placed(obj: Any, device: torch.device, offset: int, align: int = 2 << 20) -> Any:
     """Copies of every tensor in a (nested) list/tuple on `device`, each in a buffer of its own and starting
     `offset` bytes past an `align` boundary: to time a kernel with its operands at chosen addresses."""
@@ -103,6 +108,11 @@ def placed(obj: Any, device: torch.device, offset: int, align: int = 2 << 20) ->
     out.set_(buf.untyped_storage(), skip // size + src.storage_offset(), src.size(), src.stride())
     out.copy_(src)
     return out
+
+
+def placed_inputs(inputs: list, device: torch.device, k: int) -> list:
+    """The inputs copied to placement k (tensors only; other values as they are)."""
+    return placed(inputs, device, placement_offset(k))
 
 
 def _event():

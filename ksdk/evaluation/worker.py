@@ -101,10 +101,11 @@ def main(argv: list[str]) -> int:
         availability = cls.probe()
         probed = None if interpret else next((d for d in availability.devices if d.index == device), None)
         warnings: list[str] = []
-        launch = sandboxed.sandbox_launch(cls, ctx, {}, dict(os.environ),
-                                          allow_unsandboxed=not cfg.get("sandbox", True), warn=warnings.append)
+        launch = sandboxed.sandbox_launch(cls, ctx, dict(os.environ), unsandboxed=not cfg.get("sandbox", True),
+                                          warn=warnings.append)
         spares = int(cfg.get("spares", 1))
-        pool = sandboxed.Pool(launch, spares)
+        seeder = sandboxed.Seeder(backend, ctx)
+        pool = sandboxed.Pool(launch, spares, seeder)
     except Exception as e:  # the parent turns this into an 'unavailable' error for the user
         chan.send({"op": "error", "message": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
         return 3
@@ -147,6 +148,7 @@ def main(argv: list[str]) -> int:
                 return 0
     finally:
         pool.close()
+        seeder.close()
 
 
 if __name__ == "__main__":

@@ -458,15 +458,28 @@ def _run_sync(coro) -> RunSummary:
         raise KeyboardInterrupt from None
 
 
-def _install_signals(evo) -> list:
-    """Ctrl-C / SIGTERM stop the run cleanly (state saved, report written); a second Ctrl-C cancels at once."""
+def on_stop_signals(handler) -> list:
+    """Call handler(signum) on Ctrl-C / SIGTERM while the running asyncio loop lasts (main thread only; elsewhere
+    nothing is installed); returns the functions that remove the handlers again."""
     if threading.current_thread() is not threading.main_thread():
         return []
     loop = asyncio.get_running_loop()
+    removers = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler, sig)
+            removers.append(lambda s=sig: loop.remove_signal_handler(s))
+        except (NotImplementedError, RuntimeError):
+            pass
+    return removers
+
+
+def _install_signals(evo) -> list:
+    """Ctrl-C / SIGTERM stop the run cleanly (state saved, report written); a second Ctrl-C cancels at once."""
     main = asyncio.current_task()
     hits = {"n": 0}
 
-    def on_signal():
+    def on_signal(_sig: int):
         hits["n"] += 1
         if hits["n"] == 1:
             from ksdk.evolution.loop import INTERRUPTED
@@ -475,11 +488,4 @@ def _install_signals(evo) -> list:
         elif main is not None:
             main.cancel()
 
-    removers = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal)
-            removers.append(lambda s=sig: loop.remove_signal_handler(s))
-        except (NotImplementedError, RuntimeError):
-            pass
-    return removers
+    return on_stop_signals(on_signal)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional, Union
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 from ksdk.languages import Language
 from ksdk.models import Availability, ErrorKind, EvalResult, KernelMeta, TimingSettings
@@ -68,6 +69,8 @@ class CallReport:
     method: str = ""  # how a timing was taken (time() only), e.g. "cuda events, L2 evicted before every repetition"
     kernels: list[KernelMeta] = field(default_factory=list)  # compiler metadata, once compiled (first call)
     warnings: list[str] = field(default_factory=list)  # for the record, e.g. a timing setting it cannot honour
+    seed_requests: list = field(default_factory=list)  # artefacts the judge may build for later candidates (JSON
+    # values the backend's seed_cache understands, e.g. a JIT's launcher signatures); untrusted
 
 
 class Runner(ABC):
@@ -167,6 +170,13 @@ class Backend(ABC):
         """Import the heavy toolchain once per process before it reports ready (a standby process then takes a
         candidate with nothing left to load). Must not touch the device. Raising marks the process unusable."""
 
+    def seed_cache(self, ctx: RunContext, folder: Path, requests: Sequence[Any] = ()) -> None:
+        """Build into `folder` (private to the judge) toolchain artefacts that no candidate's code produced, such as
+        a JIT's driver utilities; each candidate's process gets a copy of the folder in its own scratch, so none
+        builds them again and none can alter another's. Called in a thread of the judge's: once with no
+        `requests`, then with what candidates' Runners asked for (CallReport.seed_requests: untrusted claims,
+        validate every one). Default: nothing."""
+
     @classmethod
     def device_env(cls, device: int) -> dict[str, str]:
         """Environment that binds a worker process to one device (e.g. CUDA_VISIBLE_DEVICES)."""
@@ -190,6 +200,11 @@ class Backend(ABC):
     def telemetry(self, ctx: RunContext) -> dict:
         """Device state recorded around the performance stage (clocks, temperature, throttling), in the judge."""
         return {}
+
+    def memory_used(self, ctx: RunContext) -> Optional[int]:
+        """Bytes in use on the device by every process, or None (the default: unknown). The judge samples it
+        during an evaluation and reports the peak the evaluation added (`device_peak_memory_bytes`)."""
+        return None
 
     def sticky_error(self, result: EvalResult) -> bool:
         """True when the judge's own process can no longer be trusted after this result (its device context)."""

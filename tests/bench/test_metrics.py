@@ -92,3 +92,17 @@ def test_a_self_check_that_is_not_correct_is_flagged():
     r = record("p", None, "incorrect")
     r.error_kind = "wrong_value"
     assert self_check_flag(r) == "the reference failed its own check: incorrect (wrong_value)"
+
+
+def test_a_record_keeps_the_evaluations_device_memory_peak_against_its_io():
+    from ksdk.bench.report import _memory
+    from ksdk.bench.runner import from_result
+    from ksdk.bench.suite import Problem
+    from ksdk.models import EvalResult, Stage, Status
+
+    r = EvalResult(candidate_id="c", task="t", backend="b", status=Status.OK, stage=Stage.PERFORMANCE)
+    r.device.extra.update({"device_peak_memory_bytes": 3 << 30, "inputs_outputs_bytes": 1 << 30})
+    rec = from_result(Problem(name="1_x", level=1, path="1_x.py"), r)
+    assert (rec.peak_memory_bytes, rec.io_bytes) == (3 << 30, 1 << 30)
+    assert _memory(rec.peak_memory_bytes, rec.io_bytes) == "3072.0 MiB (3.0x I/O)"
+    assert _memory(None, 1) == "-" and _memory(1 << 20, None) == "1.0 MiB"

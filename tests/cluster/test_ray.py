@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 import pytest
@@ -95,3 +96,25 @@ def test_registered_under_evaluators_and_friendly_without_ray(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(PluginError, match=r'pip install "ksdk\[ray\]"'):
         RayEvaluator("toy_py")
+
+
+def test_a_bench_runs_its_problems_on_ray_actors_asking_for_the_resources_given(local_ray, tmp_path):
+    from ksdk.cli.main import main
+
+    suite, cands = tmp_path / "suite" / "level1", tmp_path / "cands"
+    suite.mkdir(parents=True)
+    cands.mkdir()
+    for i in (1, 2, 3):
+        (suite / f"{i}_toy.py").write_text(toy.TASK_SOURCE)
+    (cands / "1_toy.py").write_text(toy.GOOD.format(n=1))
+    (cands / "2_toy.py").write_text(toy.WRONG)  # 3_toy has no candidate
+    out = tmp_path / "out"
+    args = ["bench", str(suite.parent), "--candidates", str(cands), "-b", "toy_py", "--ray", "--out", str(out), "-q"]
+    assert main(args + ["--ray-resource", "toy"]) == 2  # no amount: refused before anything starts
+    assert not out.exists()
+    assert main(args + ["--ray-resource", "toy=1"]) == 0
+    records = {r["id"]: r for r in json.loads((out / "summary.json").read_text())["records"]}
+    assert {k: r["verdict"] for k, r in records.items()} == {
+        "level1/1_toy": "correct", "level1/2_toy": "incorrect", "level1/3_toy": "no candidate"}
+    assert records["level1/1_toy"]["where"] == records["level1/2_toy"]["where"] == "ray local"
+    assert records["level1/1_toy"]["speedup"] > 0

@@ -2,82 +2,14 @@
 
 import asyncio
 import json
-import textwrap
 
 import pytest
+from processes import running, state
+from scripted_double import DOUBLE, TASK_SOURCE
 
 from ksdk.evaluation.local import LocalEvaluator
 from ksdk.models import Candidate, ErrorKind, Stage, StageTimeouts, Status, Task, TimingSettings
 
-# A test-only backend whose "candidates" are commands telling its Runner how to misbehave; the task doubles its
-# input. The judge's process reports its own pid through versions() (the judge never runs candidate code).
-DOUBLE = textwrap.dedent('''
-    import json, os, signal, subprocess, sys, time
-    from ksdk.interfaces.backend import Backend, CallReport, CandidateError, Runner
-    from ksdk.languages import Language
-    from ksdk.models import Availability, DeviceInfo, ErrorKind
-
-    class ScriptedRunner(Runner):
-        def load(self, source):
-            self.cmd = source.strip()
-
-        def build(self):
-            cmd = self.cmd
-            if cmd == "crash":
-                os.kill(os.getpid(), signal.SIGSEGV)
-            if cmd == "hang":
-                time.sleep(3600)
-            if cmd == "hang-with-child":
-                subprocess.Popen(["sleep", "3601"])
-                time.sleep(3600)
-            if cmd == "print":
-                print('{"op": "reply", "ok": true}')
-                sys.stdout.flush()
-            if cmd == "env":
-                raise CandidateError(ErrorKind.RUNTIME, json.dumps(sorted(os.environ)))
-            if cmd == "sticky":
-                raise CandidateError(ErrorKind.RUNTIME, "sticky")
-            return []
-
-        def call(self, inputs, outputs, record_ops=False):
-            outputs[0][...] = inputs[0] * 2
-            return CallReport(outputs=[(list(outputs[0].shape), str(outputs[0].dtype))])
-
-        def time(self, inputs, outputs, settings, share, warmup, turn=0):
-            return [1.0], self.call(inputs, outputs)
-
-    class ScriptedBackend(Backend):
-        name = "scripted"
-        language = Language(name="cmd", line_comments=("#",))  # so a comment-only change is the same program
-
-        @classmethod
-        def probe(cls):
-            return Availability(name="scripted", available=True, devices=[DeviceInfo(index=0, name="host")])
-
-        def versions(self):
-            if os.environ.get("KSDK_TEST_PIDFILE"):
-                open(os.environ["KSDK_TEST_PIDFILE"], "w").write(str(os.getpid()))
-            return {"judge_pid": str(os.getpid())}
-
-        def sticky_error(self, result):
-            return "sticky" in result.message
-
-        def runner(self, ctx):
-            if os.environ.get("KSDK_TEST_BROKEN_RUNNER"):
-                raise RuntimeError("backend bug")
-            return ScriptedRunner()
-''')
-
-TASK_SOURCE = """
-import torch
-class Model(torch.nn.Module):
-    def forward(self, x):
-        return x * 2
-def get_inputs():
-    return [torch.randn(8)]
-def get_init_inputs():
-    return []
-"""
 TASK = Task(name="t", source=TASK_SOURCE, timeouts=StageTimeouts(load=20, compile=2, correctness=20, performance=20),
             timing=TimingSettings(warmup=1, warmup_ms=0, repetitions=3, min_time_ms=0))
 
@@ -116,40 +48,10 @@ def alive(pid: int) -> bool:
     import time
 
     for _ in range(50):  # SIGKILL delivery is asynchronous
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return False
-        if state in ("Z", "X"):
+        if state(pid) in ("Z", "X", None):
             return False
         time.sleep(0.05)
     return True
-
-
-def _state(pid: int):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
-
-
-def running(marker: str) -> list[int]:
-    """Pids of live processes whose command line contains `marker` (a sandboxed process has no pid we know)."""
-    import os
-
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmd and _state(int(entry)) not in ("Z", "X", None):
-                pids.append(int(entry))
-    return pids
 
 
 def test_hang_is_killed_with_every_process_it_started(scripted):
@@ -184,6 +86,24 @@ def test_sticky_error_recycles_the_judge(scripted):
     first, sticky, after = run("ok", "sticky", "ok")
     assert sticky.warnings and "recycled" in sticky.warnings[-1]
     assert judge_pid(first) != judge_pid(after)  # a new judge process served the next candidate
+
+
+def test_each_candidate_starts_with_its_own_copy_of_the_judges_seed_cache(scripted):
+    before, tampered, after = run("read-seed", "tamper-seed", "read-seed")
+    assert before.message.strip() == "seeded by the judge"
+    assert tampered.message.strip() == "tampered by a candidate"
+    assert after.message.strip() == "seeded by the judge", "a candidate's change to its seed reached the next one"
+
+
+def test_what_a_candidate_asks_the_judge_to_build_reaches_later_candidates_once_and_only_as_validated(scripted):
+    asked, alpha, escaped, log = run("ask-seed", "read-seed-alpha", "read-seed-escape", "read-seed-calls")
+    assert asked.status == Status.OK  # a request is not a verdict
+    assert alpha.message.strip() == "built alpha on request"
+    assert escaped.message.strip() == "absent"
+    calls = [json.loads(line) for line in log.message.strip().splitlines()]
+    assert calls[0] == []  # the judge's own first build
+    asked_for = [r for c in calls[1:] for r in c]
+    assert asked_for.count("alpha") == 1 and len(asked_for) == 15  # once each; 16 per report (one duplicate)
 
 
 def test_identical_candidates_evaluated_once(scripted):

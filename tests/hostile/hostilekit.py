@@ -7,7 +7,6 @@ sandboxed candidate cannot write anywhere the test could read. A test then asser
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Optional
 
 from ksdk.evaluation.local import LocalEvaluator
@@ -73,41 +72,26 @@ def triton_task(**settings) -> Task:
     return task_from_source("t", TASK, **settings)
 
 
-TRITON_GOOD = """
-import torch
-import torch.nn as nn
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def fused_kernel(x_ptr, y_ptr, out_ptr, n, scale, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    x = tl.load(x_ptr + offs, mask=mask)
-    y = tl.load(y_ptr + offs, mask=mask)
-    tl.store(out_ptr + offs, tl.maximum(x * scale + y, 0.0), mask=mask)
-
-
-def launch(x, y, out, scale):
-    fused_kernel[(triton.cdiv(x.numel(), 256),)](x, y, out, x.numel(), scale, BLOCK=256)
+# The conformance kit's correct candidate, its kernel launched through a `launch` helper that attacks can call.
+LAUNCH = """def launch(x, y, out, scale):
+    n = x.numel()
+    fused_kernel[(triton.cdiv(n, BLOCK_SIZE),)](x, y, out, n, scale, BLOCK=BLOCK_SIZE)
     return out
 
 
-class ModelNew(nn.Module):
-    def __init__(self, scale):
-        super().__init__()
-        self.scale = scale
-
-    def forward(self, x, y):
-        return launch(x, y, torch.empty_like(x), self.scale)
-"""
+class ModelNew"""
+GOOD_FORWARD = """out = torch.empty_like(x)
+        n = x.numel()
+        fused_kernel[(triton.cdiv(n, BLOCK_SIZE),)](x, y, out, n, self.scale, BLOCK=BLOCK_SIZE)
+        return out"""
 FORWARD = "return launch(x, y, torch.empty_like(x), self.scale)"
 
 
 def triton_good() -> str:
     """A correct candidate for triton_task(): relu(x * scale + y) by one Triton kernel, through `launch`."""
-    return TRITON_GOOD
+    from ksdk_triton_nvidia.conformance import GOOD
+
+    return sub(sub(GOOD, "class ModelNew", LAUNCH), GOOD_FORWARD, FORWARD)
 
 
 def sub(source: str, old: str, new: str) -> str:
@@ -128,24 +112,6 @@ def evaluate(backend: str, task: Task, *sources: str, **kwargs) -> list[EvalResu
             await ev.close()
 
     return asyncio.run(go())
-
-
-def running(marker: str) -> list[int]:
-    """Pids of live processes whose command line contains `marker`."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{entry}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmd and state not in ("Z", "X"):
-            pids.append(int(entry))
-    return pids
 
 
 def report_line(message: str, tag: str = "SAW") -> Optional[str]:

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from hostilekit import c_task, c_with_python, evaluate, report_line, running, sub, triton_good, triton_task
+from hostilekit import c_task, c_with_python, evaluate, report_line, sub, triton_good, triton_task
+from processes import running
 
 from ksdk.models import Status
 

@@ -21,20 +21,6 @@ def compiler() -> str | None:
     return None
 
 
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else the platform's processor string."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and ":" in line:
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine() or "cpu"
-
-
 def probe() -> Availability:
     """Available when the Python packages and a C compiler exist; the one device is this CPU."""
     missing = [m for m in ("cffi", "numpy", "torch") if importlib.util.find_spec(m) is None]
@@ -54,6 +40,5 @@ def probe() -> Availability:
         )
     return Availability(
         name=NAME, available=True,
-        devices=[DeviceInfo(index=0, name=cpu_name(), kind="cpu", runtime=os.path.basename(cc),
-                            extra={"logical_cpus": os.cpu_count() or 1})],
+        devices=[DeviceInfo.host_cpu(0, runtime=os.path.basename(cc), extra={"logical_cpus": os.cpu_count() or 1})],
     )
