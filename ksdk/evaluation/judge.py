@@ -247,9 +247,10 @@ class _Judge:
             raise Verdict(Stage.LOAD, ErrorKind.INFRA, str(e)) from None
         # Trial 0's inputs and reference now: its time scales the later stages' limits, and a problem too large for
         # the device is told so before any candidate code runs.
+        self._interpretable(self.ref.input_elements())  # before a large problem's inputs are made on the CPU
         self.first = self._trial(self.rng.randrange(1 << 31))
         raw, refs, ref_s = self.first
-        self._interpretable(raw)
+        self._interpretable(sum(int(x.numel()) for x in raw if hasattr(x, "numel")))
         self._scale_limits(ref_s)
         layout = Layout("io")
         self.args, self.outs = self._layout(layout, raw, refs)
@@ -276,12 +277,11 @@ class _Judge:
                           f"{v.message}") from None
         self._request({"op": "load", "source": self.cand.source})
 
-    def _interpretable(self, raw: list) -> None:
-        """In an interpreter a large problem takes minutes a call: say so in one line, with the fix, before any
-        candidate runs."""
-        if not self.jc.run.interpret:
+    def _interpretable(self, n: Optional[int]) -> None:
+        """In an interpreter a large problem (n input elements) takes minutes a call: say so in one line, with the
+        fix, before any candidate runs."""
+        if not self.jc.run.interpret or n is None:
             return
-        n = sum(int(x.numel()) for x in raw if hasattr(x, "numel"))
         if n > INTERPRETER_MAX_ELEMENTS:
             raise Verdict(Stage.LOAD, ErrorKind.INFRA, f"the problem is too large for the interpreter ({n:,} input "
                           f"elements; it finishes about {INTERPRETER_MAX_ELEMENTS:,} in reasonable time): give the "
@@ -717,7 +717,8 @@ class _Judge:
         self.result.cross_checks["judge clock:candidate"] = TimingStats(
             median_ms=judge_ms, iqr_ms=0.0, mean_ms=judge_ms, std_ms=0.0, min_ms=judge_ms, max_ms=judge_ms, n=n,
             method=f"the judge's wall clock over {n} back-to-back calls on fresh inputs ({mode}), output copies "
-                   f"removed; {min(policy.BATCH_CHECKS, n)} calls' outputs checked")
+                   f"removed; {self.batch_checked} calls' outputs checked, the last one and others drawn after "
+                   "the batch")
         if not self.backend.host_code:
             # Device code alone: nothing of the candidate's ran on the host to patch the timing, and the batch's
             # figure includes the copies between host and device; it is a record (its outputs were checked).
@@ -747,6 +748,7 @@ class _Judge:
         sets = [self._layout(layout, list(raw), refs) for _ in range(n)]
         seeds = [self.rng.randrange(1 << 31) for _ in range(n)]
         ring = self._allocate("ring", layout.size)
+        frozen: list = []
         try:
             reply = self._request({"op": "prepare_batch", "inputs": [a for a, _ in sets],
                                    "outputs": [_slot_args(outs) for _, outs in sets]})
@@ -759,25 +761,74 @@ class _Judge:
             t = time.perf_counter()
             self._request({"op": "batch"})
             wall_ms = (time.perf_counter() - t) * 1e3
+            # Work left running after the reply is not done: the candidate's processes are stopped now, and the
+            # clock runs on until every output is written (device work queued before the reply may still land).
+            self.proc.freeze()
+            frozen.append(self.proc)
+            wall_ms = self._settled(ring, sets, n, t, wall_ms)
             if self.memory.kind != "cuda":
                 # Work on the host: its CPU time is the kernel's own accounting, which waiting for a core on a busy
                 # machine does not inflate (and threads add to): the judge takes the smaller of the two.
                 cpu_ms = (self.proc.cpu_ns() - cpu0) / 1e6
                 wall_ms = min(wall_ms, cpu_ms) if cpu_ms > 0 else wall_ms
-            for j in self.rng.sample(range(n), min(policy.BATCH_CHECKS, n)):
+            order = [n - 1] + self.rng.sample(range(n - 1), n - 1)
+            t_checks = time.perf_counter()
+            checked = 0
+            for j in order:
+                if checked >= policy.BATCH_CHECKS and \
+                        (time.perf_counter() - t_checks) * 1e3 > policy.BATCH_CHECK_BUDGET_MS:
+                    break
                 _raw_j, refs_j, _ = self._trial(seeds[j])
                 _f, failure = self._compare(ring, sets[j][1], refs_j)
                 if failure:
                     raise Verdict(self.stage, ErrorKind.REWARD_HACK, f"call {j + 1} of {n} back-to-back calls timed "
                                   f"by the judge returned a wrong output ({failure[1]}): the candidate skips or "
                                   "changes work when called repeatedly")
+                checked += 1
             # Device memory: each call's outputs are copied into its slot, at a cost the judge measures itself. Host
             # memory: Runners write into the slots (or copy at host speed, which then stays in the figure).
             copy_ms = self._copy_ms(sets[0][1], ring) if self.memory.kind == "cuda" else 0.0
+            self.batch_checked = checked
         finally:
+            for proc in frozen:
+                proc.thaw()
             self.regions.remove(ring)
             ring.close()
         return max(wall_ms / n - copy_ms, 1e-6), n, mode
+
+    def _settled(self, ring: Region, sets: list, n: int, t0: float, wall_ms: float) -> float:
+        """The batch's time once every call's outputs are written: the reply's time if they were by then, else
+        the time they took to appear (at most BATCH_SETTLE_MS more); outputs that never appear are a Verdict."""
+        first = True
+        while True:
+            j = self._unwritten(ring, sets)
+            now_ms = (time.perf_counter() - t0) * 1e3
+            if j is None:
+                return wall_ms if first else now_ms
+            if now_ms > wall_ms + policy.BATCH_SETTLE_MS:
+                raise Verdict(self.stage, ErrorKind.REWARD_HACK, f"call {j + 1} of {n} back-to-back calls timed by "
+                              "the judge left outputs unwritten (still the judge's poison after the calls returned, "
+                              "and soon after): the candidate skips work when called repeatedly, or leaves it "
+                              "running after a call returns, where no clock sees it")
+            first = False
+            time.sleep(0.001)
+
+    def _unwritten(self, ring: Region, sets: list) -> Optional[int]:
+        """The first call of the batch with a floating-point output still holding the judge's poison (all bits set,
+        a NaN no arithmetic produces), or None."""
+        import torch
+
+        ints = {"float32": torch.int32, "float16": torch.int16, "bfloat16": torch.int16, "float64": torch.int64}
+        flags = []
+        for _args, outs in sets:
+            found = [torch.zeros((), dtype=torch.bool, device=self.device)]
+            for s in outs:
+                if s.dtype in ints and s.nbytes:
+                    flat = ring.tensor(s).reshape(-1).view(ints[s.dtype])
+                    found += [flat[i:i + COMPARE_CHUNK].eq(-1).any() for i in range(0, flat.numel(), COMPARE_CHUNK)]
+            flags.append(torch.stack([f.to(self.device) for f in found]).any())
+        hit = torch.nonzero(torch.stack(flags).to(self.device)).flatten()
+        return int(hit[0]) if hit.numel() else None
 
     def _sync(self) -> None:
         if self.device.startswith("cuda"):

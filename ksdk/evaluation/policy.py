@@ -39,7 +39,11 @@ BATCH_FIXED_MS = {"graph": 0.75, "eager": 0.75, "host": 0.3}
 OVER_REL, OVER_ABS_MS = 1.0, 0.1
 BATCH_TARGET_MS = 40.0  # device time the batch aims for (so the reply's latency is a small share of it)
 BATCH_MAX_CALLS = {"graph": 64, "eager": 256, "host": 1024}  # graphs are captured one per call: fewer
-BATCH_CHECKS = 3  # calls of the batch whose outputs the judge checks, picked after it ends
+BATCH_CHECKS = 3  # calls of the batch whose outputs the judge checks at least: the last one, then others in an order
+BATCH_CHECK_BUDGET_MS = 200.0  # drawn after it ends, as many as fit in this time (each check makes the call's inputs
+# and reference again): a candidate that skips work in a share s of calls passes with probability (1 - s)^checks
+BATCH_SETTLE_MS = 50.0  # after the batch's reply, how long outputs still being written may take to appear (device
+# work queued before the reply); the judge's clock runs until they have. Frozen host threads never finish theirs.
 
 
 def op_name(op: str) -> str:

@@ -97,6 +97,18 @@ class Reference:
         return [x.to(self.device) if isinstance(x, torch.Tensor) and x.device.type != self.device.split(":")[0]
                 else x for x in raw]
 
+    def input_elements(self) -> Optional[int]:
+        """How many elements one input set has, from get_inputs() run on PyTorch's meta device (no memory, no
+        time); None when it cannot run there (it reads values, say)."""
+        import torch
+
+        try:
+            with torch.device("meta"):
+                raw = list(self.module.get_inputs())
+        except Exception:  # noqa: BLE001 - the real run reports a real failure
+            return None
+        return sum(int(x.numel()) for x in raw if isinstance(x, torch.Tensor))
+
     def forward(self, inputs: list) -> list:
         """The reference outputs for `inputs`, as torch tensors on the reference device."""
         import torch

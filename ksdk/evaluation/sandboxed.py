@@ -194,6 +194,32 @@ class CandidateProcess:
         """CPU time used so far by the candidate's process and everything it started."""
         return cpu_ns(self.proc.pid)
 
+    def freeze(self) -> None:
+        """Stop (SIGSTOP) every process the candidate has, and wait until each of their threads has stopped: work
+        it left running can then not go on. Processes started while stopping them are stopped in the next round."""
+        stopped: set[int] = set()
+        for _ in range(8):
+            new = ({self.proc.pid} | set(descendants(self.proc.pid))) - stopped
+            if not new:
+                break
+            for pid in new:
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            stopped |= new
+            _wait_stopped(new)
+        self._frozen = stopped
+
+    def thaw(self) -> None:
+        """Let the processes stopped by freeze() run again."""
+        for pid in getattr(self, "_frozen", set()):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._frozen = set()
+
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -240,6 +266,26 @@ def cpu_ns(pid: int) -> int:
             except (OSError, ValueError, IndexError):
                 pass
     return total
+
+
+def _wait_stopped(pids: set[int], timeout: float = 1.0) -> None:
+    """Wait until every thread of these processes is stopped (or gone): SIGSTOP is delivered asynchronously."""
+    end = time.monotonic() + timeout
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            while time.monotonic() < end:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                        stat = f.read()
+                except OSError:
+                    break
+                if stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] in (b"T", b"t", b"Z", b"X"):
+                    break
+                time.sleep(0.0005)
 
 
 def descendants(pid: int) -> list[int]:

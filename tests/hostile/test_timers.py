@@ -46,3 +46,25 @@ def test_an_honest_candidate_passes_the_judges_clock():
     assert r.status == Status.OK, r.message
     judge = r.cross_checks["judge clock:candidate"]
     assert judge.median_ms > 0 and r.candidate_timing.median_ms > 0
+
+
+SKIPS_HALF = """
+static long calls = 0;
+void kernel(const float* a, const float* b, float* out, long n, long n2) {
+    (void)n2;
+    int skip = ++calls > 6 && calls % 2;  /* after correctness: every other call skipped or changed */
+    if (skip && SKIP) return;
+    for (long i = 0; i < n; i++) out[i] = skip ? a[i] : a[i] + b[i];
+}
+"""
+
+
+def test_skipping_or_changing_the_work_in_half_the_timed_calls_is_caught_whichever_calls_are_checked():
+    """The judge checks as many of its timed calls as fit in its budget (here far more than three), so a candidate
+    that skips (or changes) the work in half of them does not pass by luck (one time in eight with three checks)."""
+    results = evaluate("cpu_c", c_task(), *([SKIPS_HALF.replace("SKIP)", "1)")] * 2),
+                       *([SKIPS_HALF.replace("SKIP)", "0)")] * 2))
+    for r in results[:2]:
+        assert r.error_kind == ErrorKind.REWARD_HACK and "left outputs unwritten" in r.message, r.message
+    for r in results[2:]:
+        assert r.error_kind == ErrorKind.REWARD_HACK and "wrong" in r.message, r.message

@@ -132,3 +132,31 @@ def test_pytorch_doing_the_work_is_rejected_on_the_gpu():
         "fused_kernel[(triton.cdiv(n, BLOCK_SIZE),)](x, y, out, n, 1.0, BLOCK=BLOCK_SIZE)")
     (r,) = evaluate_in_order([(task, src)])
     assert r.error_kind == ErrorKind.REWARD_HACK and "aten::relu" in r.message, (r.error_kind, r.message)
+
+
+def test_a_batch_that_replies_before_its_device_work_is_done_is_timed_until_it_is():
+    """The candidate also makes its process reply to the judge's timed batch without waiting for the device: the
+    judge's clock runs on until the outputs are written, so the faked events still stand out."""
+    task, seed = example("elementwise_chain")
+    task = task.model_copy(update={"timing": task.timing.model_copy(update=FAST)})
+    patch = ("import ksdk_triton_nvidia.checks as _c\n_c.Integrity.changed = lambda self: []\n"
+             "import ksdk.evaluation.timers as _t\n_t._elapsed = lambda a, b: 0.001\n"
+             "import torch\ntorch.cuda.Event.elapsed_time = lambda self, other: 0.001\n"
+             "_t.synchronize = lambda: None\n")
+    (cheat,) = evaluate_in_order([(task, patch + seed)])
+    assert cheat.error_kind == ErrorKind.REWARD_HACK, (cheat.error_kind, cheat.message)
+    assert cheat.speedup is None
+
+
+def test_a_problem_that_cannot_fit_the_device_is_told_so_with_its_figures_before_any_candidate_code_runs():
+    """Inputs of about 35% of the device each way: the judge's own copy and reference fit, the shared copies
+    the candidate would need do not."""
+    import torch
+
+    n = int(torch.cuda.get_device_properties(0).total_memory * 0.35) // 4
+    source = ("import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n    def forward(self, x):\n"
+              "        return torch.relu(x)\n\n"
+              f"def get_inputs():\n    return [torch.rand({n})]\n\ndef get_init_inputs():\n    return []\n")
+    (r,) = evaluate_in_order([(small_task(source, "too_big"), GOOD)])
+    assert r.status == Status.INFRA_ERROR and r.stage == Stage.LOAD, (r.status, r.stage, r.message)
+    assert "the problem needs about" in r.message and "GiB is free" in r.message, r.message

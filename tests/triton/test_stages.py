@@ -170,3 +170,29 @@ def test_device_cuda_in_interpreter_gets_a_hint(verdicts):
     r = verdicts["cuda_device"]
     assert r.status == Status.FAILED
     assert "empty_like" in r.message
+
+
+HUGE_TASK = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.relu(x)
+
+
+def get_inputs():  # 2**40 elements: making them would fail (4 TiB), so the size must be read without making them
+    return [torch.rand(1 << 20, 1 << 20)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_a_problem_too_large_for_the_interpreter_is_told_so_in_one_line_before_its_inputs_are_made():
+    (r,) = evaluate_in_order([(small_task(HUGE_TASK, "huge"), GOOD)], interpret=True)
+    assert r.status == Status.INFRA_ERROR and r.stage == Stage.LOAD, (r.status, r.message)
+    assert "too large for the interpreter (1,099,511,627,776 input elements" in r.message
+    assert "KSDK_TASK" in r.message and "\n" not in r.message.strip()
