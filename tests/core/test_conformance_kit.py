@@ -1,5 +1,5 @@
-"""The conformance kit fails a backend that only pretends to time: one reporting a constant, one that never times.
-(A kit a fake can pass proves nothing: these play the fake.)"""
+"""The conformance kit fails a backend that only pretends to time (one reporting a constant, one that never times)
+and one whose errors surface at no stage of their own. (A kit a fake can pass proves nothing: these play the fake.)"""
 
 import textwrap
 
@@ -48,6 +48,17 @@ DOUBLE = textwrap.dedent('''
     class ConstantRunner(NumpyRunner):
         MODE = "constant"
 
+    class LazyRunner(NumpyRunner):
+        """Reports no stage of its own: loads nothing until the first call, so every error surfaces there."""
+
+        def load(self, source):
+            self.source = source
+
+        def call(self, inputs, outputs, record_ops=False):
+            if not hasattr(self, "ns"):
+                NumpyRunner.load(self, self.source)
+            return NumpyRunner.call(self, inputs, outputs, record_ops)
+
     class NeverRunner(NumpyRunner):
         MODE = "never"
 
@@ -68,6 +79,7 @@ DOUBLE = textwrap.dedent('''
     HonestBackend = _backend("kit_honest", NumpyRunner)
     ConstantBackend = _backend("kit_constant", ConstantRunner)
     NeverBackend = _backend("kit_never", NeverRunner)
+    LazyBackend = _backend("kit_lazy", LazyRunner)
 ''')
 
 TASK = '''
@@ -92,13 +104,15 @@ def kit_backends(backend_double):
 
     site = backend_double("kit_honest", "HonestBackend", DOUBLE)
     plugin_site(site, "kit-fakes", "1.0", {}, {"ksdk.backends": {"kit_constant": "kit_honest_backend:ConstantBackend",
-                                                                  "kit_never": "kit_honest_backend:NeverBackend"}})
+                                                                  "kit_never": "kit_honest_backend:NeverBackend",
+                                                                  "kit_lazy": "kit_honest_backend:LazyBackend"}})
 
 
 def kit(backend: str):
     class Kit(BackendConformance):
         def cases(self):
-            return {"good": Case(TASK, GOOD), "slow": Case(TASK, SLOW), "wrong": Case(TASK, GOOD.replace("1.0", "2.0"))}
+            return {"good": Case(TASK, GOOD), "slow": Case(TASK, SLOW), "wrong": Case(TASK, GOOD.replace("1.0", "2.0")),
+                    "broken_load": Case(TASK, GOOD.replace("def kernel(a, out):", "def kernel(a, out)"))}
 
     Kit.backend = backend
     Kit._results = {}
@@ -110,6 +124,7 @@ def test_an_honest_backend_passes_the_timing_checks(kit_backends):
     k.test_good_candidate_timed_or_says_why_not()
     k.test_reported_times_agree_with_the_judges_clock()
     k.test_a_slower_candidate_is_timed_slower()
+    k.test_broken_load_rejected_at_load()
 
 
 def test_a_backend_reporting_a_constant_time_fails_the_kit(kit_backends):
@@ -124,3 +139,11 @@ def test_a_backend_that_never_times_fails_the_kit(kit_backends):
     k = kit("kit_never")
     with pytest.raises(AssertionError, match="does not time"):
         k.test_good_candidate_timed_or_says_why_not()
+
+
+def test_a_backend_whose_errors_surface_at_no_stage_of_their_own_fails_the_kit(kit_backends):
+    """A Runner that loads nothing until the first call reports a syntax error as a correctness failure: the kit
+    names the stage it came at."""
+    k = kit("kit_lazy")
+    with pytest.raises(AssertionError, match="CORRECTNESS"):
+        k.test_broken_load_rejected_at_load()
