@@ -114,6 +114,7 @@ class _Judge:
         self.compile_credit = [float(task.timeouts.compile)]
         self.min_launches: Optional[int] = None
         self.peaks: dict[str, int] = {}
+        self.candidate_ran = False
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> EvalResult:
@@ -129,6 +130,10 @@ class _Judge:
             res.fail(v.stage, v.kind, v.message, v.line)
             if v.kind == ErrorKind.INFRA:
                 res.status = Status.INFRA_ERROR
+        except Exception as e:  # noqa: BLE001 - only the judge's own out-of-memory is judged here
+            if not (self.candidate_ran and _out_of_memory(e)):
+                raise
+            res.fail(self.stage, ErrorKind.OOM, self._starved(e))
         finally:
             self._release()
             if watch is not None:
@@ -144,6 +149,20 @@ class _Judge:
         self.stage_deadline = time.monotonic() + limit
         self.stage_limit = limit
         self.jc.on_stage(stage, limit)
+
+    def _starved(self, e: BaseException) -> str:
+        """The verdict's message when the judge runs out of device memory while a candidate's process holds some:
+        the problem fitted when the evaluation began (_fits), so the candidate took what the judge needed."""
+        try:
+            used = self.backend.memory_used(self.jc.run)
+        except Exception:  # noqa: BLE001
+            used = None
+        io = sum(getattr(self, "io_bytes", (0, 0)))
+        held = f"{used / 2**30:.1f} GiB in use on the device, " if used else ""
+        return (f"the judge ran out of device memory checking this candidate ({str(e).splitlines()[0][:160]}); "
+                f"{held}for {io / 2**30:.2f} GiB of inputs and outputs, which fitted when the evaluation began: the "
+                "candidate's process holds the memory the judge needs (free what forward allocates, and allocate "
+                "no more than its outputs and temporaries need)")
 
     def _watch_memory(self) -> Optional[MemoryWatch]:
         """Start sampling the device's memory in use, from a clean slate: the judge's cached blocks returned and
@@ -275,6 +294,7 @@ class _Judge:
         except Verdict as v:  # no candidate code has run yet: the backend cannot run this task here
             raise Verdict(Stage.LOAD, ErrorKind.INFRA, f"backend {self.backend.name} cannot run this task: "
                           f"{v.message}") from None
+        self.candidate_ran = True  # from here the candidate's code runs, and may hold the device's memory
         self._request({"op": "load", "source": self.cand.source})
 
     def _interpretable(self, n: Optional[int]) -> None:
@@ -321,6 +341,8 @@ class _Judge:
         except TaskFailure as e:
             raise Verdict(self.stage, ErrorKind.INFRA, str(e)) from None
         except torch.cuda.OutOfMemoryError as e:
+            if self.candidate_ran:
+                raise Verdict(self.stage, ErrorKind.OOM, self._starved(e)) from None
             raise Verdict(self.stage, ErrorKind.INFRA, "the task's reference alone ran out of device memory "
                           f"({str(e).splitlines()[0][:200]}): the problem does not fit this device") from None
 
@@ -854,6 +876,11 @@ class _Judge:
             self._sync()
             times.append((time.perf_counter() - t) * 1e3)
         return sorted(times)[len(times) // 2]
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """A device allocation failed: PyTorch's OutOfMemoryError, or a driver call's out-of-memory result."""
+    return type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower()
 
 
 def _same_bytes(a, b, chunk: int = 1 << 28) -> bool:

@@ -160,3 +160,19 @@ def test_a_problem_that_cannot_fit_the_device_is_told_so_with_its_figures_before
     (r,) = evaluate_in_order([(small_task(source, "too_big"), GOOD)])
     assert r.status == Status.INFRA_ERROR and r.stage == Stage.LOAD, (r.status, r.stage, r.message)
     assert "the problem needs about" in r.message and "GiB is free" in r.message, r.message
+
+
+def test_a_candidate_holding_the_device_memory_gets_the_out_of_memory_verdict_never_a_harness_error():
+    """After the correctness calls, the candidate's forward takes every free byte of device memory and keeps it:
+    whichever side then runs out (its own allocations, or the judge, which checked the problem fitted before any
+    candidate code ran), the verdict is the candidate's out_of_memory, not an infra error (a bench would retry that
+    forever)."""
+    task = small_task()
+    hog = ("import torch\n_hog, _calls = [], [0]\n"
+           "def _grab():\n    for chunk in (1 << 30, 1 << 26, 1 << 21):\n        while True:\n"
+           "            try:\n                _hog.append(torch.empty(chunk, dtype=torch.uint8, device='cuda'))\n"
+           "            except torch.cuda.OutOfMemoryError:\n                break\n")
+    src = hog + GOOD.replace("        out = torch.empty_like(x)", "        out = torch.empty_like(x)\n"
+                             "        _calls[0] += 1\n        if _calls[0] == 4:\n            _grab()")
+    (r,) = evaluate_in_order([(task, src)])
+    assert r.status == Status.FAILED and r.error_kind == ErrorKind.OOM, (r.status, r.error_kind, r.message)
