@@ -59,6 +59,9 @@ class Limits:
     file_bytes: Optional[int] = 4 << 30
     processes: Optional[int] = 256
     open_files: Optional[int] = 4096
+    # The scratch folder (its /tmp) as a whole, which the judge watches: KSDK_SCRATCH_LIMIT_BYTES overrides the size.
+    scratch_bytes: Optional[int] = field(default_factory=lambda: _env_int("KSDK_SCRATCH_LIMIT_BYTES", 8 << 30))
+    scratch_files: int = 200_000
 
     def apply(self) -> None:
         """Set these limits on the calling process (run in the child between fork and exec)."""
@@ -69,6 +72,38 @@ class Limits:
                 soft, hard = resource.getrlimit(res)
                 value = value if hard == resource.RLIM_INFINITY else min(value, hard)
                 resource.setrlimit(res, (value, value))
+
+
+def _env_int(name: str, default: int) -> int:
+    """An integer setting from the environment; a clear error for anything else."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of bytes (e.g. {name}=8589934592)") from None
+
+
+def folder_usage(path: Path, limit_files: int) -> tuple[int, int]:
+    """(bytes on disk, entries) under `path`, counting at most limit_files + 1 entries (symlinks not followed)."""
+    used = files = 0
+    todo = [str(path)]
+    while todo and files <= limit_files:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            files += 1
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            used += st.st_blocks * 512
+            if e.is_dir(follow_symlinks=False):
+                todo.append(e.path)
+    return used, files
 
 
 @dataclass

@@ -31,6 +31,7 @@ READY_TIMEOUT_S = 180.0
 SEED_WAIT_S = 150.0  # how long a candidate waits for the judge's first seed build (once per judge)
 SEED_REQUESTS_MAX = 64  # distinct seed requests a judge builds over its life
 WATCH_S = 0.2  # how often the judge checks a candidate's process count while it waits
+DISK_WATCH_S = 1.0  # how often it checks the candidate's scratch folder's size
 
 
 class StartError(RuntimeError):
@@ -158,13 +159,25 @@ class CandidateProcess:
 
     def _watch(self) -> None:
         """End the sandbox when its processes exceed the limit (RLIMIT_NPROC does not bind processes whose user
-        is root outside the namespace, so the judge counts them itself)."""
-        limit = self.launch.limits.processes
-        if limit is None or self.proc.poll() is not None:
+        is root outside the namespace, so the judge counts them itself), or its scratch folder the disk limit
+        (RLIMIT_FSIZE binds one file, not how many; checked at most once a second)."""
+        limits = self.launch.limits
+        if self.proc.poll() is not None:
             return
-        if len(descendants(self.proc.pid)) > limit + 2:  # bwrap and its init process
+        if limits.processes is not None and len(descendants(self.proc.pid)) > limits.processes + 2:  # bwrap, init
             self.kill()
-            raise Overrun(f"it started more than {limit} processes")
+            raise Overrun(f"it started more than {limits.processes} processes")
+        now = time.monotonic()
+        if limits.scratch_bytes is None or now - getattr(self, "_disk_checked", 0.0) < DISK_WATCH_S:
+            return
+        self._disk_checked = now
+        used, files = sandbox.folder_usage(self.scratch, limit_files=limits.scratch_files)
+        if used > limits.scratch_bytes or files > limits.scratch_files:
+            self.kill()
+            size = (f"{limits.scratch_bytes / 2**30:.1f} GiB" if limits.scratch_bytes >= 1 << 30
+                    else f"{limits.scratch_bytes / 2**20:.0f} MiB")
+            raise Overrun(f"it wrote more than the sandbox's disk limit ({size} or {limits.scratch_files:,} files) "
+                          "into its scratch folder (the size is KSDK_SCRATCH_LIMIT_BYTES)")
 
     # -- ending ------------------------------------------------------------------------------------
     def _how(self) -> str:

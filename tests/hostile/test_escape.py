@@ -131,6 +131,18 @@ def test_a_fork_bomb_is_ended_and_leaves_nothing():
     assert after.status == Status.OK, after.message
 
 
+def test_filling_the_disk_through_many_files_is_ended(monkeypatch):
+    """RLIMIT_FSIZE binds one file: a candidate writing many files is ended by the judge's watch over its scratch
+    folder (here at 16 MiB), and the next candidate runs."""
+    monkeypatch.setenv("KSDK_SCRATCH_LIMIT_BYTES", str(16 << 20))
+    fill = ("import os, tempfile, time\nfor i in range(64):\n"
+            "    with open(os.path.join(tempfile.gettempdir(), f'fill{i}'), 'wb') as f:\n"
+            "        f.write(os.urandom(1 << 20))\ntime.sleep(10)\n")
+    (r, after) = evaluate("cpu_c", c_task(), c_with_python(fill), __import__("hostilekit").C_GOOD)
+    assert r.status == Status.FAILED and "disk limit (16 MiB or 200,000 files)" in r.message, r.message
+    assert after.status == Status.OK, after.message
+
+
 def test_no_candidate_meets_an_earlier_ones_leftovers():
     """Patches, files, threads and Triton cache entries an earlier candidate left cannot reach the next one."""
     leave = sub(triton_good(), "class ModelNew", textwrap.dedent('''
