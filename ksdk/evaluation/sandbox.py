@@ -54,7 +54,10 @@ class Limits:
     runtime reserves terabytes of virtual memory; `data_bytes` (private writable memory) is limited instead."""
 
     address_bytes: Optional[int] = None
-    data_bytes: Optional[int] = None
+    # Private writable memory (heap and anonymous mappings; not shared memory, not device memory): half the
+    # machine's memory, between 4 and 32 GiB (CUDA initialises under 32 GiB: docs/benchmarks.md);
+    # KSDK_MEMORY_LIMIT_BYTES sets it.
+    data_bytes: Optional[int] = field(default_factory=lambda: _env_int("KSDK_MEMORY_LIMIT_BYTES", _default_memory()))
     cpu_seconds: Optional[int] = None
     file_bytes: Optional[int] = 4 << 30
     processes: Optional[int] = 256
@@ -83,6 +86,14 @@ def _env_int(name: str, default: int) -> int:
         return int(float(raw))
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number of bytes (e.g. {name}=8589934592)") from None
+
+
+def _default_memory() -> int:
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        physical = 16 << 30
+    return int(min(32 << 30, max(4 << 30, physical // 2)))
 
 
 def folder_usage(path: Path, limit_files: int) -> tuple[int, int]:

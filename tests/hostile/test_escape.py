@@ -143,6 +143,16 @@ def test_filling_the_disk_through_many_files_is_ended(monkeypatch):
     assert after.status == Status.OK, after.message
 
 
+def test_a_memory_bomb_is_refused_its_memory_and_the_next_candidate_runs(monkeypatch):
+    """The candidate's private memory is limited (here to 1 GiB): asking for 3 GiB fails in its own process."""
+    monkeypatch.setenv("KSDK_MEMORY_LIMIT_BYTES", str(1 << 30))
+    bomb = ("try:\n    hog = bytearray(3 << 30)\n    got = 'GOT 3 GiB'\nexcept MemoryError:\n    got = 'REFUSED'\n"
+            "raise SystemExit('SAW ' + got)\n")
+    (r, after) = evaluate("cpu_c", c_task(), c_with_python(bomb), __import__("hostilekit").C_GOOD)
+    assert r.status == Status.FAILED and "SAW REFUSED" in r.message, r.message
+    assert after.status == Status.OK, after.message
+
+
 def test_no_candidate_meets_an_earlier_ones_leftovers():
     """Patches, files, threads and Triton cache entries an earlier candidate left cannot reach the next one."""
     leave = sub(triton_good(), "class ModelNew", textwrap.dedent('''
