@@ -138,23 +138,26 @@ class TritonNvidiaBackend(Backend):
     def telemetry(self, ctx: RunContext) -> dict:
         if ctx.interpret:
             return {}
-        import torch
-
         from ksdk_triton_nvidia import clocks
 
-        uuid = str(getattr(torch.cuda.get_device_properties(0), "uuid", "") or "")
-        return clocks.read(clocks.handle(uuid))
+        return clocks.read(self._nvml_handle())
 
     def memory_used(self, ctx: RunContext) -> Optional[int]:
         if ctx.interpret:
             return None
         from ksdk_triton_nvidia import clocks
 
+        return clocks.memory_used(self._nvml_handle())
+
+    def _nvml_handle(self):
+        """NVML's handle of the judge's GPU (torch's device 0), found once."""
         if self._nvml is None:
             import torch
 
+            from ksdk_triton_nvidia import clocks
+
             self._nvml = clocks.handle(str(getattr(torch.cuda.get_device_properties(0), "uuid", "") or ""))
-        return clocks.memory_used(self._nvml)
+        return self._nvml
 
     def sticky_error(self, result: EvalResult) -> bool:
         """Recycle the judge only when its own CUDA context may be broken (candidates run in other processes)."""

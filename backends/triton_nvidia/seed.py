@@ -42,7 +42,7 @@ def record() -> None:
     init = cls.__init__
 
     def recording_init(self, src, metadata, *args, **kwargs):
-        sig = [v for v in getattr(src, "signature", {}).values()]
+        sig = list(getattr(src, "signature", {}).values())
         if getattr(metadata, "tensordesc_meta", None) is None and valid_signature(sig) and sig not in _SEEN:
             _SEEN.append(sig)
             _NEW.append(sig)

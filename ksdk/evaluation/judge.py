@@ -157,7 +157,7 @@ class _Judge:
             used = self.backend.memory_used(self.jc.run)
         except Exception:  # noqa: BLE001
             used = None
-        io = sum(getattr(self, "io_bytes", (0, 0)))
+        io = sum(self.io_bytes)  # set before any candidate code ran
         held = f"{used / 2**30:.1f} GiB in use on the device, " if used else ""
         return (f"the judge ran out of device memory checking this candidate ({str(e).splitlines()[0][:160]}); "
                 f"{held}for {io / 2**30:.2f} GiB of inputs and outputs, which fitted when the evaluation began: the "
@@ -770,7 +770,6 @@ class _Judge:
         sets = [self._layout(layout, list(raw), refs) for _ in range(n)]
         seeds = [self.rng.randrange(1 << 31) for _ in range(n)]
         ring = self._allocate("ring", layout.size)
-        frozen: list = []
         try:
             reply = self._request({"op": "prepare_batch", "inputs": [a for a, _ in sets],
                                    "outputs": [_slot_args(outs) for _, outs in sets]})
@@ -786,7 +785,6 @@ class _Judge:
             # Work left running after the reply is not done: the candidate's processes are stopped now, and the
             # clock runs on until every output is written (device work queued before the reply may still land).
             self.proc.freeze()
-            frozen.append(self.proc)
             wall_ms = self._settled(ring, sets, n, t, wall_ms)
             if self.memory.kind != "cuda":
                 # Work on the host: its CPU time is the kernel's own accounting, which waiting for a core on a busy
@@ -812,8 +810,7 @@ class _Judge:
             copy_ms = self._copy_ms(sets[0][1], ring) if self.memory.kind == "cuda" else 0.0
             self.batch_checked = checked
         finally:
-            for proc in frozen:
-                proc.thaw()
+            self.proc.thaw()  # a no-op unless freeze() ran
             self.regions.remove(ring)
             ring.close()
         return max(wall_ms / n - copy_ms, 1e-6), n, mode
@@ -848,8 +845,8 @@ class _Judge:
                 if s.dtype in ints and s.nbytes:
                     flat = ring.tensor(s).reshape(-1).view(ints[s.dtype])
                     found += [flat[i:i + COMPARE_CHUNK].eq(-1).any() for i in range(0, flat.numel(), COMPARE_CHUNK)]
-            flags.append(torch.stack([f.to(self.device) for f in found]).any())
-        hit = torch.nonzero(torch.stack(flags).to(self.device)).flatten()
+            flags.append(torch.stack(found).any())
+        hit = torch.nonzero(torch.stack(flags)).flatten()
         return int(hit[0]) if hit.numel() else None
 
     def _sync(self) -> None:

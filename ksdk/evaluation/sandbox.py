@@ -89,6 +89,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 def _default_memory() -> int:
+    """Half the machine's physical memory, between 4 and 32 GiB."""
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

@@ -96,6 +96,7 @@ class CandidateProcess:
         child_end.close()
         self.started = time.monotonic()
         self.ready_s: Optional[float] = None
+        self._frozen: set[int] = set()  # the pids freeze() stopped
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> "CandidateProcess":
         """Block until the process has loaded its backend; StartError (with its output) if it cannot."""
@@ -226,7 +227,7 @@ class CandidateProcess:
 
     def thaw(self) -> None:
         """Let the processes stopped by freeze() run again."""
-        for pid in getattr(self, "_frozen", set()):
+        for pid in self._frozen:
             try:
                 os.kill(pid, signal.SIGCONT)
             except (ProcessLookupError, PermissionError):
@@ -281,6 +282,12 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
+def _stat_fields(stat: bytes) -> list[bytes]:
+    """The fields of a /proc/PID/stat line after the command name (which may hold spaces and parentheses):
+    state, ppid, ..."""
+    return stat[stat.rfind(b")") + 2:].split()
+
+
 def _wait_stopped(pids: set[int], timeout: float = 1.0) -> None:
     """Wait until every thread of these processes is stopped (or gone): SIGSTOP is delivered asynchronously."""
     end = time.monotonic() + timeout
@@ -296,7 +303,7 @@ def _wait_stopped(pids: set[int], timeout: float = 1.0) -> None:
                         stat = f.read()
                 except OSError:
                     break
-                if stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] in (b"T", b"t", b"Z", b"X"):
+                if _stat_fields(stat)[0] in (b"T", b"t", b"Z", b"X"):
                     break
                 time.sleep(0.0005)
 
@@ -312,7 +319,7 @@ def descendants(pid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        ppid = int(_stat_fields(stat)[1])
         children.setdefault(ppid, []).append(int(entry))
     out, todo = [], [pid]
     while todo:
