@@ -68,3 +68,26 @@ def test_skipping_or_changing_the_work_in_half_the_timed_calls_is_caught_whichev
         assert r.error_kind == ErrorKind.REWARD_HACK and "left outputs unwritten" in r.message, r.message
     for r in results[2:]:
         assert r.error_kind == ErrorKind.REWARD_HACK and "wrong" in r.message, r.message
+
+
+CHANGES_BATCH_CALLS = """
+static float* first_out = 0;
+static long batch_calls = 0;
+void kernel(const float* a, const float* b, float* out, long n, long n2) {
+    (void)n2;
+    if (!first_out) first_out = out;
+    /* outputs at an address not seen before are the judge's timed batch: every other one gets the wrong sum */
+    int wrong = out != first_out && (batch_calls++ % 2);
+    for (long i = 0; i < n; i++) out[i] = wrong ? a[i] : a[i] + b[i];
+}
+"""
+
+
+def test_work_changed_only_in_the_judges_timed_batch_is_caught():
+    """The candidate recognises the batch by its output addresses and changes every other call there, never in the
+    calls it times itself: three checks drawn at random would miss it one time in eight; the judge checks the last
+    call and as many others as fit in its budget."""
+    results = evaluate("cpu_c", c_task(), *([CHANGES_BATCH_CALLS] * 3))
+    for r in results:
+        assert r.error_kind == ErrorKind.REWARD_HACK, (r.error_kind, r.message)
+        assert "back-to-back calls timed by the judge returned a wrong output" in r.message, r.message
