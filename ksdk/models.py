@@ -105,10 +105,11 @@ class TimingSettings(Model):
     cross_check_do_bench: bool = Field(False, description="also time baseline and candidate with "
                                        "triton.testing.do_bench in the same process, on the same buffers and with the "
                                        "same L2 eviction (EvalResult.cross_checks): a check on the timer itself")
-    placements: int = Field(1, ge=1, le=16, description="time over this many copies of the inputs, each starting at "
-                            "a different offset in device memory, rounds rotating over them (both sides alike): a "
-                            "kernel whose speed depends on where its operands sit is then measured over several "
-                            "places, and each place's medians are kept in EvalResult.cross_checks (triton_nvidia)")
+    placements: int = Field(1, ge=1, le=16, description="kept for old task files: the judge's clock now always "
+                            "times over a ring of input sets at different places in memory (both sides alike)")
+    cross_check_reported: bool = Field(False, description="also ask the candidate's process to time itself (its "
+                                       "Runner's method), kept in EvalResult.cross_checks as a record; never the "
+                                       "speedup")
 
 
 class StageTimeouts(Model):
@@ -303,12 +304,17 @@ class EvalResult(Model):
     cross_checks: dict[str, TimingStats] = Field(default_factory=dict, description="the same calls timed by another "
                                                  "tool or at other input placements, e.g. 'do_bench:candidate', "
                                                  "'placement 1 (+28 KB):candidate'")
-    speedup: Optional[float] = None
+    speedup: Optional[float] = Field(None, description="the median of the baseline's over the candidate's time per "
+                                     "call in paired rounds, both measured by the judge")
+    speedup_ci: Optional[tuple[float, float]] = Field(None, description="95% interval of that median")
     performance_skipped: Optional[str] = Field(None, description="why no timing was taken, when none was")
     kernels: list[KernelMeta] = Field(default_factory=list)
     device: DeviceInfo = Field(default_factory=DeviceInfo)
     versions: dict[str, str] = Field(default_factory=dict)
     wall_s: float = 0.0
+    stages: dict[str, float] = Field(default_factory=dict, description="seconds per stage of the evaluation and per "
+                                     "part within them (process hand-out, reference, correctness calls, checks, "
+                                     "baseline and candidate timing, teardown ...)")
     device_s: float = Field(0.0, description="device-seconds this evaluation held a device")
     cached: bool = False
     warnings: list[str] = Field(default_factory=list)

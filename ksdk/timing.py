@@ -26,3 +26,24 @@ def summarize(samples_ms: Sequence[float], method: str = "") -> TimingStats:
 def speedup(baseline: TimingStats, candidate: TimingStats) -> float:
     """Baseline median over candidate median."""
     return baseline.median_ms / candidate.median_ms
+
+
+def median_ci(samples: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(low, median, high): a distribution-free confidence interval for the median from order statistics (the
+    binomial ranks whose coverage is at least `level`; with fewer than 6 samples, the range)."""
+    from math import comb
+
+    a = sorted(float(x) for x in samples)
+    n = len(a)
+    if n == 0:
+        raise ValueError("no samples")
+    med = float(np.median(a))
+    if n < 6:
+        return a[0], med, a[-1]
+    cdf, j = 0.0, 0
+    tail = (1.0 - level) / 2.0
+    while j < n and cdf + comb(n, j) / 2.0 ** n <= tail:
+        cdf += comb(n, j) / 2.0 ** n
+        j += 1
+    lo = max(0, j - 1)
+    return a[lo], med, a[n - 1 - lo]

@@ -42,6 +42,7 @@ class TritonNvidiaBackend(Backend):
     language = TRITON
     version = "0.1.0"
     requires_kernels = True
+    places_outputs = True  # a timed batch's outputs land in the judge's arena through a PyTorch memory pool
     _nvml = None  # the judge's NVML handle of its GPU, found on first use
 
     @classmethod

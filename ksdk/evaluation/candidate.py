@@ -2,11 +2,13 @@
 Runner primitives. It decides nothing: it runs what it is asked and reports raw results, which the judge checks.
 
 Run as `python -m ksdk.evaluation.candidate BACKEND DEVICE [--interpret]` by the judge, never by hand. The
-socket to the judge is the inherited fd named in KSDK_RUNNER_FD; stdout and stderr go to a log the judge keeps.
+socket to the judge is the inherited fd named in KSDK_RUNNER_FD (ksdk/evaluation/protocol.py holds the messages);
+stdout and stderr go to a bounded log the judge keeps.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import sys
@@ -15,10 +17,9 @@ import traceback
 from typing import Any
 
 from ksdk.evaluation import frames
+from ksdk.evaluation.protocol import RUNNER_FD_ENV
 from ksdk.evaluation.shared import Slot
 from ksdk.models import ErrorKind, TimingSettings, trim_message
-
-FD_ENV = "KSDK_RUNNER_FD"
 
 
 class Harness:
@@ -65,6 +66,16 @@ class Harness:
                 self.regions[name].close()
             self.regions[name] = self.memory.attach(name, fds[0], size)
             return {}
+        if op == "release":
+            region = self.regions.pop(str(msg["name"]), None)
+            if region is not None:
+                region.close()
+            _tidy()
+            return {}
+        if op == "ping":
+            if self.runner is not None:
+                self.runner.synchronize()
+            return {}
         if op == "setup":
             from ksdk.interfaces.backend import TaskView
 
@@ -83,8 +94,11 @@ class Harness:
             kernels = self.runner.build()
             return {"kernels": [k.model_dump(mode="json") for k in kernels]}
         if op == "call":
+            if msg.get("rng_seed") is not None:
+                _seed(int(msg["rng_seed"]))
             report = self.runner.call(self.views(msg["inputs"]), self.views(msg["outputs"]),
                                       record_ops=bool(msg.get("record_ops")))
+            _tidy()
             return {"report": report_dict(report)}
         if op == "time":
             settings = TimingSettings.model_validate(msg["settings"])
@@ -93,18 +107,40 @@ class Harness:
                                                int(msg.get("round", 0)))
             return {"samples": [float(x) for x in samples], "report": report_dict(report)}
         if op == "prepare_batch":
-            mode = self.runner.prepare_batch([self.views(a) for a in msg["inputs"]],
-                                             [self.views(a) for a in msg["outputs"]])
-            return {"mode": str(mode)}
+            ins, outs = [self.views(a) for a in msg["inputs"]], [self.views(a) for a in msg["outputs"]]
+            if "arena" in inspect.signature(self.runner.prepare_batch).parameters:  # Runners before arenas had none
+                arena = self.view({"slot": msg["arena"]}) if msg.get("arena") else None
+                mode = self.runner.prepare_batch(ins, outs, arena, str(msg.get("mode") or "graph"))
+            else:
+                mode = self.runner.prepare_batch(ins, outs)
+            return {"mode": str(mode), "placed": self.runner.placed_outputs()}
         if op == "batch":
             self.runner.run_batch()
-            return {}
+            return {"placed": self.runner.placed_outputs()}
         raise ValueError(f"unknown request {op!r}")
+
+
+def _seed(seed: int) -> None:
+    """Seed the random generators a forward may draw from (the judge's reference drew from the same state)."""
+    import random
+
+    random.seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def _tidy() -> None:
+    """Give cached device memory back after a call: the judge's memory and the candidate's stay within one trial."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def report_dict(report) -> dict:
     return {"outputs": [[list(map(int, s)), str(d)] for s, d in report.outputs], "launches": report.launches,
             "torch_ops": report.torch_ops, "problems": [str(p) for p in report.problems],
+            "library_kernels": getattr(report, "library_kernels", None),
+            "kernel_record": getattr(report, "kernel_record", None),
             "compile_s": float(report.compile_s), "cross_checks": report.cross_checks,
             "peak_memory_bytes": report.peak_memory_bytes, "written_by_kernels": report.written_by_kernels,
             "kernels": [k.model_dump(mode="json") for k in report.kernels], "method": str(report.method)[:300],
@@ -138,7 +174,7 @@ def main(argv: list[str]) -> int:
     _die_with_parent()
     backend_name, device = argv[0], int(argv[1])
     interpret = "--interpret" in argv
-    fd = int(os.environ.pop(FD_ENV))
+    fd = int(os.environ.pop(RUNNER_FD_ENV))
     sock = socket.socket(fileno=fd)
     sock.set_inheritable(False)
     t0 = time.perf_counter()
@@ -159,4 +195,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter teardown: tensors of a batch's memory pool must not be freed after the pool

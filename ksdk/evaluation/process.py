@@ -8,53 +8,37 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, Optional
 
+from ksdk.evaluation import frames
+from ksdk.evaluation.procs import pool, signal_name, spawner
+from ksdk.evaluation.protocol import JUDGE_ENV, PARENT_ENV, WORKER_FD_ENV, Evaluate, Note
 from ksdk.evaluation.sandbox_env import scrubbed_env
-from ksdk.evaluation.worker import FDS_ENV, JUDGE_ENV, PARENT_ENV, send_message
 from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, trim_message
 
 READY_TIMEOUT_S = 180.0
 STAGE_MARGIN_S = 30.0  # beyond a stage's limit, the judge gets this long to report the candidate's timeout itself
 
 
-_POOLS: dict[str, ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _pool(name: str, threads: int) -> ThreadPoolExecutor:
-    """The process-wide thread pool `name`, made on first use; it lives as long as the process."""
-    with _POOLS_LOCK:
-        if name not in _POOLS:
-            _POOLS[name] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
-        return _POOLS[name]
-
-
-def _spawner() -> ThreadPoolExecutor:
-    """The one thread that forks workers."""
-    return _pool("ksdk-worker-spawner", 1)
-
-
 def _waiter() -> ThreadPoolExecutor:
     """Threads that wait for standby workers to become ready (the forking itself stays on the spawner)."""
-    return _pool("ksdk-worker-standby", 8)
+    return pool("ksdk-worker-standby", 8)
 
 
 class _Started(NamedTuple):
-    """A worker process that has loaded its backend: its pipes, its output log and the versions it reported."""
+    """A judge process that has loaded its backend: its socket, its reader, its output log and its versions."""
 
     proc: subprocess.Popen
-    w: int
-    r: int
+    sock: socket.socket
+    reader: frames.Reader
     log: Any
     versions: dict
 
@@ -67,57 +51,40 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _end(proc: subprocess.Popen, fds: tuple[Optional[int], ...]) -> None:
-    """Kill a worker's process group, reap it and close its ends of the pipes."""
+def _end(proc: subprocess.Popen, sock: Optional[socket.socket]) -> None:
+    """Kill a worker's process group, reap it and close its socket."""
     _kill_group(proc)
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
-    for fd in fds:
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
 
 
 def _discard(started: _Started) -> None:
     """End a started worker that will never serve, and close its log."""
-    _end(started.proc, (started.w, started.r))
+    _end(started.proc, started.sock)
     started.log.close()
 
 
-def _recv_line(fd: int, buf: bytes, deadline: float) -> tuple[Optional[dict], bytes]:
-    """Next newline-terminated JSON message on fd (None on EOF) and what is left buffered; TimeoutError past
-    the deadline."""
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            continue
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return None, buf
-        buf += chunk
-    line, buf = buf.split(b"\n", 1)
-    return json.loads(line), buf
+def _recv(reader: frames.Reader, deadline: float) -> Optional[Note]:
+    """The judge's next message (None when it closed its end); TimeoutError past the deadline, ValueError when it
+    is not a well-formed Note."""
+    try:
+        msg, _fds = reader.recv(deadline)
+    except frames.PeerClosed:
+        return None
+    except frames.FrameError as e:
+        raise ValueError(str(e)) from None
+    return Note.model_validate(msg)
 
 
 class WorkerStartError(RuntimeError):
     """The worker could not load its backend (an installation problem, not a candidate's)."""
-
-
-def _signal_name(code: int, sandboxed: bool = False) -> str:
-    """How a process ended: a signal's name, or its exit code (bwrap reports a child's signal N as 128 + N)."""
-    if sandboxed and 128 < code < 160:
-        code = -(code - 128)
-    try:
-        return signal.Signals(-code).name if code < 0 else f"exit code {code}"
-    except ValueError:
-        return f"signal {-code}"
 
 
 class WorkerProcess:
@@ -135,9 +102,8 @@ class WorkerProcess:
         self.versions: dict[str, str] = {}
         self.restarts = -1
         self._log = None
-        self._w: Optional[int] = None
-        self._r: Optional[int] = None
-        self._buf = b""
+        self._sock: Optional[socket.socket] = None
+        self._reader: Optional[frames.Reader] = None
         self._spare: Optional[Future] = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -149,8 +115,7 @@ class WorkerProcess:
         started = self._take_spare() or self._launch()
         if self._log is not None:
             self._log.close()
-        self.proc, self._w, self._r, self._log, self.versions = started
-        self._buf = b""
+        self.proc, self._sock, self._reader, self._log, self.versions = started
         if self.standby:
             self._spare = _waiter().submit(self._launch)
 
@@ -168,11 +133,10 @@ class WorkerProcess:
         return started
 
     def _launch(self) -> _Started:
-        """Spawn a worker process and wait until its backend is loaded (blocking)."""
-        p2c_r, p2c_w = os.pipe()
-        c2p_r, c2p_w = os.pipe()
+        """Spawn a judge process and wait until its backend is loaded (blocking)."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = scrubbed_env(self._env_allow, self._env_overrides)
-        env[FDS_ENV] = f"{p2c_r},{c2p_w}"
+        env[WORKER_FD_ENV] = str(theirs.fileno())
         env[PARENT_ENV] = str(os.getpid())
         env[JUDGE_ENV] = json.dumps({"spares": self.spares, "sandbox": self.sandbox})
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -182,25 +146,25 @@ class WorkerProcess:
             cmd.append("--interpret")
         # Spawned from one long-lived thread: Linux ties a worker's parent-death signal to the thread that
         # forked it, and an executor thread that ends (e.g. when an asyncio.run returns) would kill the worker.
-        proc = _spawner().submit(
+        proc = spawner().submit(
             subprocess.Popen, cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            pass_fds=(p2c_r, c2p_w), start_new_session=True, close_fds=True,
+            pass_fds=(theirs.fileno(),), start_new_session=True, close_fds=True,
         ).result()
-        os.close(p2c_r)
-        os.close(c2p_w)
-        started = _Started(proc, p2c_w, c2p_r, log, {})
+        theirs.close()
+        started = _Started(proc, mine, frames.Reader(mine), log, {})
         try:
-            msg, _rest = _recv_line(c2p_r, b"", time.monotonic() + READY_TIMEOUT_S)
+            msg = _recv(started.reader, time.monotonic() + READY_TIMEOUT_S)
         except (TimeoutError, ValueError, OSError):
             msg = None
-        if msg is None or msg.get("op") != "ready":
+        if msg is None or msg.op != "ready":
             log.flush()
             log.seek(0)
-            detail = (msg or {}).get("message") or log.read().decode(errors="replace").strip()[-3000:] or "no output"
+            detail = (msg.message if msg else None) or log.read().decode(errors="replace").strip()[-3000:] or \
+                "no output"
             _discard(started)
             raise WorkerStartError(f"worker for backend '{self.backend}' failed to start: {detail}")
-        self.warnings = [str(w) for w in msg.get("warnings", [])]
-        return started._replace(versions=msg.get("versions", {}))
+        self.warnings = [str(w) for w in msg.warnings]
+        return started._replace(versions=dict(msg.versions))
 
     @property
     def alive(self) -> bool:
@@ -210,8 +174,8 @@ class WorkerProcess:
         """Kill the worker and everything it spawned (its process group)."""
         if self.proc is None:
             return
-        _end(self.proc, (self._w, self._r))
-        self._w = self._r = None
+        _end(self.proc, self._sock)
+        self._sock = self._reader = None
         self.proc = None
 
     def interrupt(self) -> None:
@@ -247,12 +211,11 @@ class WorkerProcess:
 
     # -- protocol --------------------------------------------------------------------------------
     def _send(self, msg: dict) -> None:
-        send_message(self._w, msg)
+        frames.send(self._sock, msg)
 
-    def _recv(self, deadline: float) -> Optional[dict]:
-        """Next message, or None on EOF; raises TimeoutError past the deadline."""
-        msg, self._buf = _recv_line(self._r, self._buf, deadline)
-        return msg
+    def _recv(self, deadline: float) -> Optional[Note]:
+        """Next message, or None when the judge closed its end; TimeoutError past the deadline."""
+        return _recv(self._reader, deadline)
 
     # -- one evaluation --------------------------------------------------------------------------
     def evaluate(self, task: Task, candidate: Candidate, skip_performance: bool = False) -> EvalResult:
@@ -280,27 +243,26 @@ class WorkerProcess:
         deadline = t0 + limit + STAGE_MARGIN_S
         log_mark = self._log.seek(0, os.SEEK_END) if self._log else 0
         try:
-            self._send({
-                "op": "eval", "nonce": nonce, "task": task.model_dump(mode="json"),
-                "candidate": candidate.model_dump(mode="json"), "skip_performance": skip_performance,
-            })
+            self._send(Evaluate(nonce=nonce, task=task.model_dump(mode="json"),
+                                candidate=candidate.model_dump(mode="json"),
+                                skip_performance=skip_performance).model_dump(mode="json"))
             while True:
                 msg = self._recv(deadline)
                 if msg is None:
                     return self._died_or_retry(accepted, stage, log_mark, t0)
-                if msg.get("nonce") != nonce:
+                if msg.nonce != nonce:
                     continue  # a stale message from an earlier evaluation
-                if msg["op"] == "accepted":
+                if msg.op == "accepted":
                     accepted = True
-                elif msg["op"] == "stage":
-                    new = Stage(msg["stage"])
+                elif msg.op == "stage":
+                    new = Stage(msg.stage)
                     if new.order > stage.order:  # stages, and so deadlines, only move forward
                         stage = new
-                        limit = float(msg.get("limit") or task.timeouts.for_stage(stage))
+                        limit = float(msg.limit or task.timeouts.for_stage(stage))
                         deadline = time.monotonic() + limit + STAGE_MARGIN_S
-                elif msg["op"] == "result":
-                    result = EvalResult.model_validate(msg["result"])
-                    if msg.get("recycle"):
+                elif msg.op == "result":
+                    result = EvalResult.model_validate(msg.result)
+                    if msg.recycle:
                         result.warnings.append("judge process recycled after this evaluation (its device state is "
                                                "not trusted)")
                         self.kill()
@@ -341,7 +303,7 @@ class WorkerProcess:
             self._log.seek(log_mark)
             tail = self._log.read().decode(errors="replace").strip()[-2000:]
         self.kill()
-        text = f"the worker process died during stage '{stage.value}' ({_signal_name(code)})"
+        text = f"the worker process died during stage '{stage.value}' ({signal_name(code)})"
         if tail:
             text += "\nlast output:\n" + tail
         res = EvalResult(status=Status.FAILED).fail(stage, ErrorKind.CRASH, trim_message(text))

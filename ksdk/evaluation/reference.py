@@ -40,7 +40,9 @@ def as_tensor(x: Any, device: str):
 
 class Reference:
     """The task's Model built once (seeded with task.seed, on the CPU as a candidate builds its ModelNew, then moved
-    to `device`); `inputs(seed)` makes one trial's inputs on `device`, `forward` computes its reference outputs."""
+    to `device`) and kept as constructed, in training mode, as KernelBench evaluates it (BatchNorm normalises with
+    the batch's statistics; the candidate's ModelNew is in the same mode); `inputs(seed)` makes one trial's inputs
+    on `device`, `forward` computes its reference outputs."""
 
     def __init__(self, task: Task, device: str, overrides: Optional[dict] = None):
         import torch
@@ -60,7 +62,7 @@ class Reference:
             self._seed(task.seed)
             model = module.Model(*self.init_inputs)
             if isinstance(model, torch.nn.Module):
-                model = model.eval().to(device)
+                model = model.to(device)
                 self.params = [t.detach() for t in model.state_dict().values()]
             else:
                 self.params = []

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ksdk.evaluation import frames, sandbox
-from ksdk.evaluation.candidate import FD_ENV
-from ksdk.evaluation.process import _pool, _signal_name, _spawner
+from ksdk.evaluation.procs import pool as _pool
+from ksdk.evaluation.procs import signal_name as _signal_name
+from ksdk.evaluation.procs import spawner as _spawner
+from ksdk.evaluation.protocol import RUNNER_FD_ENV as FD_ENV
 
 READY_TIMEOUT_S = 180.0
 SEED_WAIT_S = 150.0  # how long a candidate waits for the judge's first seed build (once per judge)

@@ -1,52 +1,38 @@
-"""The worker process: loads one backend, bound to one device, and evaluates candidates sent over a pipe.
+"""The judge process: loads one backend, bound to one device, and judges candidates its driver sends.
 
 Run as `python -m ksdk.evaluation.worker BACKEND DEVICE [--interpret]` by LocalEvaluator, never by hand.
-Protocol: JSON lines on two inherited pipe fds (named in KSDK_WORKER_FDS); stdout/stderr go to a log
-file so that candidate prints can never corrupt the protocol.
+Protocol: frames (ksdk/evaluation/frames.py, messages in protocol.py) on the inherited socket named in
+KSDK_WORKER_FD; stdout/stderr go to a log file so that nothing printed can corrupt the protocol.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 import traceback
 
+from ksdk.evaluation import frames
+from ksdk.evaluation.protocol import JUDGE_ENV, PARENT_ENV, WORKER_FD_ENV, Evaluate, Note
 from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, trim_message
-
-FDS_ENV = "KSDK_WORKER_FDS"
-PARENT_ENV = "KSDK_WORKER_PARENT"
-JUDGE_ENV = "KSDK_JUDGE"  # {"spares": N, "sandbox": true|false}
-
-
-def send_message(fd: int, msg: dict) -> None:
-    """Write one protocol message (a JSON line) to `fd`, whole."""
-    data = (json.dumps(msg) + "\n").encode()
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
 
 
 class _Channel:
-    """Line-oriented JSON over two file descriptors."""
+    """Frames to and from the driver (ksdk/evaluation/protocol.py)."""
 
-    def __init__(self, rfd: int, wfd: int):
-        self.r = os.fdopen(rfd, "rb", buffering=0)
-        self.wfd = wfd
-        self._buf = b""
+    def __init__(self, sock: socket.socket):
+        self.sock, self.reader = sock, frames.Reader(sock)
 
-    def send(self, msg: dict) -> None:
-        send_message(self.wfd, msg)
+    def send(self, note: Note) -> None:
+        frames.send(self.sock, note.model_dump(mode="json", exclude_defaults=True))
 
     def recv(self) -> dict | None:
-        while b"\n" not in self._buf:
-            chunk = self.r.read(1 << 16)
-            if not chunk:
-                return None
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return self.reader.recv()[0]
+        except frames.PeerClosed:
+            return None
 
 
 def _die_with_parent() -> None:
@@ -78,14 +64,10 @@ def main(argv: list[str]) -> int:
     _die_with_parent()
     backend_name, device = argv[0], int(argv[1])
     interpret = "--interpret" in argv
-    rfd, wfd = (int(x) for x in os.environ.pop(FDS_ENV).split(","))
+    sock = socket.socket(fileno=int(os.environ.pop(WORKER_FD_ENV)))
+    sock.set_inheritable(False)
     os.environ.pop(PARENT_ENV, None)
-    rfd2, wfd2 = os.dup(rfd), os.dup(wfd)
-    os.close(rfd)
-    os.close(wfd)
-    for fd in (rfd2, wfd2):
-        os.set_inheritable(fd, False)
-    chan = _Channel(rfd2, wfd2)
+    chan = _Channel(sock)
     cfg = _judge_settings()
     if not interpret:  # the judge's own Triton (torch.compile's baseline, do_bench) runs on the device
         os.environ["TRITON_INTERPRET"] = "0"
@@ -103,13 +85,15 @@ def main(argv: list[str]) -> int:
         warnings: list[str] = []
         launch = sandboxed.sandbox_launch(cls, ctx, dict(os.environ), unsandboxed=not cfg.get("sandbox", True),
                                           warn=warnings.append)
+        target = backend.target(ctx)
+        target.prepare()  # its buffers exist before the first evaluation's memory is watched
         spares = int(cfg.get("spares", 1))
         seeder = sandboxed.Seeder(backend, ctx)
         pool = sandboxed.Pool(launch, spares, seeder)
     except Exception as e:  # the parent turns this into an 'unavailable' error for the user
-        chan.send({"op": "error", "message": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+        chan.send(Note(op="error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()))
         return 3
-    chan.send({"op": "ready", "versions": versions, "pid": os.getpid(), "warnings": warnings})
+    chan.send(Note(op="ready", versions=versions, pid=os.getpid(), warnings=warnings))
     from ksdk.evaluation.judge import JudgeContext, evaluate
 
     try:
@@ -117,19 +101,21 @@ def main(argv: list[str]) -> int:
             msg = chan.recv()
             if msg is None or msg.get("op") == "exit":
                 return 0
-            nonce = msg.get("nonce")
-            chan.send({"op": "accepted", "nonce": nonce})
-            task = Task.model_validate(msg["task"])
-            cand = Candidate.model_validate(msg["candidate"])
+            req = Evaluate.model_validate(msg)
+            nonce = req.nonce
+            chan.send(Note(op="accepted", nonce=nonce))
+            task = Task.model_validate(req.task)
+            cand = Candidate.model_validate(req.candidate)
             state = {"stage": Stage.LOAD}
 
             def on_stage(stage: Stage, limit: float, state=state, nonce=nonce) -> None:
                 state["stage"] = stage
-                chan.send({"op": "stage", "stage": stage.value, "limit": limit, "nonce": nonce})
+                chan.send(Note(op="stage", stage=stage.value, limit=limit, nonce=nonce))
 
             jc = JudgeContext(backend=backend, run=ctx, pool=pool, on_stage=on_stage, device=probed,
                               fallback=availability.fallback if interpret else None,
-                              skip_performance=bool(msg.get("skip_performance")), sandboxed=launch.sandboxed)
+                              skip_performance=req.skip_performance, sandboxed=launch.sandboxed,
+                              target=target)
             t0 = time.perf_counter()
             try:
                 result = evaluate(task, cand, jc)
@@ -143,7 +129,7 @@ def main(argv: list[str]) -> int:
                 recycle = bool(backend.sticky_error(result))
             except Exception:
                 recycle = True
-            chan.send({"op": "result", "nonce": nonce, "result": result.model_dump(mode="json"), "recycle": recycle})
+            chan.send(Note(op="result", nonce=nonce, result=result.model_dump(mode="json"), recycle=recycle))
             if recycle:
                 return 0
     finally:

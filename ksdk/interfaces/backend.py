@@ -6,9 +6,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Sequence, Union
 
 from ksdk.languages import Language
+
+if TYPE_CHECKING:
+    from ksdk.evaluation.targets import Target
 from ksdk.models import Availability, ErrorKind, EvalResult, KernelMeta, TimingSettings
 
 
@@ -100,17 +103,27 @@ class Runner(ABC):
         """Device-timed repetitions (ms each) as TimingSettings asks (`share` of its repetitions, in the judge's
         `turn`-th round); the last call's results in `outputs`."""
 
-    def prepare_batch(self, inputs: list[list], outputs: list[list]) -> str:
-        """Get ready to call once per input set (their values are written only after this returns); returns how
-        the calls will run: 'graph' (replayed device graphs, no launch overhead) or 'eager'."""
+    def prepare_batch(self, inputs: list[list], outputs: list[list], arena: Any = None, mode: str = "graph") -> str:
+        """Get ready to call once per input set (values are written anew before every batch); returns how the calls
+        will run: 'graph' (replayed device graphs), 'eager' or 'host'. `arena` (judge-visible memory, a view) may
+        hold the outputs instead of `outputs`: then placed_outputs() says where. The judge's clock times run_batch,
+        so what happens here is not timed."""
         self._batch = (inputs, outputs)
         return "eager"
 
     def run_batch(self) -> None:
-        """The prepared calls, back to back, each call's results into its outputs; synchronise at the end. The
-        judge times this with its own clock and then checks outputs it picks."""
+        """The prepared calls, back to back, each call's results into its outputs (or its places in the arena);
+        synchronise at the end. The judge times this with its own clock and then checks the outputs."""
         for ins, outs in zip(*self._batch):
             self.call(ins, outs)
+
+    def placed_outputs(self) -> Optional[list[list[int]]]:
+        """Where the prepared (or last run) batch writes each call's outputs: byte offsets into the arena, per call
+        and output; None when they go to the `outputs` given."""
+        return None
+
+    def synchronize(self) -> None:
+        """Wait for the device (the judge measures this round trip before any candidate code exists)."""
 
     def close(self) -> None:
         """Release what the candidate loaded."""
@@ -131,7 +144,10 @@ class Backend(ABC):
     needs_params: ClassVar[bool] = False  # True: TaskView.params carries the reference's weights
     requires_kernels: ClassVar[bool] = False  # True: a forward that launches none of the backend's kernels is a hack
     host_code: ClassVar[bool] = True  # candidates' code runs on the host in the Runner's process, where it could
-    # patch the timing: the judge's clock then bounds what is reported. False: candidates are device code only
+    # patch any timing there: the judge's own clock times them. False: candidates are device code only (loaded
+    # through a driver's module API), and the Runner's device timing is the backend's trusted code
+    places_outputs: ClassVar[bool] = False  # True: the Runner places a batch's outputs in an arena of judge-visible
+    # memory (its allocator hands it out), so timed calls write outputs where the judge reads them, with no copy
 
     @classmethod
     @abstractmethod
@@ -145,6 +161,13 @@ class Backend(ABC):
     def reference_device(self, ctx: RunContext) -> str:
         """The torch device on which the judge makes inputs, runs the reference and compares ('cuda', 'cpu')."""
         return "cpu"
+
+    def target(self, ctx: RunContext) -> "Target":
+        """Where the judge computes references and how it waits for, evicts and probes that device
+        (ksdk.evaluation.targets); by default from reference_device()."""
+        from ksdk.evaluation.targets import for_device
+
+        return for_device("cpu" if ctx.interpret else self.reference_device(ctx))
 
     def memory(self, ctx: RunContext) -> Any:
         """How the judge and the Runner share inputs and outputs (ksdk.evaluation.shared.SharedMemory); host

@@ -57,7 +57,7 @@ class CpuCRunner(Runner):
         return samples, CallReport(outputs=[(list(o.shape), str(o.dtype)) for o in outputs],
                                    method=timer.method + ", single thread")
 
-    def prepare_batch(self, inputs: list[list], outputs: list[list]) -> str:
+    def prepare_batch(self, inputs: list[list], outputs: list[list], arena=None, mode: str = "host") -> str:
         self._calls = [self._call(ins, outs) for ins, outs in zip(inputs, outputs)]
         return "host"
 

@@ -1,0 +1,138 @@
+"""The judge's own clock: the figures a speedup is computed from. A batch of back-to-back calls in the candidate's
+process is timed from the judge's side (request sent to reply received, then on until every output is written and
+the device is idle again), and the baseline's batch over the same ring in the judge's process the same way; on the
+host, the smaller of wall time and the CPU time the kernel accounted to the processes (a busy machine inflates wall
+time, not CPU time). The only amounts taken off are floors measured while no candidate code existed: the round trip
+of a request to the candidate's freshly set-up process, and the judge's own wait for an idle device."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+from ksdk.evaluation.protocol import Batch, Ping
+from ksdk.evaluation.targets import IDLE_PROBE_MS
+from ksdk.evaluation.verdict import Verdict
+from ksdk.models import ErrorKind, Stage
+
+if TYPE_CHECKING:
+    from ksdk.evaluation.baselines import BaselineBatch
+    from ksdk.evaluation.ring import Ring
+
+SETTLE_MS = 100.0  # after a batch's reply: how long its outputs may take to appear and its device work to end
+PINGS = 7  # round trips measured for the candidate's floor (the least counts)
+
+
+@dataclass
+class Floor:
+    """A batch's fixed cost that is not the calls': wall ms, and CPU ms where the host's CPU time is the clock."""
+
+    wall_ms: float = 0.0
+    cpu_ms: float = 0.0
+
+
+def candidate_floor(link, host: bool) -> Floor:
+    """The least round trip of a request to the candidate's process (which waits for its device before replying),
+    measured after setup and before the candidate's code is loaded: no candidate can make it longer."""
+    walls, cpus = [], []
+    for _ in range(PINGS):
+        cpu0 = link.proc.cpu_ns() if host else 0
+        _reply, t0, t1 = link.timed(Ping())
+        walls.append((t1 - t0) * 1e3)
+        if host:
+            cpus.append((link.proc.cpu_ns() - cpu0) / 1e6)
+    return Floor(min(walls), min(cpus) if cpus else 0.0)
+
+
+def judge_floor(target) -> Floor:
+    """The judge's own wait for an idle device (and its CPU time for it), the least of a few."""
+    walls, cpus = [], []
+    for _ in range(5):
+        c0 = target.thread_cpu_ns()
+        t0 = time.perf_counter()
+        target.synchronize()
+        walls.append((time.perf_counter() - t0) * 1e3)
+        if c0 is not None:
+            cpus.append((target.thread_cpu_ns() - c0) / 1e6)
+    return Floor(min(walls), min(cpus) if cpus else 0.0)
+
+
+class Clock:
+    """Times batches over one ring; `ev` is the evaluation (link, target, trials)."""
+
+    def __init__(self, ev, ring: "Ring", cand_floor: Floor, base_floor: Floor):
+        self.ev, self.ring = ev, ring
+        self.cand_floor, self.base_floor = cand_floor, base_floor
+        self.host = ev.target.kind == "host"
+        self.late_ms = 0.0  # the most a batch's outputs or device work outlasted its reply
+
+    def candidate(self) -> float:
+        """One batch in the candidate's process: ms per call by the judge's clock. The ring's inputs are written,
+        its outputs poisoned and the caches evicted by the caller."""
+        ev = self.ev
+        cpu0 = ev.link.proc.cpu_ns() if self.host else 0
+        _reply, t0, t1 = ev.link.timed(Batch())
+        end = self._settled(t1)
+        wall = (end - t0) * 1e3 - self.cand_floor.wall_ms
+        if self.host:
+            cpu = (ev.link.proc.cpu_ns() - cpu0) / 1e6 - self.cand_floor.cpu_ms
+            wall = min(wall, cpu) if cpu > 0 else wall
+        return max(wall, 1e-6) / self.ring.n
+
+    def baseline(self, batch: "BaselineBatch") -> float:
+        """One batch of the baseline in the judge's process over the same ring: ms per call."""
+        target = self.ev.target
+        c0 = target.thread_cpu_ns()
+        t0 = time.perf_counter()
+        batch.run()
+        target.synchronize()
+        wall = (time.perf_counter() - t0) * 1e3 - self.base_floor.wall_ms
+        if c0 is not None:
+            cpu = (target.thread_cpu_ns() - c0) / 1e6 - self.base_floor.cpu_ms
+            wall = min(wall, cpu) if cpu > 0 else wall
+        return max(wall, 1e-6) / self.ring.n
+
+    def _settled(self, t_reply: float) -> float:
+        """When the batch's work was done: its reply, or later if outputs were still unwritten or the device still
+        busy then (the candidate's processes are frozen; device work it queued may still land). Past SETTLE_MS the
+        candidate's process is ended: work left running after a call returns is a verdict, never a faster time."""
+        ev = self.ev
+        first = True
+        while True:
+            j = unwritten(self.ring, ev.target.device)
+            busy = ev.target.busy_ms()
+            now = time.perf_counter()
+            if j is None and busy < IDLE_PROBE_MS:
+                end = t_reply if first else now
+                self.late_ms = max(self.late_ms, (end - t_reply) * 1e3)
+                return end
+            if (now - t_reply) * 1e3 > SETTLE_MS:
+                ev.link.proc.kill()
+                what = (f"call {j + 1} of {self.ring.n} left outputs unwritten (still the judge's poison)" if j is not
+                        None else "the device was still busy with its work")
+                raise Verdict(Stage.PERFORMANCE, ErrorKind.REWARD_HACK, f"back-to-back calls timed by the judge: "
+                              f"{what} {SETTLE_MS:g} ms after the batch returned: the candidate skips work when called "
+                              "repeatedly, or leaves it running after a call returns, where no clock sees it")
+            first = False
+            time.sleep(0.0005)
+
+
+def unwritten(ring: "Ring", device: str) -> Optional[int]:
+    """The first call of the batch with a floating-point output still holding the judge's poison (all bits set, a
+    NaN no arithmetic produces), or None."""
+    import torch
+
+    from ksdk.evaluation.trial import COMPARE_CHUNK
+
+    ints = {"float32": torch.int32, "float16": torch.int16, "bfloat16": torch.int16, "float64": torch.int64}
+    flags = []
+    for outs in ring.outs:
+        found = [torch.zeros((), dtype=torch.bool, device=device)]
+        for s in outs:
+            if s.dtype in ints and s.nbytes:
+                flat = ring.region.tensor(s).reshape(-1).view(ints[s.dtype])
+                found += [flat[i:i + COMPARE_CHUNK].eq(-1).any() for i in range(0, flat.numel(), COMPARE_CHUNK)]
+        flags.append(torch.stack(found).any())
+    hit = torch.nonzero(torch.stack(flags)).flatten()
+    return int(hit[0]) if hit.numel() else None

@@ -1,0 +1,103 @@
+"""Records the performance stage keeps beside the speedup, none of which can change it: other baselines timed by
+the judge's clock over the same ring (PyTorch eager when the speedup is over the task's own kernel, torch.compile
+when asked), triton.testing.do_bench of the baseline, and the candidate's process's own report of its time."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from ksdk.evaluation.baselines import ModelBatch, ring_inputs
+from ksdk.evaluation.clock import Clock, judge_floor
+from ksdk.evaluation.protocol import Time
+from ksdk.evaluation.verdict import Verdict
+from ksdk.timing import summarize
+
+if TYPE_CHECKING:
+    from ksdk.evaluation.judge import Evaluation
+
+EXTRA_BATCHES = 3
+REPORT_WARN = 0.5  # a reported median this far from the judge's (either way) is worth a warning
+
+
+def record(ev: "Evaluation", rg, shipped) -> None:
+    s, res, target = ev.task.timing, ev.result, ev.target
+    host = target.kind == "host"
+    clock = Clock(ev, rg, ev.cand_floor, judge_floor(target))
+    if shipped:
+        label = "PyTorch eager (the task's Model)" + (" on the CPU, 1 thread" if host else "")
+        _time(ev, clock, ModelBatch(ev.trials.ref.call, ring_inputs(rg), label, host), label)
+    if s.compile_baseline and not host:
+        try:
+            import torch
+
+            compiled = torch.compile(ev.trials.ref.model)
+            _time(ev, clock, ModelBatch(compiled, ring_inputs(rg), "torch.compile", host), "torch.compile")
+        except Exception as e:  # noqa: BLE001 - a record, not a verdict
+            res.warnings.append(f"torch.compile baseline failed: {type(e).__name__}: {str(e)[:200]}")
+    if s.cross_check_do_bench and not host:
+        _do_bench(ev, rg)
+    if s.cross_check_reported:
+        _reported(ev, rg)
+
+
+def _time(ev: "Evaluation", clock: Clock, batch: ModelBatch, label: str) -> None:
+    try:
+        batch.prepare("graph" if ev.ref_ms < 2.0 and ev.target.kind != "host" else "eager")
+        ms = []
+        for _ in range(EXTRA_BATCHES):
+            ev.target.evict()
+            ev.target.synchronize()
+            ms.append(clock.baseline(batch))
+        ev.result.extra_baselines[label] = summarize(ms, f"the judge's clock over {clock.ring.n} calls per batch, "
+                                                         f"{batch.mode}, median of {EXTRA_BATCHES} batches")
+    except Exception as e:  # noqa: BLE001 - a record, not a verdict
+        ev.result.warnings.append(f"{label} baseline failed: {type(e).__name__}: {str(e)[:200]}")
+    finally:
+        batch.close()
+
+
+def _do_bench(ev: "Evaluation", rg) -> None:
+    """The baseline timed again by triton.testing.do_bench on the ring's first input set (L2 evicted by reading, as
+    the judge's clock does)."""
+    try:
+        import torch
+        import triton.testing
+
+        from ksdk.evaluation.timers import DEFAULT_FLUSH, do_bench_eviction
+
+        ins = ring_inputs(rg)[0]
+        by = ev.task.timing.l2_flush_by or DEFAULT_FLUSH
+        with torch.no_grad(), do_bench_eviction(by):
+            samples = triton.testing.do_bench(lambda: ev.trials.ref.call(*ins), warmup=25, rep=100, return_mode="all")
+        ev.result.cross_checks["do_bench:baseline"] = summarize(
+            samples, f"triton.testing.do_bench in the judge (median of all; L2 evicted by {by})")
+    except Exception as e:  # noqa: BLE001 - a record, not a verdict
+        ev.result.warnings.append(f"do_bench cross-check failed: {type(e).__name__}: {str(e)[:200]}")
+
+
+def _reported(ev: "Evaluation", rg) -> None:
+    """The candidate's process times itself (its Runner's own method) on the ring's first set: kept as a record and
+    compared with the judge's figure; it never enters the speedup."""
+    res = ev.result
+    try:
+        reply = ev.link.request(Time(inputs=rg.args[0], outputs=[{"slot": s.model_dump()} for s in rg.outs[0]],
+                                     settings=ev.task.timing.model_dump(mode="json"), share=0.2))
+    except Verdict as v:
+        res.warnings.append(f"the candidate's own timing failed ({v.message[:200]})")
+        return
+    samples = [float(x) for x in (reply.samples or []) if isinstance(x, (int, float)) and math.isfinite(x) and x > 0]
+    if not samples:
+        return
+    mine = summarize(samples[:100_000], f"{(reply.report.method if reply.report else '') or 'not said'} (reported by "
+                                        "the candidate's process: a record, never the speedup)")
+    res.cross_checks["reported:candidate"] = mine
+    for k, v in (reply.report.cross_checks if reply.report else {}).items():
+        vals = [float(x) for x in v if isinstance(x, (int, float)) and math.isfinite(x) and x > 0][:100_000]
+        if vals:
+            res.cross_checks[f"{k}:candidate"] = summarize(vals, f"{k} in the candidate's process (a record)")
+    judged = res.candidate_timing.median_ms if res.candidate_timing else None
+    if judged and abs(mine.median_ms / judged - 1) > REPORT_WARN:
+        res.warnings.append(f"the candidate's process reported {mine.median_ms:.4f} ms per call where the judge's "
+                            f"clock measured {judged:.4f} ms: the figures are taken differently (the judge's is the "
+                            "one the speedup uses)")

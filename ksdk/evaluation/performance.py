@@ -1,0 +1,241 @@
+"""The performance stage: the speedup is the judge's own measurement. The baseline and the candidate are timed by
+the judge's clock (ksdk/evaluation/clock.py) as batches of back-to-back calls over the same ring of fresh input sets,
+in alternating order, round after round, until the median of the paired ratios is known to about 1% (or a round or
+time limit is reached). Every round's candidate outputs are checked (all written; the last call and others drawn
+afterwards compared with the reference). What the candidate's process reports about time is a record at most.
+Backends whose candidates are device code alone (no host code in the candidate's process) are timed by their
+Runner instead (ksdk/evaluation/runner_timed.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ksdk.evaluation import ring as ringmod
+from ksdk.evaluation.baselines import BaselineBatch, ModelBatch, ShippedBatch, ring_inputs, shipped_runner
+from ksdk.evaluation.clock import Clock, judge_floor
+from ksdk.evaluation.protocol import PrepareBatch, Release
+from ksdk.evaluation.shared import Layout, Slot
+from ksdk.evaluation.verdict import Verdict
+from ksdk.models import ErrorKind, Stage
+from ksdk.timing import median_ci, summarize
+
+if TYPE_CHECKING:
+    from ksdk.evaluation.judge import Evaluation
+
+MIN_ROUNDS, MAX_ROUNDS = 5, 25
+CI_HALF_WIDTH = 0.01  # stop once the median ratio's 95% interval is within +-1%
+TIME_BUDGET_S = {"device": 2.0, "host": 1.0}  # of rounds, whatever the interval
+BATCH_TARGET_MS = {"device": 8.0, "host": 20.0}  # a batch lasts about this long at the baseline's speed
+MAX_CALLS = {"graph": 128, "eager": 256, "host": 256}
+GRAPH_BELOW_MS = 2.0  # calls shorter than this are replayed as device graphs (no launch overhead)
+CHECK_SHARE = 1.0  # per round, outputs are compared beyond the last call's for at most this share of the batch's time
+EXTRA_BATCHES = 3  # batches of each extra baseline (a record: PyTorch eager, torch.compile)
+
+
+def run(ev: "Evaluation") -> None:
+    res = ev.result
+    if ev.jc.run.interpret:
+        res.performance_skipped = (f"{ev.jc.fallback or 'an interpreter on the CPU'}, no device here: the kernels ran "
+                                   "for correctness only; interpreter timings say nothing about device speed, so no "
+                                   "speedup is reported")
+        return
+    if ev.jc.skip_performance:
+        res.performance_skipped = "performance stage skipped on request (skip_performance)"
+        return
+    if not ev.backend.host_code:
+        from ksdk.evaluation import runner_timed
+
+        return runner_timed.run(ev)
+    link, target = ev.link, ev.target
+    ev.enter(Stage.PERFORMANCE, ev.limits.performance)
+    if target.kind == "host":
+        ev.jc.pool.wait_spares()  # a spare's start-up must not share the CPU with the timing
+    with link.span("baseline setup"):
+        shipped = _shipped(ev)
+    est = max(ev.ref_ms, shipped[1] if shipped else 0.0)
+    # The trial's shared memory goes before the ring is made (memory scales with one trial).
+    link.request(Release(name="io"))
+    ev.drop_region(ev.io)
+    ev.io = None
+    mode = "host" if target.kind == "host" else ("graph" if est < GRAPH_BELOW_MS else "eager")
+    n = ringmod.calls(sum(ev.io_bytes), est, BATCH_TARGET_MS[target.kind], MAX_CALLS[mode], ev.memory.free_bytes())
+    specs = [Slot.model_validate(a["slot"]) if "slot" in a else None for a in ev.args]
+    lay, args, outs, arena = ringmod.layout(
+        n, lambda lay: [{"slot": lay.add(s.shape, s.dtype).model_dump()} if s is not None else dict(a)
+                        for s, a in zip(specs, ev.args)], ev.outs, arena=ev.backend.places_outputs)
+    rg = ringmod.Ring(ev.region("ring", lay.size), args, outs, arena)
+    link.send_region(rg.region)
+    base = _baseline(ev, rg, shipped)
+    try:
+        with link.span("prepare"):
+            _write(ev, rg)
+            cmode = _prepare(ev, rg, mode)
+            bmode = base.prepare(cmode)
+            if bmode != cmode:  # the same mode on both sides: graphs for both or for neither
+                cmode = _prepare(ev, rg, bmode)
+        _rounds(ev, rg, base, cmode)
+        _extras(ev, rg, shipped)
+    finally:
+        base.close()
+
+
+def _shipped(ev: "Evaluation"):
+    """(runner, ms a call, label) of a baseline kernel the task ships for this backend, built, checked and timed once
+    on a trial's inputs; None when the task ships none or it is unusable (a warning says why)."""
+    shipped = ev.backend.baseline_source(ev.task.source)
+    if not shipped:
+        return None
+    label, source = shipped
+    try:
+        runner = shipped_runner(ev.backend, ev.jc.run, ev.task, ev.trials.ref, source, ev.specs(ev.args),
+                                [{"shape": o.shape, "dtype": o.dtype} for o in ev.outs], ev.param_views())
+        raw, trial = ev.trials.make()
+        ev.trials.write(ev.io, ev.args, raw)
+        del raw
+        ins = [ev.io.view(Slot.model_validate(a["slot"])) if "slot" in a else a.get("value") for a in ev.args]
+        outs = [ev.io.view(o) for o in ev.outs]
+        runner.call(ins, outs)
+        t = time.perf_counter()
+        runner.call(ins, outs)
+        ms = (time.perf_counter() - t) * 1e3
+        _f, failure = ev.trials.compare(ev.io, ev.outs, trial.refs)
+        if failure:
+            raise RuntimeError(f"it computes wrong values ({failure[1]})")
+        return runner, ms, label
+    except Exception as e:  # noqa: BLE001 - the task's baseline is a convenience: fall back, say why
+        ev.result.warnings.append(f"the task's baseline ({label}) is unusable ({str(e)[:300]}); timing the task's "
+                                  "Model instead")
+        return None
+
+
+def _baseline(ev: "Evaluation", rg, shipped) -> BaselineBatch:
+    host = ev.target.kind == "host"
+    inputs = ring_inputs(rg)
+    if shipped:
+        runner, _ms, label = shipped
+        views = [[rg.region.view(Slot.model_validate(a["slot"])) if "slot" in a else a.get("value") for a in args]
+                 for args in rg.args]
+        lay = Layout("bouts")  # the baseline's outputs: its own memory (the candidate's are checked in the ring)
+        slots = [[lay.add(o.shape, o.dtype) for o in ev.outs] for _ in range(rg.n)]
+        own = ev.region("bouts", lay.size)
+        return ShippedBatch(runner, views, [[own.view(s) for s in row] for row in slots], label)
+    label = "PyTorch eager (the task's Model)" + (" on the CPU, 1 thread" if host else "")
+    return ModelBatch(ev.trials.ref.call, inputs, label, host)
+
+
+def _write(ev: "Evaluation", rg) -> None:
+    """Fresh inputs for every set of the ring (seeds only the judge knows), outputs poisoned (the whole arena: any
+    place a Runner reports must have been written during the batch)."""
+    trials = ev.trials
+    rg.seeds = [trials.seed() for _ in range(rg.n)]
+    for seed, args in zip(rg.seeds, rg.args):
+        trials.write(rg.region, args, trials.inputs(seed))
+    if rg.arena is not None:
+        rg.region.tensor(rg.arena).fill_(0xFF)
+    else:
+        trials.poison(rg.region, rg.all_outputs())
+
+
+def _prepare(ev: "Evaluation", rg, mode: str) -> str:
+    """The candidate's process prepares its calls in `mode` ('graph', 'eager', 'host'); the mode it chose."""
+    reply = ev.link.request(PrepareBatch(inputs=rg.args, outputs=[[{"slot": s.model_dump()} for s in outs]
+                                                                  for outs in rg.outs],
+                                         arena=rg.arena.model_dump() if rg.arena else None, mode=mode),
+                            compile_credit=True)
+    _placed(ev, rg, reply.placed)
+    got = reply.mode if reply.mode in ("graph", "eager", "host") else "eager"
+    return "host" if ev.target.kind == "host" else got
+
+
+def _placed(ev: "Evaluation", rg, placed) -> None:
+    """Where the Runner put its outputs in the arena, checked (a placement that breaks the rules is a reward_hack:
+    outputs over each other or outside the judge's memory)."""
+    if placed is None or rg.arena is None:
+        return
+    try:
+        rg.outs = ringmod.placed(rg.arena, placed, rg.outs)
+    except ValueError as e:
+        raise Verdict(Stage.PERFORMANCE, ErrorKind.REWARD_HACK, f"the candidate's process placed its outputs "
+                      f"where the judge cannot check them: {e}") from None
+
+
+def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
+    res, target, link = ev.result, ev.target, ev.link
+    clock = Clock(ev, rg, ev.cand_floor, judge_floor(target))
+    cand, basel, ratios = [], [], []
+    started = time.monotonic()
+    for r in range(MAX_ROUNDS):
+        if r:
+            with link.span("inputs"):
+                _write(ev, rg)
+        sides = ("candidate", "baseline") if r % 2 == 0 else ("baseline", "candidate")
+        got = {}
+        for side in sides:
+            target.evict()
+            target.synchronize()
+            with link.span(f"{side} timing"):
+                got[side] = clock.candidate() if side == "candidate" else clock.baseline(base)
+            if side == "candidate":
+                with link.span("checks"):
+                    _check(ev, rg, r, CHECK_SHARE * got[side] * rg.n)
+        cand.append(got["candidate"])
+        basel.append(got["baseline"])
+        ratios.append(got["baseline"] / got["candidate"])
+        if r + 1 >= MIN_ROUNDS:
+            lo, med, hi = median_ci(ratios)
+            if (hi - lo) / 2 <= CI_HALF_WIDTH * med or time.monotonic() - started > TIME_BUDGET_S[target.kind]:
+                break
+    how = {"graph": "replayed device graphs", "eager": "calls launched back to back", "host": "calls back to back"}
+    common = (f"{rg.n} {how[mode]} over fresh input sets (caches evicted before each batch), timed until every output "
+              f"was written{' and the device idle' if target.kind != 'host' else ''}")
+    cpu = "; the CPU time of {} where that is less (a busy machine)" if target.kind == "host" else "{}"
+    res.candidate_timing = summarize(cand, f"the judge's clock over batches of {common} in the candidate's process, "
+                                           "less the least round trip measured before any candidate code loaded"
+                                           + cpu.format("its processes" if target.kind == "host" else "")
+                                           + f"; {len(cand)} rounds")
+    res.baseline_timing = summarize(basel, f"the judge's clock over batches of {common} in the judge's process, "
+                                           "less its own wait for an idle device"
+                                           + cpu.format("the judge's thread" if target.kind == "host" else "")
+                                           + f"; {len(basel)} rounds, interleaved with the candidate's")
+    lo, med, hi = median_ci(ratios)
+    res.speedup = med
+    res.speedup_ci = (lo, hi)
+    res.baseline = base.label
+    res.stage = Stage.PERFORMANCE
+    if clock.late_ms:
+        res.warnings.append(f"outputs or device work of a timed batch landed up to {clock.late_ms:.2f} ms after its "
+                            "reply; that time is counted as the candidate's")
+    if ev.stochastic:
+        res.warnings.append("the task draws random numbers (e.g. dropout): the timed calls' outputs were checked for "
+                            "being written, their values only in the correctness trials (same generator state)")
+
+
+def _check(ev: "Evaluation", rg, r: int, budget_ms: float) -> None:
+    """The last call's outputs, then others in an order drawn now, as many as fit in `budget_ms` (at least 3 in the
+    first round), compared with references made again from their seeds: a candidate that skips or changes the work
+    of a share s of its calls passes a round with probability at most (1 - s)."""
+    if ev.stochastic:
+        return
+    trials = ev.trials
+    order = [rg.n - 1] + trials.rng.sample(range(rg.n - 1), rg.n - 1)
+    t = time.perf_counter()
+    least = 3 if r == 0 else 1
+    for k, j in enumerate(order):
+        if k >= least and (time.perf_counter() - t) * 1e3 > budget_ms:
+            break
+        raw, trial = trials.make(seed=rg.seeds[j])
+        del raw
+        _found, failure = trials.compare(rg.region, rg.outs[j], trial.refs)
+        if failure:
+            raise Verdict(Stage.PERFORMANCE, ErrorKind.REWARD_HACK, f"call {j + 1} of {rg.n} back-to-back calls "
+                          f"timed by the judge returned a wrong output ({failure[1]}): the candidate skips or changes "
+                          "work when called repeatedly")
+
+
+def _extras(ev: "Evaluation", rg, shipped) -> None:
+    """Records beside the speedup, each timed the same way: PyTorch eager when the baseline is the task's own
+    kernel, torch.compile when asked, and the candidate's own report of its time when asked (never the speedup)."""
+    from ksdk.evaluation import extras
+
+    extras.record(ev, rg, shipped)

@@ -1,0 +1,88 @@
+"""The ring of input sets the judge's clock times over: n sets of fresh inputs (written anew each round, after the
+candidate's process has prepared its calls) and, for each call, where its outputs go: slots the judge proposes, or
+places the Runner chose in the ring's arena (judge-visible memory its allocator hands out, so that outputs are
+written where the judge reads them, with no copy in the timed calls). The ring's size is bounded so that the
+judge's and the candidate's memory together stay near three times one trial's inputs and outputs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ksdk.evaluation.shared import ALIGN, Layout, Region, Slot, itemsize
+
+RING_MAX_BYTES = 512 << 20  # beyond one set: what fresh input sets may add (the 3x(I+O) + 1 GiB memory bound)
+ARENA_SLACK_BYTES = 64 << 20  # room in the arena for a Runner's temporaries, beyond one call's outputs
+
+
+@dataclass
+class Ring:
+    """The shared region, each call's input arguments and output slots, the arena (a uint8 slot), and the seeds
+    of the inputs written last."""
+
+    region: Region
+    args: list[list[dict]]
+    outs: list[list[Slot]]
+    arena: Optional[Slot] = None
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.args)
+
+    def all_outputs(self) -> list[Slot]:
+        return [s for outs in self.outs for s in outs]
+
+
+def calls(set_bytes: int, est_ms: float, target_ms: float, max_calls: int, free: Optional[int]) -> int:
+    """How many calls a batch makes: enough to last `target_ms` at `est_ms` a call, at most `max_calls`, and only as
+    many input sets as RING_MAX_BYTES (and a quarter of free device memory) allow; at least one."""
+    n = max(1, min(max_calls, math.ceil(target_ms / max(est_ms, 1e-3))))
+    budget = RING_MAX_BYTES if free is None else min(RING_MAX_BYTES, free // 4)
+    return max(1, min(n, budget // max(set_bytes, 1)))
+
+
+def layout(n: int, one_set, specs: list[Slot], arena: bool) -> tuple[Layout, list[list[dict]], list[list[Slot]],
+                                                                  Optional[Slot]]:
+    """Slots for n input sets, then the outputs: with `arena`, one uint8 slot holding the proposed output slots of
+    every call and ARENA_SLACK_BYTES (plus one call's outputs) for the Runner's temporaries.
+    `one_set(layout) -> args` lays out one input set; `specs` are one call's output slots (shapes and dtypes)."""
+    lay = Layout("ring")
+    args = [one_set(lay) for _ in range(n)]
+    if not arena:
+        outs = [[lay.add(list(s.shape), s.dtype) for s in specs] for _ in range(n)]
+        return lay, args, outs, None
+    start = lay.size
+    outs = [[lay.add(list(s.shape), s.dtype) for s in specs] for _ in range(n)]
+    one = sum(-(-max(s.nbytes, 1) // ALIGN) * ALIGN for s in outs[0])
+    size = lay.size - start + one + ARENA_SLACK_BYTES
+    lay.size = start + size
+    return lay, args, outs, Slot(region="ring", offset=start, shape=[size], dtype="uint8")
+
+
+def placed(arena: Slot, offsets: list[list[int]], proposed: list[list[Slot]]) -> list[list[Slot]]:
+    """The output slots a Runner reports it used in the arena (byte offsets), checked: one per output of every
+    call, each aligned to its dtype, inside the arena, none overlapping another. ValueError names what is wrong."""
+    if len(offsets) != len(proposed) or any(len(o) != len(p) for o, p in zip(offsets, proposed)):
+        raise ValueError(f"placements for {len(offsets)} calls where the batch has {len(proposed)} with "
+                         f"{len(proposed[0]) if proposed else 0} outputs each")
+    out: list[list[Slot]] = []
+    spans: list[tuple[int, int]] = []
+    for offs, slots in zip(offsets, proposed):
+        row = []
+        for off, s in zip(offs, slots):
+            if not isinstance(off, int) or isinstance(off, bool) or off < 0 or off % itemsize(s.dtype):
+                raise ValueError(f"an output placed at {off!r}: not a byte offset aligned to its dtype {s.dtype}")
+            if off + s.nbytes > arena.shape[0]:
+                raise ValueError(f"an output of {s.nbytes} bytes placed at {off}, past the arena's end "
+                                 f"({arena.shape[0]} bytes)")
+            row.append(Slot(region=arena.region, offset=arena.offset + off, shape=list(s.shape), dtype=s.dtype))
+            if s.nbytes:
+                spans.append((off, off + s.nbytes))
+        out.append(row)
+    spans.sort()
+    for (a0, a1), (b0, _b1) in zip(spans, spans[1:]):
+        if b0 < a1:
+            raise ValueError(f"two outputs placed over each other (bytes {a0}-{a1} and from {b0})")
+    return out

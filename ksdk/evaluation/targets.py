@@ -1,0 +1,109 @@
+"""Where the judge runs the reference and keeps what it shares with a candidate's process: a Target is declared by the
+backend (Backend.target) and is all the judge knows of a device: the torch device it computes on, how to wait for
+work there, how to push a candidate's data out of the caches before timing, and whether other work is still
+running there. No stage of the judge names a device type."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+EVICT_BYTES = 256 << 20  # read before a timed batch on a GPU: well above the 50-60 MB L2 of an H100/H200
+IDLE_PROBE_MS = 0.5  # a probe kernel slower than this waited for another context's work on the device
+
+
+class Target:
+    """The host CPU: the reference runs here and shared memory is a memfd."""
+
+    kind = "host"  # "host" or "device": which slack, clock and eviction apply
+    device = "cpu"  # torch device string for inputs, the reference and comparisons
+
+    def __init__(self) -> None:
+        self._evict_buf = None
+
+    def synchronize(self) -> None:
+        """Wait until work the judge queued here is done (nothing to wait for on the host)."""
+
+    def evict(self) -> None:
+        """Push everything out of the caches that a timed batch's inputs could sit in: writes a buffer twice the
+        last-level cache (at most 64 MiB), as ksdk.evaluation.timers.HostTimer does between repetitions."""
+        import torch
+
+        if self._evict_buf is None:
+            from ksdk.evaluation.timers import last_level_cache_bytes
+
+            n = min(2 * last_level_cache_bytes(), 64 << 20)
+            self._evict_buf = torch.empty(n // 4, dtype=torch.int32)
+        self._evict_buf.add_(1)
+
+    def busy_ms(self) -> float:
+        """How long a minimal probe waited for other work on the device (0 on the host: frozen processes do none)."""
+        return 0.0
+
+    def prepare(self) -> None:
+        """Allocate what the judge keeps for its whole life (before the first evaluation's memory is watched)."""
+
+    def thread_cpu_ns(self) -> Optional[int]:
+        """CPU time of the judge's calling thread (the baseline's clock on the host), or None on a device."""
+        return time.thread_time_ns()
+
+    def rng_state(self):
+        """The generator state a reference draws random numbers from (to tell whether a forward drew any)."""
+        import torch
+
+        return torch.get_rng_state()
+
+
+class DeviceTarget(Target):
+    """A torch accelerator device (CUDA and devices that speak its API through torch.cuda): the reference runs there,
+    shared memory is device memory the backend shares."""
+
+    kind = "device"
+
+    def __init__(self, device: str = "cuda") -> None:
+        super().__init__()
+        self.device = device
+
+    def synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+
+    def prepare(self) -> None:
+        import torch
+
+        torch.cuda.init()
+        if self._evict_buf is None:
+            self._evict_buf = torch.empty(EVICT_BYTES // 4, dtype=torch.int32, device=self.device)
+            self._probe = torch.zeros(1, dtype=torch.int32, device=self.device)
+
+    def evict(self) -> None:
+        """Read a 256 MiB buffer (clean lines: no write-back lands in the next timed call); queued, not waited for."""
+        import torch
+
+        self.prepare()
+        torch.sum(self._evict_buf, dtype=torch.int64)
+
+    def busy_ms(self) -> float:
+        """Launch a one-element kernel and wait for it: with the device idle this takes tens of microseconds; while
+        another process's kernels run, it waits for the device's time slice."""
+        import torch
+
+        self.prepare()
+        t = time.perf_counter()
+        self._probe.add_(1)
+        torch.cuda.synchronize()
+        return (time.perf_counter() - t) * 1e3
+
+    def thread_cpu_ns(self) -> Optional[int]:
+        return None
+
+    def rng_state(self):
+        import torch
+
+        return torch.cuda.get_rng_state()
+
+
+def for_device(device: str) -> Target:
+    """The Target for a torch device string ('cpu', 'cuda', 'cuda:0')."""
+    return Target() if device.split(":")[0] == "cpu" else DeviceTarget(device)
