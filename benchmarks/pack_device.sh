@@ -2,7 +2,8 @@
 # Here, before a GPU session: pack what the device machine lacks into git-ignored folders that a run carries.
 #   .whl/  the Python wheels (../shared/device/pack.sh)
 #   .sbx/  bubblewrap as Debian's package, and setup.sh that unpacks it there and points KSDK_BWRAP at it
-#   .kb/   KernelBench's level folders, from a snapshot's git directory (the fetch tool's), never committed
+#   .kb/   KernelBench's level folders and its src/ (its evaluator, for benchmarks/kernelbench_peer.py), from a
+#          snapshot's git directory (the fetch tool's), never committed
 # Usage: bash benchmarks/pack_device.sh [KERNELBENCH_GIT_DIR]
 # Then: run(carry=[".whl", ".sbx", ".kb"], command="source .whl/prelude.sh && source .sbx/setup.sh && ...")
 set -euo pipefail
@@ -22,6 +23,7 @@ SETUP
 ls .sbx | sed 's/^/sandbox: /'
 if [ -n "${1:-}" ]; then
   rm -rf .kb && mkdir -p .kb
-  git --git-dir "$1" archive HEAD KernelBench/level1 KernelBench/level2 KernelBench/level3 | tar -x -C .kb
-  echo "kernelbench: $(git --git-dir "$1" rev-parse --short HEAD), $(ls .kb/KernelBench/level1 | wc -l) level1 files"
+  git --git-dir "$1" archive HEAD KernelBench/level1 KernelBench/level2 KernelBench/level3 src | tar -x -C .kb
+  echo "kernelbench: $(git --git-dir "$1" rev-parse --short HEAD), $(ls .kb/KernelBench/level1 | wc -l) level1 files," \
+    "evaluator $(ls .kb/src/kernelbench/eval.py)"
 fi
