@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 SETTLE_MS = 100.0  # after a batch's reply: how long its outputs may take to appear and its device work to end
 PINGS = 7  # round trips measured for the candidate's floor (the least counts)
+AFTER_REPLY_CPU_NS = 200_000  # CPU time a candidate's processes may use between replying and being frozen (the
+# reply's own send) before the batch is taken to have lasted until the freeze
 
 
 @dataclass
@@ -33,15 +35,16 @@ class Floor:
 
 
 def candidate_floor(link, host: bool) -> Floor:
-    """The least round trip of a request to the candidate's process (which waits for its device before replying),
-    measured after setup and before the candidate's code is loaded: no candidate can make it longer."""
+    """The least round trip of a request to the candidate's process (thawed, it waits for its device, replies, and is
+    frozen again), measured after setup and before the candidate's code is loaded: no candidate can make it
+    shorter, so taking it off never favours one."""
     walls, cpus = [], []
     for _ in range(PINGS):
         cpu0 = link.proc.cpu_ns() if host else 0
-        _reply, t0, t1 = link.timed(Ping())
-        walls.append((t1 - t0) * 1e3)
+        _reply, span = link.timed(Ping())
+        walls.append((span.reply - span.start) * 1e3)
         if host:
-            cpus.append((link.proc.cpu_ns() - cpu0) / 1e6)
+            cpus.append((link.proc.cpu_ns() - cpu0 - span.cpu_after_ns) / 1e6)
     return Floor(min(walls), min(cpus) if cpus else 0.0)
 
 
@@ -72,9 +75,12 @@ class Clock:
         its outputs poisoned and the caches evicted by the caller."""
         ev = self.ev
         cpu0 = ev.link.proc.cpu_ns() if self.host else 0
-        _reply, t0, t1 = ev.link.timed(Batch())
-        end = self._settled(t1)
-        wall = (end - t0) * 1e3 - self.cand_floor.wall_ms
+        _reply, span = ev.link.timed(Batch())
+        # Work the candidate's processes did after replying (threads finishing the calls) ran until they were frozen:
+        # the batch then lasted until then, not until the reply.
+        done = span.frozen if span.cpu_after_ns > AFTER_REPLY_CPU_NS else span.reply
+        end = self._settled(done)
+        wall = (end - span.start) * 1e3 - self.cand_floor.wall_ms
         if self.host:
             cpu = (ev.link.proc.cpu_ns() - cpu0) / 1e6 - self.cand_floor.cpu_ms
             wall = min(wall, cpu) if cpu > 0 else wall
@@ -94,9 +100,10 @@ class Clock:
         return max(wall, 1e-6) / self.ring.n
 
     def _settled(self, t_reply: float) -> float:
-        """When the batch's work was done: its reply, or later if outputs were still unwritten or the device still
-        busy then (the candidate's processes are frozen; device work it queued may still land). Past SETTLE_MS the
-        candidate's process is ended: work left running after a call returns is a verdict, never a faster time."""
+        """When the batch's work was done: when its process was frozen after the reply, or later if outputs were
+        still unwritten or the device still busy then (frozen threads do nothing more, but device work it queued may
+        still land). On the host, outputs unwritten once frozen stay so; past SETTLE_MS the candidate's process is
+        ended: work left running after a call returns is a verdict, never a faster time."""
         ev = self.ev
         first = True
         while True:
@@ -107,13 +114,14 @@ class Clock:
                 end = t_reply if first else now
                 self.late_ms = max(self.late_ms, (end - t_reply) * 1e3)
                 return end
-            if (now - t_reply) * 1e3 > SETTLE_MS:
+            if (now - t_reply) * 1e3 > SETTLE_MS or (self.host and j is not None):
                 ev.link.proc.kill()
-                what = (f"call {j + 1} of {self.ring.n} left outputs unwritten (still the judge's poison)" if j is not
-                        None else "the device was still busy with its work")
-                raise Verdict(Stage.PERFORMANCE, ErrorKind.REWARD_HACK, f"back-to-back calls timed by the judge: "
-                              f"{what} {SETTLE_MS:g} ms after the batch returned: the candidate skips work when called "
-                              "repeatedly, or leaves it running after a call returns, where no clock sees it")
+                what = (f"call {j + 1} of {self.ring.n} back-to-back calls timed by the judge left outputs unwritten "
+                        "(still the judge's poison" if j is not None else
+                        "back-to-back calls timed by the judge left the device busy with their work (")
+                raise Verdict(Stage.PERFORMANCE, ErrorKind.REWARD_HACK, f"{what} once its processes were stopped "
+                              f"after the batch returned, and {SETTLE_MS:g} ms later): the candidate skips work when "
+                              "called repeatedly, or leaves it running after a call returns, where no clock sees it")
             first = False
             time.sleep(0.0005)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ksdk.evaluation.judge import Evaluation
 
 EXTRA_BATCHES = 3
-REPORT_WARN = 0.5  # a reported median this far from the judge's (either way) is worth a warning
+REPORT_WARN = 3.0  # a reported median this many times off the judge's (either way) is worth a warning
 
 
 def record(ev: "Evaluation", rg, shipped) -> None:
@@ -97,7 +97,7 @@ def _reported(ev: "Evaluation", rg) -> None:
         if vals:
             res.cross_checks[f"{k}:candidate"] = summarize(vals, f"{k} in the candidate's process (a record)")
     judged = res.candidate_timing.median_ms if res.candidate_timing else None
-    if judged and abs(mine.median_ms / judged - 1) > REPORT_WARN:
+    if judged and not judged / REPORT_WARN <= mine.median_ms <= judged * REPORT_WARN:
         res.warnings.append(f"the candidate's process reported {mine.median_ms:.4f} ms per call where the judge's "
                             f"clock measured {judged:.4f} ms: the figures are taken differently (the judge's is the "
                             "one the speedup uses)")

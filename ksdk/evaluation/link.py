@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Union
 
 from ksdk.evaluation import frames, policy, redact
@@ -14,6 +15,18 @@ from ksdk.evaluation.protocol import Reply, Request
 from ksdk.evaluation.sandboxed import Died, Overrun
 from ksdk.evaluation.verdict import Verdict
 from ksdk.models import ErrorKind, Stage
+
+
+@dataclass
+class Span:
+    """When a request ran by the judge's clock (perf_counter seconds): `start` just before the process was thawed,
+    `reply` when its reply arrived, `frozen` once it was frozen again; `cpu_after_ns`: CPU time its processes used
+    between the reply and the freeze (work a candidate left running after replying)."""
+
+    start: float
+    reply: float
+    frozen: float
+    cpu_after_ns: int
 
 
 class Link:
@@ -47,15 +60,16 @@ class Link:
         return self.timed(req, compile_credit, fds)[0]
 
     def timed(self, req: Union[Request, dict], compile_credit: bool = False,
-              fds: tuple[int, ...] = ()) -> tuple[Reply, float, float]:
-        """A request and the judge's perf_counter just before it was sent and just after its reply arrived; the
-        process is frozen again at once."""
+              fds: tuple[int, ...] = ()) -> tuple[Reply, Span]:
+        """A request, and when it ran by the judge's clock: from just before the process was thawed to serve it until
+        its reply arrived, and until it was frozen again (with the CPU time its processes used in between)."""
         msg = req.model_dump(mode="json") if isinstance(req, Request) else req
+        t0 = time.perf_counter()
         self.proc.thaw()
         try:
-            t0 = time.perf_counter()
             raw = self.proc.request(msg, self.deadline, self.compile_credit if compile_credit else None, fds)
             t1 = time.perf_counter()
+            cpu1 = self.proc.cpu_ns()
         except TimeoutError:
             self.proc.kill()
             raise Verdict(self.stage, ErrorKind.TIMEOUT,
@@ -73,6 +87,7 @@ class Link:
             raise Verdict(self.stage, ErrorKind.CRASH, f"the candidate's process sent a malformed message ({e}): "
                           "it wrote to the judge's channel") from None
         self.proc.freeze()
+        span = Span(t0, t1, time.perf_counter(), self.proc.cpu_ns() - cpu1)
         try:
             reply = Reply.model_validate(raw)
         except Exception as e:  # noqa: BLE001 - pydantic's ValidationError names the field
@@ -82,7 +97,7 @@ class Link:
         if not reply.ok:
             kind = policy.claimed_kind(reply.kind or "")
             raise Verdict(self.stage, kind, self.redact(reply.message or "failed without a message"), reply.line)
-        return reply, t0, t1
+        return reply, span
 
     def redact(self, text: str) -> str:
         """Text from the candidate's process with foreign paths and file contents cut (ksdk/evaluation/redact.py)."""

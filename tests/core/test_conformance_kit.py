@@ -127,18 +127,20 @@ def test_an_honest_backend_passes_the_timing_checks(kit_backends):
     k.test_broken_load_rejected_at_load()
 
 
-def test_a_backend_reporting_a_constant_time_fails_the_kit(kit_backends):
+def test_a_backend_reporting_a_constant_time_fails_the_kit_but_not_the_judges_clock(kit_backends):
+    """A Runner's own timer no longer decides a speedup (the judge's clock does, and orders good and slow whatever the
+    Runner reports), but the kit still fails the timer it would report as a record."""
     k = kit("kit_constant")
-    with pytest.raises(AssertionError, match="tell them apart"):
-        k.test_a_slower_candidate_is_timed_slower()
+    k.test_a_slower_candidate_is_timed_slower()
     with pytest.raises(AssertionError, match="timer is off"):
         k.test_reported_times_agree_with_the_judges_clock()
 
 
 def test_a_backend_that_never_times_fails_the_kit(kit_backends):
     k = kit("kit_never")
+    k.test_good_candidate_timed_or_says_why_not()  # the judge's clock times it all the same
     with pytest.raises(AssertionError, match="does not time"):
-        k.test_good_candidate_timed_or_says_why_not()
+        k.test_reported_times_agree_with_the_judges_clock()
 
 
 def test_a_backend_whose_errors_surface_at_no_stage_of_their_own_fails_the_kit(kit_backends):

@@ -1,7 +1,7 @@
 """Work left running after a call returns is not done: a candidate whose calls return at once and finish their
 outputs in threads of their own (after the correctness calls, which it does in full) must not be timed as fast.
-The judge stops the candidate's processes the moment the back-to-back calls it times return, then checks the last
-call's outputs and others it picks."""
+The judge stops the candidate's processes the moment the back-to-back calls it times return (and times the batch
+until then when they were still working), then checks that every output is written and compares some."""
 
 import pytest
 from hostilekit import c_task, evaluate
@@ -34,7 +34,17 @@ void kernel(const float* a, const float* b, float* out, long n, long n2) {
 
 @pytest.mark.parametrize("delay_us", [0, 20000], ids=["at-once", "after-20ms"])
 def test_calls_that_return_before_their_work_is_done_are_not_timed_as_fast(delay_us):
-    (r,) = evaluate("cpu_c", c_task(), DEFERRED.replace("DELAY_US", str(delay_us)))
-    assert r.status == Status.FAILED and r.error_kind == ErrorKind.REWARD_HACK, (r.status, r.error_kind, r.message,
-                                                                                 r.speedup)
-    assert "back-to-back calls timed by the judge left outputs unwritten" in r.message and r.speedup is None
+    """Either the work is still undone when the judge has stopped the candidate's processes (a verdict), or it was
+    done by then, and the batch lasted, by the judge's clock and by the CPU time of every thread the candidate ever
+    had, until it was: no faster than doing the work before returning."""
+    from hostilekit import C_GOOD
+
+    honest, r = evaluate("cpu_c", c_task(), C_GOOD, DEFERRED.replace("DELAY_US", str(delay_us)))
+    assert honest.status == Status.OK, honest.message
+    if r.status == Status.FAILED:
+        assert r.error_kind == ErrorKind.REWARD_HACK, (r.error_kind, r.message)
+        assert "back-to-back calls timed by the judge left outputs unwritten" in r.message and r.speedup is None
+    else:
+        assert r.speedup < 1.5 * honest.speedup, (r.speedup, honest.speedup)
+    if delay_us:  # 20 ms after returning: never done by the time its processes are stopped
+        assert r.status == Status.FAILED, (r.status, r.speedup)

@@ -1,5 +1,6 @@
 """A candidate cannot fake its time or patch the comparison: whatever it patches in its own process, the judge
-compares outputs itself and holds the reported time against its own clock over back-to-back calls."""
+compares outputs itself, and the speedup is the judge's own measurement over back-to-back calls, taken while
+nothing of the candidate's ran but the calls."""
 
 from hostilekit import c_task, c_with_python, evaluate
 
@@ -23,13 +24,82 @@ PATCHES = {
 }
 
 
-def test_patched_clocks_and_timing_primitives_are_caught_by_the_judges_clock():
+def test_patched_clocks_and_timing_primitives_change_nothing():
+    """Whatever a candidate patches in its own process (the clock, the harness's private reference to it, the
+    backend's timing primitive), the speedup is the judge's measurement: the patched candidates get the honest one's."""
+    from hostilekit import C_GOOD
+
     task = c_task()
-    results = evaluate("cpu_c", task, *(c_with_python(p) for p in PATCHES.values()))
-    for name, r in zip(PATCHES, results):
-        assert r.status == Status.FAILED and r.error_kind == ErrorKind.REWARD_HACK, (name, r.error_kind, r.message)
-        assert "judge's own clock measured" in r.message and "reported a median" in r.message, (name, r.message)
-        assert r.speedup is None
+    honest, *patched = evaluate("cpu_c", task, C_GOOD, *(c_with_python(p) for p in PATCHES.values()))
+    assert honest.status == Status.OK, honest.message
+    for name, r in zip(PATCHES, patched):
+        assert r.status == Status.OK, (name, r.error_kind, r.message)
+        assert "judge's clock" in r.candidate_timing.method, r.candidate_timing.method
+        assert r.speedup < 1.5 * honest.speedup, (name, r.speedup, honest.speedup)
+
+
+def test_a_kernel_of_a_few_microseconds_reporting_a_thousandth_of_its_time_gains_nothing():
+    """The old bound let any kernel under ~50 us report 1000x too little (its floor went to zero); the judge's clock
+    has no floor a report can slip under."""
+    from hostilekit import C_ADD_TASK, C_GOOD
+
+    from ksdk.tasks import task_from_source
+
+    task = task_from_source("tiny_add", C_ADD_TASK.replace("1 << 20", "4096"))
+    honest, cheat = evaluate("cpu_c", task, C_GOOD, c_with_python(PATCHES["runner_time"]))
+    assert honest.status == Status.OK and cheat.status == Status.OK, (honest.message, cheat.message)
+    assert cheat.speedup < 1.5 * honest.speedup, (cheat.speedup, honest.speedup)
+
+
+JOINED_THREAD = r"""
+#include <pthread.h>
+typedef struct { const float* a; const float* b; float* out; long n; } job_t;
+static void* work(void* p) {
+    job_t* j = (job_t*)p;
+    for (long i = 0; i < j->n; i++) j->out[i] = j->a[i] + j->b[i];
+    return 0;
+}
+void kernel(const float* a, const float* b, float* out, long n, long n2) {
+    (void)n2;
+    job_t j = {a, b, out, n};
+    pthread_t t;
+    if (pthread_create(&t, 0, work, &j) != 0) { work(&j); return; }
+    pthread_join(t, 0);
+}
+"""
+
+BURNER = r"""
+#include <pthread.h>
+#include <stdlib.h>
+static void* burn(void* p) {
+    (void)p;
+    long n = 1L << 24;
+    volatile float* buf = (volatile float*)malloc(n * sizeof(float));
+    for (;;) for (long i = 0; i < n; i++) buf[i] = buf[i] + 1.0f;
+    return 0;
+}
+__attribute__((constructor)) static void start(void) { pthread_t t; pthread_create(&t, 0, burn, 0); }
+"""
+
+
+def test_work_in_a_new_thread_per_call_is_counted():
+    """A thread that does the call's work and exits before the call returns: its CPU time is the candidate's (the
+    kernel's accounting of every thread the candidate's processes ever had), and so is the wall time it took."""
+    from hostilekit import C_GOOD
+
+    honest, threaded = evaluate("cpu_c", c_task(), C_GOOD, JOINED_THREAD)
+    assert honest.status == Status.OK and threaded.status == Status.OK, (honest.message, threaded.message)
+    assert threaded.speedup < 1.5 * honest.speedup, (threaded.speedup, honest.speedup)
+
+
+def test_a_thread_burning_memory_bandwidth_while_the_judge_times_the_baseline_gains_nothing():
+    """The candidate's processes are frozen whenever they serve no request, so a thread it leaves running cannot
+    slow the judge's own timing of the baseline (it only slows the candidate's own batch)."""
+    from hostilekit import C_GOOD
+
+    honest, burning = evaluate("cpu_c", c_task(), C_GOOD, C_GOOD + BURNER)
+    assert honest.status == Status.OK and burning.status == Status.OK, (honest.message, burning.message)
+    assert burning.speedup < 1.3 * honest.speedup, (burning.speedup, honest.speedup)
 
 
 def test_patching_the_comparison_in_the_candidates_process_changes_nothing():
@@ -44,8 +114,8 @@ def test_an_honest_candidate_passes_the_judges_clock():
 
     (r,) = evaluate("cpu_c", c_task(), C_GOOD)
     assert r.status == Status.OK, r.message
-    judge = r.cross_checks["judge clock:candidate"]
-    assert judge.median_ms > 0 and r.candidate_timing.median_ms > 0
+    assert "judge's clock" in r.candidate_timing.method and "judge's clock" in r.baseline_timing.method
+    assert r.candidate_timing.median_ms > 0 and r.speedup_ci[0] <= r.speedup <= r.speedup_ci[1]
 
 
 SKIPS_HALF = """
