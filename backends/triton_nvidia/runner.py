@@ -52,9 +52,10 @@ def warm_up(interpret: bool) -> None:
 
     recorder(interpret)
     if not interpret:
-        from ksdk_triton_nvidia import seed
+        from ksdk_triton_nvidia import kernel_log, seed
 
         seed.record()  # the launchers this process makes, for the judge's seed cache
+        kernel_log.start()  # CUPTI's record of launches, before any candidate code (no context); a failure is reported
     from ksdk.evaluation import timers  # noqa: F401 - private timing references, taken before any candidate
 
 
@@ -126,7 +127,7 @@ class TritonRunner(Runner):
     def setup(self, task: TaskView) -> None:
         import torch
 
-        from ksdk_triton_nvidia import checks, diagnose, launches, loading, metadata, tensors
+        from ksdk_triton_nvidia import checks, diagnose, kernel_log, launches, loading, metadata, tensors
 
         self.task = task
         if not self.ctx.interpret:
@@ -141,10 +142,10 @@ class TritonRunner(Runner):
         from ksdk.evaluation import timers
 
         self.guarded = {"ksdk_triton_nvidia." + m.__name__.rsplit(".", 1)[-1]: m
-                        for m in (checks, diagnose, launches, loading, metadata, tensors)}
+                        for m in (checks, diagnose, kernel_log, launches, loading, metadata, tensors)}
         self.guarded.update({"runner": __import__(__name__, fromlist=["x"]), "timers": timers,
                              "Timer": timers.Timer, "LaunchRecorder": launches.LaunchRecorder,
-                             "TritonRunner": TritonRunner})
+                             "KernelLog": kernel_log.KernelLog, "TritonRunner": TritonRunner})
 
     def load(self, source: str) -> None:
         from ksdk_triton_nvidia import checks, diagnose, loading
@@ -215,11 +216,12 @@ class TritonRunner(Runner):
         return out
 
     def call(self, inputs: list, outputs: list, record_ops: bool = False) -> CallReport:
-        from ksdk_triton_nvidia import checks, metadata, tensors
+        from ksdk_triton_nvidia import checks, kernel_log, metadata, tensors
 
         first = not self.kernels_reported
         self.poison()
         self.rec.window()
+        kernel_log.LOG.window()
         ops = None
         started: list[str] = []  # Python threads the forward started (work there escapes the op recorder)
         main = threading.get_ident()
@@ -241,8 +243,12 @@ class TritonRunner(Runner):
                 out = self._forward(inputs, first)
         finally:
             threading.setprofile(None)
+            seen = kernel_log.LOG.since()
+            kernel_log.LOG.pause()
         flat = tensors.flatten(out)
         report = CallReport(launches=self.rec.count, torch_ops=ops)
+        report.kernels_seen, report.kernel_record, report.kernel_record_lost = kernel_log.LOG.fields(
+            seen, [launch.name for launch in self.rec.hooked])
         if first and not self.ctx.interpret:
             from ksdk_triton_nvidia import seed
 

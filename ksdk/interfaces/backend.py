@@ -58,7 +58,9 @@ class CallReport:
     `outputs`: (shape, dtype) of every output the candidate returned, written into the given views when they
     match. `launches`: kernels launched (per call when timed; None where unknown). `torch_ops`: aten ops the
     forward ran (None where not recorded). `problems`: contract violations the Runner saw (aliasing, reused
-    outputs, patched harness).
+    outputs, patched harness). `kernels_seen`: a second record of the call's kernel launches (e.g. CUPTI's), names
+    by kind ('jit', 'library-compute', 'library-bookkeeping', 'graph'); None with `kernel_record` saying why, and
+    `kernel_record_lost` when a record that ran before the candidate's code stopped since.
     """
 
     outputs: list[tuple[list[int], str]] = field(default_factory=list)
@@ -74,6 +76,9 @@ class CallReport:
     warnings: list[str] = field(default_factory=list)  # for the record, e.g. a timing setting it cannot honour
     seed_requests: list = field(default_factory=list)  # artefacts the judge may build for later candidates (JSON
     # values the backend's seed_cache understands, e.g. a JIT's launcher signatures); untrusted
+    kernels_seen: Optional[dict[str, list[str]]] = None
+    kernel_record: Optional[str] = None
+    kernel_record_lost: bool = False
 
 
 class Runner(ABC):
