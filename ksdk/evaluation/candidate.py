@@ -139,8 +139,8 @@ def _tidy() -> None:
 def report_dict(report) -> dict:
     return {"outputs": [[list(map(int, s)), str(d)] for s, d in report.outputs], "launches": report.launches,
             "torch_ops": report.torch_ops, "problems": [str(p) for p in report.problems],
-            "library_kernels": getattr(report, "library_kernels", None),
-            "kernel_record": getattr(report, "kernel_record", None),
+            "kernels_seen": report.kernels_seen, "kernel_record": report.kernel_record,
+            "kernel_record_lost": bool(report.kernel_record_lost),
             "compile_s": float(report.compile_s), "cross_checks": report.cross_checks,
             "peak_memory_bytes": report.peak_memory_bytes, "written_by_kernels": report.written_by_kernels,
             "kernels": [k.model_dump(mode="json") for k in report.kernels], "method": str(report.method)[:300],

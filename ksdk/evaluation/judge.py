@@ -75,7 +75,8 @@ class Evaluation:
         self.params: list[Slot] = []
         self.params_region: Optional[Region] = None
         self.checks = ReportChecks(str(getattr(self.backend.language, "name", self.backend.language)),
-                                   self.backend.requires_kernels and not task.allows_any_torch, task.allow_torch_ops)
+                                   self.backend.requires_kernels and not task.allows_any_torch, task.allow_torch_ops,
+                                   on_device=self.target.kind != "host" and self.backend.requires_kernels)
         self._marks: list[tuple[str, float]] = []
         self.spans: dict[str, float] = {}  # seconds per part of the evaluation (the link adds its own)
 

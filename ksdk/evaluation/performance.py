@@ -43,16 +43,16 @@ def run(ev: "Evaluation") -> None:
     if ev.jc.skip_performance:
         res.performance_skipped = "performance stage skipped on request (skip_performance)"
         return
-    if not ev.backend.host_code:
-        from ksdk.evaluation import runner_timed
-
-        return runner_timed.run(ev)
     link, target = ev.link, ev.target
     ev.enter(Stage.PERFORMANCE, ev.limits.performance)
     if target.kind == "host":
         ev.jc.pool.wait_spares()  # a spare's start-up must not share the CPU with the timing
     with link.span("baseline setup"):
         shipped = _shipped(ev)
+    if not ev.backend.host_code:
+        from ksdk.evaluation import runner_timed
+
+        return runner_timed.run(ev, shipped)
     est = max(ev.ref_ms, shipped[1] if shipped else 0.0)
     # The trial's shared memory goes before the ring is made (memory scales with one trial).
     link.request(Release(name="io"))

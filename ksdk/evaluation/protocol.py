@@ -23,8 +23,9 @@ class Report(Model):
     outputs: list[tuple[list[int], str]] = []
     launches: Optional[int] = None
     torch_ops: Optional[list[str]] = None
-    library_kernels: Optional[list[str]] = None
+    kernels_seen: Optional[dict[str, list[str]]] = None
     kernel_record: Optional[str] = None
+    kernel_record_lost: bool = False
     problems: list[str] = []
     compile_s: float = 0.0
     cross_checks: dict[str, list[float]] = {}

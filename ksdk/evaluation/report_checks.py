@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ksdk.evaluation import policy
+from ksdk.evaluation.kernel_policy import kernel_verdict, record_warning
 from ksdk.evaluation.protocol import Report
 from ksdk.evaluation.trial import dtype_name
 from ksdk.evaluation.verdict import Verdict
@@ -17,8 +18,9 @@ class ReportChecks:
     """The checks for one evaluation: `needs_kernels` when the backend's kernels must compute (Triton: a forward
     launching none of them is PyTorch doing the work) and the task allows no PyTorch compute."""
 
-    def __init__(self, language: str, needs_kernels: bool, allowed_ops: list[str]):
+    def __init__(self, language: str, needs_kernels: bool, allowed_ops: list[str], on_device: bool = False):
         self.language, self.needs_kernels, self.allowed = language, needs_kernels, list(allowed_ops)
+        self.on_device = on_device  # a missing kernel record is worth a warning there (never in an interpreter)
         self.min_launches: Optional[int] = None
         self.warnings: list[str] = []
 
@@ -57,16 +59,12 @@ class ReportChecks:
                 raise Verdict(stage, ErrorKind.REWARD_HACK, f"{what}: forward ran {', '.join(ops[:8])} in PyTorch: "
                               "the candidate's kernels must compute the result (a task may allow ops through "
                               "KSDK_TASK's allow_torch_ops)")
-        try:
-            from ksdk.evaluation.kernel_policy import judge_kernels
-        except ImportError:  # the kernel record's policy ships with the backends that keep one
-            return
-        found = judge_kernels(r, self.allowed, self.needs_kernels)
+        found = kernel_verdict(r.torch_ops, r.kernels_seen, r.kernel_record_lost, r.launches, self.allowed)
         if found:
             raise Verdict(stage, ErrorKind.REWARD_HACK, f"{what}: {found}")
-        if r.kernel_record and r.kernel_record not in self.warnings:
-            self.warnings.append(f"no record of launched kernels in the candidate's process ({r.kernel_record}): "
-                                 "PyTorch doing the work is checked by its op recorder alone")
+        warning = record_warning(r.kernels_seen, r.kernel_record, r.kernel_record_lost) if self.on_device else None
+        if warning and warning not in self.warnings:
+            self.warnings.append(warning)
 
     def fewer_launches(self, stage: Stage, launches: Optional[int], what: str) -> None:
         """A call launching fewer kernels than any correctness call did does less work when called repeatedly."""

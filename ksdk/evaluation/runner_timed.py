@@ -10,6 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ksdk.evaluation.protocol import Time
+from ksdk.evaluation.shared import Slot
 from ksdk.evaluation.verdict import Verdict
 from ksdk.models import ErrorKind, Stage
 from ksdk.timing import median_ci, summarize
@@ -20,23 +21,29 @@ if TYPE_CHECKING:
 ROUNDS = 5
 
 
-def run(ev: "Evaluation") -> None:
+def run(ev: "Evaluation", shipped=None) -> None:
+    """Rounds of the judge's baseline (the task's Model, or the task's own kernel run by the backend's Runner here)
+    and the candidate's Runner timing itself, alternating; `shipped` as performance._shipped gives it."""
     import torch
 
     from ksdk.evaluation import timers
 
-    res, link, trials = ev.result, ev.link, ev.trials
-    ev.enter(Stage.PERFORMANCE, ev.limits.performance)
-    s = ev.task.timing
+    res, link, trials, s = ev.result, ev.link, ev.trials, ev.task.timing
+    host = ev.target.kind == "host"
     raw, trial = trials.make()
     trials.write(ev.io, ev.args, raw)
     timer = timers.timer_for(s, torch.device(ev.target.device))
     outs = [{"slot": o.model_dump()} for o in ev.outs]
-    base, cand, ratios, method = [], [], [], ""
+    ins = [ev.io.view(Slot.model_validate(a["slot"])) if "slot" in a else a.get("value") for a in ev.args]
+    base, cand, ratios, method, base_method = [], [], [], "", timer.method
     for r in range(ROUNDS):
         warm = None if r == 0 else min(2, s.warmup)
-        with torch.no_grad(), link.span("baseline timing"):
-            b = timer.measure(lambda: trials.ref.call(*raw), share=1 / ROUNDS, warmup=warm).samples_ms
+        with link.span("baseline timing"):
+            if shipped:
+                b, report = shipped[0].time(ins, [ev.io.view(o) for o in ev.outs], s, 1 / ROUNDS, warm)
+                base_method = report.method or base_method
+            else:
+                b = _model(ev, timer, raw, warm, host)
         trials.poison(ev.io, ev.outs)
         ev.target.synchronize()
         with link.span("candidate timing"):
@@ -57,11 +64,26 @@ def run(ev: "Evaluation") -> None:
         base += b
         cand += c
         ratios.append(sorted(b)[len(b) // 2] / sorted(c)[len(c) // 2])
-    res.baseline_timing = summarize(base, timer.method + " (in the judge)")
+    res.baseline_timing = summarize(base, base_method + " (in the judge)")
     res.candidate_timing = summarize(cand, f"{method or 'not said'} (by the backend's Runner: the candidate's code is "
                                            "device code only)")
-    lo, med, hi = median_ci(ratios)
+    lo, _med, hi = median_ci(ratios)
     res.speedup = res.baseline_timing.median_ms / res.candidate_timing.median_ms
     res.speedup_ci = (lo, hi)
-    res.baseline = "PyTorch eager (the task's Model)"
+    res.baseline = shipped[2] if shipped else "PyTorch eager (the task's Model)" + (" on the CPU, 1 thread" if host
+                                                                                   else "")
     res.stage = Stage.PERFORMANCE
+
+
+def _model(ev: "Evaluation", timer, raw: list, warm, host: bool) -> list[float]:
+    """The task's Model timed by the judge (one thread on the CPU, as a candidate's kernel runs)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if host:
+        torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            return timer.measure(lambda: ev.trials.ref.call(*raw), share=1 / ROUNDS, warmup=warm).samples_ms
+    finally:
+        torch.set_num_threads(threads)
