@@ -163,6 +163,7 @@ def _placed(ev: "Evaluation", rg, placed) -> None:
 def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
     res, target, link = ev.result, ev.target, ev.link
     clock = Clock(ev, rg, ev.cand_floor, judge_floor(target))
+    flush = (ev.task.timing.l2_flush_by or "read") if ev.task.timing.flush_l2 else None
     cand, basel, ratios = [], [], []
     started = time.monotonic()
     for r in range(MAX_ROUNDS):
@@ -172,7 +173,8 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
         sides = ("candidate", "baseline") if r % 2 == 0 else ("baseline", "candidate")
         got = {}
         for side in sides:
-            target.evict()
+            if flush:
+                target.evict(flush)
             target.synchronize()
             with link.span(f"{side} timing"):
                 got[side] = clock.candidate() if side == "candidate" else clock.baseline(base)
@@ -187,8 +189,10 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
             if (hi - lo) / 2 <= CI_HALF_WIDTH * med or time.monotonic() - started > TIME_BUDGET_S[target.kind]:
                 break
     how = {"graph": "replayed device graphs", "eager": "calls launched back to back", "host": "calls back to back"}
-    common = (f"{rg.n} {how[mode]} over fresh input sets (caches evicted before each batch), timed until every output "
-              f"was written{' and the device idle' if target.kind != 'host' else ''}")
+    evicted = {"read": "caches evicted by reading before each batch", "write": "caches evicted by zeroing before "
+               "each batch", None: "caches not evicted"}[flush]
+    common = (f"{rg.n} {how[mode]} over fresh input sets ({evicted}), timed until every output was written"
+              f"{' and the device idle' if target.kind != 'host' else ''}")
     cpu = "; the CPU time of {} where that is less (a busy machine)" if target.kind == "host" else "{}"
     res.candidate_timing = summarize(cand, f"the judge's clock over batches of {common} in the candidate's process, "
                                            "less the least round trip measured before any candidate code loaded"

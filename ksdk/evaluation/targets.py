@@ -24,7 +24,7 @@ class Target:
     def synchronize(self) -> None:
         """Wait until work the judge queued here is done (nothing to wait for on the host)."""
 
-    def evict(self) -> None:
+    def evict(self, by: str = "read") -> None:
         """Push everything out of the caches that a timed batch's inputs could sit in: writes a buffer twice the
         last-level cache (at most 64 MiB), as ksdk.evaluation.timers.HostTimer does between repetitions."""
         import torch
@@ -77,12 +77,16 @@ class DeviceTarget(Target):
             self._evict_buf = torch.empty(EVICT_BYTES // 4, dtype=torch.int32, device=self.device)
             self._probe = torch.zeros(1, dtype=torch.int32, device=self.device)
 
-    def evict(self) -> None:
-        """Read a 256 MiB buffer (clean lines: no write-back lands in the next timed call); queued, not waited for."""
+    def evict(self, by: str = "read") -> None:
+        """Read a 256 MiB buffer (clean lines: no write-back lands in the next timed call), or zero it (`by`
+        'write', as triton.testing.do_bench does); queued, not waited for."""
         import torch
 
         self.prepare()
-        torch.sum(self._evict_buf, dtype=torch.int64)
+        if by == "write":
+            self._evict_buf.zero_()
+        else:
+            torch.sum(self._evict_buf, dtype=torch.int64)
 
     def busy_ms(self) -> float:
         """Launch a one-element kernel and wait for it: with the device idle this takes tens of microseconds; while

@@ -25,7 +25,8 @@ def test_good_candidate_timed_with_metadata_and_versions():
     assert r.device.kind == "gpu" and r.device.name
     assert {"torch", "triton", "cuda", "driver"} <= set(r.versions)
     assert r.speedup and math.isfinite(r.speedup) and r.speedup > 0
-    assert r.candidate_timing.n >= 20 and "L2" in r.candidate_timing.method
+    assert r.candidate_timing.n >= 5 and "the judge's clock" in r.candidate_timing.method
+    assert "replayed device graphs" in r.candidate_timing.method and r.speedup_ci[0] <= r.speedup <= r.speedup_ci[1]
     clk = r.device.extra["clocks_during_timing"]  # NVML ships with every NVIDIA driver
     assert clk["before"]["sm_mhz"] > 0 and clk["after"]["mem_mhz"] > 0 and "throttle_reasons" in clk["after"]
     k = r.kernels[0]
@@ -39,9 +40,9 @@ def test_l2_eviction_setting_is_honoured_and_recorded(by, word):
     task = task.model_copy(update={"timing": task.timing.model_copy(update={**FAST, "l2_flush_by": by})})
     (r,) = evaluate_in_order([(task, seed)])
     assert r.status == Status.OK and r.speedup, r.message
-    assert f"evicted before every repetition by {word}" in r.candidate_timing.method
-    # the judge times the baseline the way the candidate's process times the candidate
-    assert r.candidate_timing.method.startswith(r.baseline_timing.method)
+    # the judge times the baseline and the candidate the same way
+    for t in (r.candidate_timing, r.baseline_timing):
+        assert f"caches evicted by {word} before each batch" in t.method, t.method
 
 
 def test_illegal_memory_access_ends_only_its_candidate_and_the_next_verdict_is_clean():
@@ -77,25 +78,19 @@ def test_do_bench_cross_check_is_recorded_beside_the_timing():
     assert not [w for w in r.warnings if "cross-check" in w], r.warnings
     base, cand = r.cross_checks["do_bench:baseline"], r.cross_checks["do_bench:candidate"]
     assert "evicted by read" in base.method
-    assert base.median_ms > 0 and cand.median_ms > 0 and "evicted by read" in cand.method
+    assert base.median_ms > 0 and cand.median_ms > 0 and "a record" in cand.method
+    assert "reported:candidate" in r.cross_checks  # the Runner's own timing, never the speedup
 
 
-def test_placements_rotate_the_inputs_and_each_is_recorded():
+def test_the_ring_spreads_inputs_over_memory_and_both_sides_time_over_it():
+    """The judge's clock times batches over a ring of input sets at different places in device memory (what
+    timing.placements asked for, now always), the baseline over the same ring as the candidate."""
     task, seed = example("matmul_bias_relu")
     task = task.model_copy(update={"timing": task.timing.model_copy(update={**FAST, "placements": 3})})
     (r,) = evaluate_in_order([(task, seed)])
     assert r.status == Status.OK and r.speedup and math.isfinite(r.speedup), r.message
-    assert "over 3 input placements" in r.candidate_timing.method and "in 6 rounds" in r.candidate_timing.method
-    keys = [f"placement {k} (+{k * 28} KB):{side}" for k in range(3) for side in ("baseline", "candidate")]
-    assert sorted(k for k in r.cross_checks if k.startswith("placement")) == sorted(keys), sorted(r.cross_checks)
-    assert all(r.cross_checks[k].median_ms > 0 and r.cross_checks[k].n >= 3 for k in keys)
-    assert sum(r.cross_checks[k].n for k in keys if k.endswith("candidate")) == r.candidate_timing.n
-
-
-def test_timing_cheats_rejected_with_rotating_placements():
-    task = small_task(timing={**FAST, "placements": 2})
-    (r,) = evaluate_in_order([(task, (HERE / "cheats" / "lazy_when_timed.py").read_text())])
-    assert r.error_kind == ErrorKind.REWARD_HACK, (r.stage, r.error_kind, r.message)
+    for t in (r.candidate_timing, r.baseline_timing):
+        assert "over fresh input sets" in t.method and t.n >= 5, t.method
 
 
 def test_torch_compile_baseline_is_timed_and_not_taken_for_tampering():
@@ -107,21 +102,22 @@ def test_torch_compile_baseline_is_timed_and_not_taken_for_tampering():
     assert r.extra_baselines["torch.compile"].median_ms > 0, r.warnings
 
 
-def test_patched_cuda_events_are_caught_by_the_judges_clock():
+def test_patched_cuda_events_change_nothing():
     """The candidate switches off the in-process integrity check, then patches the harness's private event
-    references so every repetition reads 1 us: whatever its process reports, the judge's own clock over
-    back-to-back calls on fresh inputs says otherwise."""
+    references and torch's so every repetition reads 1 us: the speedup is the judge's clock's, so it gains nothing
+    (on 8ab2c7c the patched events were only bounded by the judge's clock, which read its floor on a GPU)."""
     task, seed = example("elementwise_chain")
-    task = task.model_copy(update={"timing": task.timing.model_copy(update=FAST)})
+    task = task.model_copy(update={"timing": task.timing.model_copy(update={**FAST, "cross_check_reported": True})})
     patch = ("import ksdk_triton_nvidia.checks as _c\n_c.Integrity.changed = lambda self: []\n"
              "import ksdk.evaluation.timers as _t\n_t._elapsed = lambda a, b: 0.001\n"
              "import torch\ntorch.cuda.Event.elapsed_time = lambda self, other: 0.001\n")
     (honest, cheat) = evaluate_in_order([(task, seed), (task, patch + seed)])
     assert honest.status == Status.OK, honest.message
-    judge = honest.cross_checks["judge clock:candidate"].median_ms
-    assert judge >= 0.5 * honest.candidate_timing.median_ms, (judge, honest.candidate_timing.median_ms)
-    assert cheat.error_kind == ErrorKind.REWARD_HACK, (cheat.error_kind, cheat.message)
-    assert "judge's own clock measured" in cheat.message and cheat.speedup is None
+    assert cheat.status == Status.OK or cheat.error_kind == ErrorKind.REWARD_HACK, (cheat.error_kind, cheat.message)
+    if cheat.status == Status.OK:
+        assert cheat.speedup < 1.25 * honest.speedup, (cheat.speedup, honest.speedup)
+        assert cheat.cross_checks["reported:candidate"].median_ms < 0.01  # what it claimed, kept as a record
+        assert any("reported" in w for w in cheat.warnings), cheat.warnings
 
 
 def test_pytorch_doing_the_work_is_rejected_on_the_gpu():
@@ -136,16 +132,19 @@ def test_pytorch_doing_the_work_is_rejected_on_the_gpu():
 
 def test_a_batch_that_replies_before_its_device_work_is_done_is_timed_until_it_is():
     """The candidate also makes its process reply to the judge's timed batch without waiting for the device: the
-    judge's clock runs on until the outputs are written, so the faked events still stand out."""
+    judge's clock runs on until the outputs are written and the device is idle (on 8ab2c7c: ok 327.8x)."""
     task, seed = example("elementwise_chain")
     task = task.model_copy(update={"timing": task.timing.model_copy(update=FAST)})
     patch = ("import ksdk_triton_nvidia.checks as _c\n_c.Integrity.changed = lambda self: []\n"
              "import ksdk.evaluation.timers as _t\n_t._elapsed = lambda a, b: 0.001\n"
              "import torch\ntorch.cuda.Event.elapsed_time = lambda self, other: 0.001\n"
-             "_t.synchronize = lambda: None\n")
-    (cheat,) = evaluate_in_order([(task, patch + seed)])
-    assert cheat.error_kind == ErrorKind.REWARD_HACK, (cheat.error_kind, cheat.message)
-    assert cheat.speedup is None
+             "_t.synchronize = lambda: None\ntorch.cuda.synchronize = lambda *a, **k: None\n")
+    (honest, cheat) = evaluate_in_order([(task, seed), (task, patch + seed)])
+    assert honest.status == Status.OK, honest.message
+    if cheat.status == Status.OK:
+        assert cheat.speedup < 1.25 * honest.speedup, (cheat.speedup, honest.speedup)
+    else:
+        assert cheat.error_kind == ErrorKind.REWARD_HACK and cheat.speedup is None, (cheat.error_kind, cheat.message)
 
 
 def test_a_problem_that_cannot_fit_the_device_is_told_so_with_its_figures_before_any_candidate_code_runs():
