@@ -59,7 +59,10 @@ def run(ev: "Evaluation") -> None:
     ev.drop_region(ev.io)
     ev.io = None
     mode = "host" if target.kind == "host" else ("graph" if est < GRAPH_BELOW_MS else "eager")
-    n = ringmod.calls(sum(ev.io_bytes), est, BATCH_TARGET_MS[target.kind], MAX_CALLS[mode], ev.memory.free_bytes())
+    # As many calls as last a batch's target time at the baseline's speed, but no more input sets than the judge can
+    # make anew in about that time each round.
+    n = ringmod.calls(sum(ev.io_bytes), max(est, ev.trials.make_ms), BATCH_TARGET_MS[target.kind], MAX_CALLS[mode],
+                      ev.memory.free_bytes())
     specs = [Slot.model_validate(a["slot"]) if "slot" in a else None for a in ev.args]
     lay, args, outs, arena = ringmod.layout(
         n, lambda lay: [{"slot": lay.add(s.shape, s.dtype).model_dump()} if s is not None else dict(a)

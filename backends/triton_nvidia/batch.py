@@ -1,0 +1,131 @@
+"""The judge-clocked batch of the Triton Runner: prepared calls (CUDA graphs where the forward can be captured),
+their outputs placed in the judge's arena through a PyTorch memory pool (ksdk_triton_nvidia.arena) so that timed
+calls write them where the judge reads them, with no copy; run back to back when the judge asks."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+class BatchMixin:
+    """prepare_batch / run_batch / placed_outputs / synchronize for TritonRunner (which provides `new`, `ctx`,
+    `rec`, `device` and the batch's state attributes)."""
+
+    def prepare_batch(self, inputs: list[list], outputs: list[list], arena: Any = None, mode: str = "graph") -> str:
+        """Get ready for the judge's timed batch. Outputs go to `arena` (judge-visible memory, as a PyTorch memory
+        pool: ksdk_triton_nvidia.arena) where possible, else they are copied into `outputs` inside the calls (and
+        the copies are timed with them). On a GPU with `mode` 'graph', one CUDA graph per input set is captured, so
+        that replaying them costs no Python launch overhead; 'eager' where capture fails or is not asked for."""
+        from ksdk_triton_nvidia.arena import Arena
+
+        self._batch = (inputs, outputs)
+        self._graphs, self._kept, self._placed = [], [], None
+        if self.ctx.interpret:
+            return "eager"
+        import torch
+
+        self._arena = None
+        if arena is not None:
+            try:
+                self._arena = Arena(arena)
+            except Exception:  # noqa: BLE001 - no custom pools in this PyTorch: outputs are copied (and timed)
+                self._arena = None
+        self.rec.hold = False
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side), torch.no_grad():
+                for _ in range(2):
+                    self.new(*inputs[0])
+            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.synchronize()
+            if mode == "graph" and self._capture(inputs, outputs):
+                return "graph"
+            if self._arena is not None:
+                try:  # a forward that needs more than the arena holds runs without it (its outputs copied)
+                    self._eager()
+                except Exception:  # noqa: BLE001
+                    self._arena, self._kept, self._placed = None, [], None
+                torch.cuda.synchronize()
+            return "eager"
+        finally:
+            self.rec.hold = True
+
+    def _capture(self, inputs: list[list], outputs: list[list]) -> bool:
+        """One graph per input set (in the arena's pool when there is one); False when the forward cannot be
+        captured (host synchronisation, data-dependent shapes) or needs more than the arena holds."""
+        import torch
+
+        for placed in (True, False) if self._arena is not None else (False,):
+            self._graphs, self._kept = [], []
+            try:
+                pool = self._arena.pool.id if placed else torch.cuda.graph_pool_handle()
+                offsets = []
+                for ins, outs in zip(inputs, outputs):
+                    g = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(g, pool=pool), torch.no_grad():
+                        flat = self._place(self.new(*ins), outs if not placed else None)
+                    self._graphs.append(g)
+                    self._kept.append(flat)
+                    offsets.append([self._arena.offset(t) for t in flat] if placed else None)
+                torch.cuda.synchronize()
+                self._placed = offsets if placed else None
+                return True
+            except Exception:  # noqa: BLE001 - try without the arena, then eagerly
+                self._graphs, self._kept = [], []
+                torch.cuda.synchronize()
+        return False
+
+    def _place(self, out: Any, slots: Optional[list]) -> list:
+        """A call's outputs where the judge reads them: kept as they are when they lie in the arena, else copied
+        (into `slots`, or into new memory of the arena's pool, which is in use while this runs)."""
+        import torch
+
+        from ksdk_triton_nvidia import tensors
+
+        flat = [o if isinstance(o, torch.Tensor) else torch.as_tensor(o, device=self.device)
+                for o in tensors.flatten(out)]
+        if slots is not None:
+            for o, slot in zip(flat, slots):
+                slot.copy_(o)
+            return []
+        return [o if self._arena.offset(o) is not None else o.contiguous().clone() for o in flat]
+
+    def run_batch(self) -> None:
+        from ksdk.evaluation import timers
+
+        if self._graphs:
+            for g in self._graphs:
+                g.replay()
+        else:
+            self._eager()
+        if not self.ctx.interpret:
+            timers.synchronize()
+
+    def _eager(self) -> None:
+        import contextlib
+
+        import torch
+
+        inputs, outputs = self._batch
+        self._kept = []
+        pool = (torch.cuda.use_mem_pool(self._arena.pool) if getattr(self, "_arena", None) is not None
+                else contextlib.nullcontext())
+        offsets = []
+        with torch.no_grad(), pool:
+            for ins, outs in zip(inputs, outputs):
+                placed = getattr(self, "_arena", None) is not None
+                flat = self._place(self.new(*ins), None if placed else outs)
+                self._kept.append(flat)
+                offsets.append([self._arena.offset(t) for t in flat] if placed else None)
+        self._placed = offsets if offsets and offsets[0] is not None else None
+
+    def placed_outputs(self) -> Optional[list[list[int]]]:
+        return self._placed
+
+    def synchronize(self) -> None:
+        if not self.ctx.interpret:
+            import torch
+
+            torch.cuda.synchronize()
+
