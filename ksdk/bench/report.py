@@ -51,6 +51,10 @@ def markdown(s: BenchSummary) -> str:
     lines += _table(["level"] + list(METRIC_COLUMNS), [[k] + metric_cells(m) for k, m in s.metrics.items()])
     lines += ["", ("fast_p: share of all problems that are correct and at least p times faster. Mean and geomean: "
                    "over the correct, timed problems.")]
+    m = s.metrics.get("all")
+    if m is not None and (m.does_not_fit or m.infra_errors):
+        lines += [f"Does not fit this device: {m.does_not_fit} problem(s), left out of every figure above. Harness "
+                  f"errors (infra): {m.infra_errors}, counted as not correct (a resumed bench retries them)."]
     lines += [f"- {n}" for n in s.notes]
     if s.flags:
         lines += ["", "## Flags", ""] + [f"- {f}" for f in s.flags]

@@ -16,6 +16,7 @@ from ksdk.bench.progress import BenchProgress
 from ksdk.bench.store import (
     CORRECT,
     INCORRECT,
+    DOES_NOT_FIT,
     INFRA,
     NO_CANDIDATE,
     SELF_CHECK_BAND,
@@ -30,6 +31,7 @@ from ksdk.bench.suite import Problem, discover, match_file
 from ksdk.languages import Language
 from ksdk.errors import KsdkError, PluginError
 from ksdk.interfaces.evaluator import Evaluator
+from ksdk.evaluation import verdict as verdicts
 from ksdk.models import Candidate, EvalResult, Mutation, Status
 
 BUDGET_NAMES = ("max_candidates", "max_minutes", "max_cost", "max_gpu_seconds", "target_speedup")
@@ -377,7 +379,8 @@ def _bare(problem: Problem, verdict: str, **fields: Any) -> ProblemRecord:
 
 def from_result(problem: Problem, r: EvalResult, **fields: Any) -> ProblemRecord:
     """A problem's record from the verdict of its (best) candidate."""
-    verdict = CORRECT if r.correct else INFRA if r.status == Status.INFRA_ERROR else INCORRECT
+    verdict = (CORRECT if r.correct else DOES_NOT_FIT if r.message.startswith(verdicts.DOES_NOT_FIT)
+               else INFRA if r.status == Status.INFRA_ERROR else INCORRECT)
     peak, io = r.device.extra.get("device_peak_memory_bytes"), r.device.extra.get("inputs_outputs_bytes")
     msg = r.message.strip().splitlines()
     return _bare(problem, verdict, correct=r.correct, speedup=r.speedup if r.correct else None,

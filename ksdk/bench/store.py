@@ -23,6 +23,7 @@ RUNS_DIR = "runs"
 Mode = Literal["evolve", "candidates", "self_check"]
 # Verdicts a record can carry; the last two are the harness's, and a rerun of the bench tries those problems again.
 CORRECT, INCORRECT, NO_CANDIDATE, INFRA = "correct", "incorrect", "no candidate", "infra_error"
+DOES_NOT_FIT = "does not fit"  # the problem's inputs and outputs do not fit this device: no candidate's failure
 SELF_CHECK_BAND = (0.97, 1.03)
 
 
@@ -68,7 +69,8 @@ class ProblemRecord(Model):
     name: str
     level: int | None = None
     path: str
-    verdict: str = Field(description="'correct', 'incorrect', 'no candidate' or 'infra_error' (the harness failed)")
+    verdict: str = Field(description="'correct', 'incorrect', 'no candidate', 'does not fit' (this device is too "
+                         "small for the problem) or 'infra_error' (the harness failed)")
     correct: bool = False
     speedup: float | None = Field(None, description="best verified speedup; None when untimed or incorrect")
     baseline: str = ""
@@ -127,7 +129,9 @@ class BenchSummary(Model):
 def metrics_by_level(records: list[ProblemRecord]) -> dict[str, Metrics]:
     """'all', then one entry per level present (only when there are several)."""
     def group(rs):
-        return compute([r.outcome for r in rs], infra_errors=sum(1 for r in rs if r.verdict == INFRA))
+        fit = [r for r in rs if r.verdict != DOES_NOT_FIT]  # counted apart: neither correct nor incorrect
+        return compute([r.outcome for r in fit], infra_errors=sum(1 for r in fit if r.verdict == INFRA),
+                       does_not_fit=len(rs) - len(fit))
 
     out = {"all": group(records)}
     keys = sorted({r.level_key for r in records}, key=lambda k: (k == "unlevelled", len(k), k))

@@ -106,3 +106,27 @@ def test_a_record_keeps_the_evaluations_device_memory_peak_against_its_io():
     assert (rec.peak_memory_bytes, rec.io_bytes) == (3 << 30, 1 << 30)
     assert _memory(rec.peak_memory_bytes, rec.io_bytes) == "3072.0 MiB (3.0x I/O)"
     assert _memory(None, 1) == "-" and _memory(1 << 20, None) == "1.0 MiB"
+
+
+def test_a_problem_that_does_not_fit_the_device_is_counted_apart():
+    """'does not fit this device' is neither correct nor incorrect nor a harness error to retry: every share leaves it
+    out, and the summary says how many there were."""
+    from ksdk.bench.report import markdown
+    from ksdk.bench.runner import from_result
+    from ksdk.bench.store import DOES_NOT_FIT, INCORRECT, BenchConfig, BenchSummary, metrics_by_level
+    from ksdk.bench.suite import Problem
+    from ksdk.models import ErrorKind, EvalResult, Stage, Status
+
+    def problem(i):
+        return Problem(name=f"{i}_p", level=1, path=f"/x/level1/{i}_p.py")
+
+    big = EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA, stage=Stage.LOAD,
+                     message="does not fit this device: the problem needs about 90.0 GiB more device memory")
+    wrong = EvalResult(status=Status.FAILED, error_kind=ErrorKind.VALUE, stage=Stage.CORRECTNESS, message="trial 0")
+    records = [from_result(problem(1), big), from_result(problem(2), wrong)]
+    assert [r.verdict for r in records] == [DOES_NOT_FIT, INCORRECT]
+    m = metrics_by_level(records)["all"]
+    assert (m.problems, m.does_not_fit, m.infra_errors, m.correct) == (1, 1, 0, 0)
+    summary = BenchSummary(config=BenchConfig(suite="/x", backend="triton_nvidia", mode="self_check"), out="/o",
+                           metrics={"all": m}, records=records)
+    assert "Does not fit this device: 1 problem(s)" in markdown(summary)
