@@ -10,4 +10,4 @@ if [ -n "${TESTS:-}" ]; then
   TESTS_S=${TESTS_S:-200} bash benchmarks/run_gpu_judge.sh "$out" $TESTS
 fi
 timeout ${BENCH_S:-330} python3 benchmarks/triton_eval.py --out "$out" --repeats ${REPEATS:-5} ${SANDBOX_COST:+--sandbox-cost} \
-  2>&1 | tee "$out/triton_eval.log" | grep -E "^(throughput|unsandboxed|fidelity)" | cut -c1-400
+  2>&1 | tee "$out/triton_eval.log" | grep -E "^(throughput|unsandboxed|fidelity|breakdown|BAD)" | cut -c1-700

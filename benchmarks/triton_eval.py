@@ -228,11 +228,11 @@ def throughput(batch, sandbox: bool = True) -> dict:
                 verdict = "ok" if r.status == Status.OK else (r.error_kind.value if r.error_kind else r.status.value)
                 right = verdict in accepted or (verdict == "ok" and "ok<1" in accepted  # SLOW_OK
                                                  and r.speedup is not None and r.speedup < 1)
-                kernel_ms = sum(t.mean_ms * t.n for t in (r.candidate_timing, r.baseline_timing) if t)
+                timed_s = sum(r.stages.get(k, 0.0) for k in ("candidate timing", "baseline timing"))
                 rows.append({"candidate": label, "task": task.name, "verdict": verdict, "expected": sorted(accepted),
                              "right": right,
-                             "wall_s": round(r.wall_s, 3), "timed_kernel_s": round(kernel_ms / 1000, 3),
-                             "speedup": r.speedup, "message": r.message[:160]})
+                             "wall_s": round(r.wall_s, 3), "timed_kernel_s": round(timed_s, 3),
+                             "speedup": r.speedup, "message": r.message[:160], "stages": r.stages})
                 print(f"{'OK ' if right else 'BAD'} {label:45s} {verdict:16s} {r.wall_s:6.2f}s "
                       f"{'' if r.speedup is None else f'{r.speedup:.2f}x'} {'' if right else r.message[:200]}",
                       flush=True)
@@ -247,11 +247,17 @@ def throughput(batch, sandbox: bool = True) -> dict:
     tasks = {r["candidate"].split("/")[0].replace("matmul", "matmul_bias_relu") for r in rows
              if not r["candidate"].startswith("cheat/")} | {"conformance"}
     return {"candidates": len(rows), "tasks": len(tasks),
-            "wall_s": total, "per_minute": 60 * len(rows) / total,
+            "wall_s": total, "per_minute": 60 * len(rows) / total, "stages_median_correct": breakdown(correct),
             "wrong_verdicts": [r for r in rows if not r["right"]],
             "overhead_s_median": statistics.median(overhead) if overhead else None,
             "wall_s_median_correct": statistics.median([r["wall_s"] for r in correct]) if correct else None,
             "rows": rows}
+
+
+def breakdown(rows: list[dict]) -> dict[str, float]:
+    """Median seconds per stage (and part within them) over the given rows' EvalResult.stages."""
+    keys = sorted({k for r in rows for k in r.get("stages", {})})
+    return {k: round(statistics.median([r["stages"].get(k, 0.0) for r in rows]), 4) for k in keys}
 
 
 def main() -> None:
@@ -278,6 +284,8 @@ def main() -> None:
     print(f"throughput: {tp['candidates']} candidates / {tp['tasks']} tasks in {tp['wall_s']:.1f}s = "
           f"{tp['per_minute']:.1f}/min; wrong verdicts: {len(tp['wrong_verdicts'])}; "
           f"overhead per correct candidate {tp['overhead_s_median']}", flush=True)
+    print("breakdown (median s per correct candidate): " + ", ".join(f"{k} {v:.3f}" for k, v in
+                                                                        tp["stages_median_correct"].items()), flush=True)
     Path(args.out, "triton_eval.json").write_text(json.dumps(out, indent=1, default=str))
     if args.sandbox_cost:
         out["throughput_unsandboxed"] = bare = throughput(batch, sandbox=False)

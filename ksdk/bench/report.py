@@ -3,6 +3,8 @@ benches side by side (`ksdk bench --compare`)."""
 
 from __future__ import annotations
 
+import statistics
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,7 +70,20 @@ def markdown(s: BenchSummary) -> str:
                      "wall s", "note"], rows)
     if s.pending:
         lines += ["", "Pending: " + ", ".join(s.pending)]
+    lines += breakdown(s)
     return "\n".join(lines) + "\n"
+
+
+def breakdown(s: BenchSummary) -> list[str]:
+    """Where an evaluation's time went: the median seconds per stage (and part within them) over the problems."""
+    rows = [r.stages for r in s.records if r.stages]
+    if not rows:
+        return []
+    keys = sorted({k for st in rows for k in st}, key=lambda k: -statistics.median([st.get(k, 0.0) for st in rows]))
+    cells = [[k, f"{statistics.median([st.get(k, 0.0) for st in rows]):.3f}",
+              f"{max(st.get(k, 0.0) for st in rows):.3f}"] for k in keys]
+    return ["", "## Where the time went", "", f"Median and largest seconds over {len(rows)} evaluations (stages, and "
+            "parts within them):", ""] + _table(["stage or part", "median s", "max s"], cells)
 
 
 def write_plot(s: BenchSummary, path: Path) -> Path:

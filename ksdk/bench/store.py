@@ -96,6 +96,9 @@ class ProblemRecord(Model):
     device_s: float = 0.0
     stop_reason: str | None = None
     flag: str | None = Field(None, description="--self-check: why this speedup is suspicious")
+    speedup_ci: tuple[float, float] | None = Field(None, description="95% interval of the speedup")
+    stages: dict[str, float] = Field(default_factory=dict, description="seconds per stage of the (best) evaluation "
+                                     "and per part within them (EvalResult.stages)")
     finished_at: float = Field(default_factory=time.time)
 
     @property
