@@ -167,9 +167,24 @@ def status() -> SandboxStatus:
 
 def _namespace_args() -> list[str]:
     # --unshare-all: user, ipc, pid, net, uts, cgroup. --unshare-user again: when started as root bwrap would
-    # otherwise skip the user namespace and keep root's identity.
-    return ["--unshare-all", "--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
+    # otherwise skip the user namespace and keep root's identity. --disable-userns (bwrap 0.8): no user namespace
+    # inside, so no capability to mount anything (a cgroup file system included) that the read-only view hides.
+    nested = ["--disable-userns"] if "--disable-userns" in _features() else []
+    return ["--unshare-all", "--unshare-user", *nested, "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "ksdk-sandbox"]
+
+
+@functools.lru_cache(maxsize=1)
+def _features() -> frozenset[str]:
+    """The options this bwrap knows (from its --help): --size and --disable-userns came with 0.8."""
+    bwrap = find_bwrap()
+    if bwrap is None:
+        return frozenset()
+    try:
+        text = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(w for w in text.split() if w.startswith("--"))
 
 
 def python_paths() -> list[str]:
@@ -245,6 +260,12 @@ def command(argv: list[str], spec: Spec) -> list[str]:
     for pattern in spec.devices:
         for node in sorted(glob.glob(pattern)):
             args.extend(["--dev-bind", node, node])
+    # RAM-backed folders are memory: /dev/shm is the one writable tmpfs, of at most the memory limit where bwrap can
+    # size it (the box's cgroup counts its pages too); the rest of / and /dev (bwrap's tmpfs) is read-only.
+    shm = spec.limits.data_bytes
+    if shm and "--size" in _features():
+        args.extend(["--size", str(shm)])
+    args.extend(["--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--remount-ro", "/"])
     args.extend(["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
                  "--chdir", "/tmp", "--"])
     return args + list(argv)

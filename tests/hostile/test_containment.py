@@ -12,7 +12,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 from hostilekit import evaluate
 
 from ksdk.evaluation.sandbox_env import scrubbed_env
@@ -20,12 +19,6 @@ from ksdk.evaluation.sandboxed import CandidateProcess, sandbox_launch
 from ksdk.interfaces.backend import RunContext
 from ksdk.models import Status
 from ksdk.registry import load_backend
-
-
-@pytest.fixture(params=["auto", "signals"])
-def containment(request, monkeypatch):
-    monkeypatch.setenv("KSDK_CONTAINMENT", request.param)
-    return request.param
 
 
 def start(tmp_path: Path, attack: str) -> CandidateProcess:
