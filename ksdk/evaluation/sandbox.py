@@ -1,6 +1,7 @@
-"""The OS sandbox around every candidate process: bubblewrap (bwrap) with no network, its own PID, IPC, UTS and user
-namespaces, a read-only view of the Python environment and the toolchain, the device nodes, one private scratch
-folder, no capabilities, PR_SET_NO_NEW_PRIVS and resource limits. Ending the sandbox's first process ends every
+"""The OS sandbox around every candidate process: bubblewrap (bwrap) with no network, its own PID, IPC, UTS, cgroup and
+user namespaces (and none of its own inside), a read-only view of the Python environment and the toolchain, the
+device nodes, one private scratch folder, a sized /dev/shm (the only RAM-backed folder it can write), no
+capabilities, PR_SET_NO_NEW_PRIVS and resource limits. Ending the sandbox's first process ends every
 process it started (PID namespace), so nothing a candidate spawns outlives its evaluation.
 """
 
@@ -54,9 +55,10 @@ class Limits:
     runtime reserves terabytes of virtual memory; `data_bytes` (private writable memory) is limited instead."""
 
     address_bytes: Optional[int] = None
-    # Private writable memory (heap and anonymous mappings; not shared memory, not device memory): half the
-    # machine's memory, between 4 and 32 GiB (CUDA initialises under 32 GiB: docs/benchmarks.md);
-    # KSDK_MEMORY_LIMIT_BYTES sets it.
+    # Private writable memory of each process (heap and anonymous mappings; not device memory): half the machine's
+    # memory, between 4 and 32 GiB (CUDA initialises under 32 GiB: docs/benchmarks.md); KSDK_MEMORY_LIMIT_BYTES
+    # sets it. The same figure caps the containment box's memory (all processes, files in RAM included) and the size
+    # of the sandbox's /dev/shm.
     data_bytes: Optional[int] = field(default_factory=lambda: _env_int("KSDK_MEMORY_LIMIT_BYTES", _default_memory()))
     cpu_seconds: Optional[int] = None
     file_bytes: Optional[int] = 4 << 30

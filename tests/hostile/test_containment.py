@@ -173,3 +173,46 @@ def c_task_big():
     from ksdk.tasks import task_from_source
 
     return task_from_source("c_add_big", C_ADD_TASK.replace("1 << 20", "1 << 22"))
+
+
+# From inside the sandbox: any cgroup file it can open for writing, and whether it can make a user namespace of its
+# own (with one, it could mount a cgroup file system of its own and write to it).
+REACH = r"""
+import ctypes, json, os
+seen = {"writable": []}
+for root, dirs, files in os.walk("/sys/fs/cgroup"):
+    for name in files:
+        if name in ("cgroup.freeze", "cgroup.procs", "cgroup.kill", "freezer.state", "memory.max",
+                    "memory.limit_in_bytes"):
+            try:
+                os.close(os.open(os.path.join(root, name), os.O_WRONLY))
+                seen["writable"].append(os.path.join(root, name))
+            except OSError:
+                pass
+libc = ctypes.CDLL(None, use_errno=True)
+ok = libc.unshare(0x10000000 | 0x00020000 | 0x02000000) == 0  # a user, mount and cgroup namespace
+seen["userns"] = ok
+if ok:
+    os.makedirs("/tmp/cg", exist_ok=True)
+    seen["mounted"] = libc.mount(b"none", b"/tmp/cg", b"cgroup", 0, b"freezer") == 0
+print(json.dumps(seen))
+"""
+
+
+def test_nothing_in_the_sandbox_can_write_a_cgroup_or_mount_one(tmp_path):
+    """The box's freeze and limit sit above the sandbox's cgroup namespace, and /sys is read-only; with no user
+    namespace of its own, a candidate cannot mount a writable cgroup file system either."""
+    import json
+    import subprocess
+    import sys
+
+    from ksdk.evaluation import sandbox
+
+    scratch = sandbox.make_scratch()
+    try:
+        cmd = sandbox.command([sys.executable, "-c", REACH], sandbox.Spec(scratch=scratch))
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    finally:
+        sandbox.remove_scratch(scratch)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"writable": [], "userns": False}, seen
