@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -167,26 +168,100 @@ def stat_value(path: str, key: str) -> int:
     return 0
 
 
+def all_bases() -> list[Hier]:
+    """Every folder boxes may be made in here (the v2 hierarchy's and the freezer, cpuacct and memory ones')."""
+    out = bases("cgroup2", "")
+    for controller in ("freezer", "cpuacct", "memory"):
+        out += [h for h in bases("cgroup", controller) if h not in out]
+    return out
+
+
+def procs(outer: str) -> set[int]:
+    """The processes in a cgroup folder and the folders below it."""
+    found: set[int] = set()
+    for folder, _subdirs, _files in os.walk(outer):
+        try:
+            with open(os.path.join(folder, "cgroup.procs")) as f:
+                found.update(int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def end(outer: str, deadline: float) -> None:
+    """Kill every process in a cgroup folder's tree (cgroup.kill where v2 has it; SIGKILL and a thaw otherwise: a
+    v1-frozen process acts on SIGKILL only once thawed) and remove the folders."""
+    _try_write(os.path.join(outer, "cgroup.kill"), b"1")
+    while time.monotonic() < deadline:
+        pids = procs(outer)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        _try_write(os.path.join(outer, "freezer.state"), b"THAWED")
+        _try_write(os.path.join(outer, "cgroup.freeze"), b"0")
+        time.sleep(0.005)
+    remove(outer, deadline + 2.0)
+
+
+def _try_write(path: str, data: bytes) -> None:
+    try:
+        write(path, data)
+    except OSError:  # no such file in this hierarchy, or the folder is gone
+        pass
+
+
 def remove(outer: str, deadline: float) -> None:
     """Remove a cgroup folder and those inside it, deepest first, retrying while exiting processes leave; what is
     still there at the deadline is tried again when the judge exits."""
-    while True:
-        busy = False
-        for folder, _subdirs, _files in sorted(os.walk(outer), key=lambda w: -w[0].count(os.sep)):
-            try:
-                os.rmdir(folder)
-            except FileNotFoundError:
-                pass
-            except OSError:
-                busy = True
-        if not busy:
-            return
+    while not _rmdirs(outer):
         if time.monotonic() > deadline:
             if not _LEFT:
-                atexit.register(lambda: [remove(d, time.monotonic() + 1.0) for d in list(_LEFT)])
+                atexit.register(lambda: [_rmdirs(d) for d in _LEFT])
             _LEFT.append(outer)
             return
         time.sleep(0.01)
+
+
+def _rmdirs(outer: str) -> bool:
+    """One pass of rmdir over a cgroup folder's tree, deepest first; True when none is left."""
+    busy = False
+    for folder, _subdirs, _files in sorted(os.walk(outer), key=lambda w: -w[0].count(os.sep)):
+        try:
+            os.rmdir(folder)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            busy = True
+    return not busy
+
+
+def sweep(base: str, min_age_s: float = 60.0) -> None:
+    """Remove the empty boxes of judges that are gone (named ksdk-PID-...; left by a judge that was killed), once
+    they are older than `min_age_s` (a judge in another PID namespace may have just made one)."""
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return
+    for e in entries:
+        parts = e.name.split("-")
+        if len(parts) < 3 or parts[0] != "ksdk" or not parts[1].isdigit() or int(parts[1]) == os.getpid():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # its judge lives (or its pid was reused): not ours to touch
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            if time.time() - e.stat().st_mtime > min_age_s:
+                _rmdirs(e.path)
+        except OSError:
+            pass
 
 
 _LEFT: list[str] = []  # cgroup folders a box could not remove in time

@@ -13,9 +13,13 @@ nothing inside can see, let alone write, the folder that holds the freeze and th
 
 from __future__ import annotations
 
+import atexit
 import functools
+import glob
 import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -30,7 +34,7 @@ FREEZE_TIMEOUT_S = 5.0  # a box whose processes do not all stop by then is a Con
 CLOSE_TIMEOUT_S = 5.0
 HOW = ("run the judge as root, or inside a delegated cgroup2 subtree "
        "(systemd-run --user --scope -p Delegate=yes <command>)")
-__all__ = ["Box", "ContainmentError", "ContainmentStatus", "descendants", "make_box", "status"]
+__all__ = ["Box", "ContainmentError", "ContainmentStatus", "descendants", "make_box", "remove_boxes", "status"]
 
 
 class ContainmentError(RuntimeError):
@@ -125,6 +129,7 @@ class Box:
             raise ContainmentError(f"could not make the candidate's cgroup ({e}); set {CONTAINMENT_ENV}=signals "
                                    "to run with the weaker fallback") from e
         self._enter_files = [os.path.join(d, "run", "cgroup.procs") for d in self._dirs.values()]
+        _OPEN.add(self)
 
     # -- the processes ---------------------------------------------------------------------------------------
     def enter(self) -> None:
@@ -145,12 +150,7 @@ class Box:
         """Every live process in the box."""
         found: set[int] = set()
         for outer in self._dirs.values():
-            for folder, _subdirs, _files in os.walk(outer):
-                try:
-                    with open(os.path.join(folder, "cgroup.procs")) as f:
-                        found.update(int(x) for x in f.read().split())
-                except (OSError, ValueError):
-                    pass
+            found |= cgroups.procs(outer)
         if self.plan.freezer is None and self._root is not None and \
                 procfs.start_time(self._root[0]) == self._root[1]:
             found.update(p for p in (self._root[0], *descendants(self._root[0])) if not procfs.ended(p))
@@ -242,23 +242,27 @@ class Box:
         if self._closed:
             return
         self._closed = True
-        for h, outer in self._dirs.items():
-            if h.version == 2 and os.path.exists(os.path.join(outer, "cgroup.kill")):
-                cgroups.write(os.path.join(outer, "cgroup.kill"), b"1", missing_ok=True)
+        _OPEN.discard(self)
         deadline = time.monotonic() + CLOSE_TIMEOUT_S
-        while time.monotonic() < deadline:
+        for outer in self._dirs.values():
+            cgroups.end(outer, deadline)
+        while self.plan.freezer is None and time.monotonic() < deadline:
             pids = self.pids()
             if not pids:
                 break
             for pid in pids:
                 _signal(pid, signal.SIGKILL)
-            try:
-                self._thaw()  # stopped (v1) and SIGSTOPped processes act on SIGKILL once they run
-            except OSError:
-                pass
+                _signal(pid, signal.SIGCONT)  # a stopped process acts on SIGKILL once it runs
             time.sleep(0.005)
-        for outer in self._dirs.values():
-            cgroups.remove(outer, deadline + 2.0)
+
+
+def remove_boxes(judge_pid: int) -> None:
+    """End the processes and remove the cgroup folders of every box a judge left behind (one that was killed):
+    for the judge's parent to call once the judge is gone."""
+    deadline = time.monotonic() + CLOSE_TIMEOUT_S
+    for h in cgroups.all_bases():
+        for outer in glob.glob(os.path.join(glob.escape(h.base), f"ksdk-{judge_pid}-*")):
+            cgroups.end(outer, deadline)
 
 
 # -- probing ---------------------------------------------------------------------------------------------------
@@ -272,8 +276,32 @@ def _plan(mode: str) -> _Plan:
     v2_memory = next((h for h in v2 if "memory" in cgroups.read(os.path.join(h.base, "cgroup.subtree_control"))
                       .decode().split()), None)
     v2_main = v2_memory or (v2[0] if v2 else None)
-    return _Plan(mode=mode, freezer=v2_main or v1.get("freezer"), cpu=v2_main or v1.get("cpuacct"),
+    plan = _Plan(mode=mode, freezer=v2_main or v1.get("freezer"), cpu=v2_main or v1.get("cpuacct"),
                  memory=v2_memory or v1.get("memory"))
+    for h in {plan.freezer, plan.cpu, plan.memory} - {None}:
+        cgroups.sweep(h.base)
+    return plan if _enters(plan) else _Plan(mode=mode, freezer=None, cpu=None, memory=None)
+
+
+def _enters(plan: _Plan) -> bool:
+    """Can a child of this process move itself into a box (write access to the cgroups above it, too)?"""
+    if plan.freezer is None and plan.cpu is None and plan.memory is None:
+        return True
+    try:
+        box = Box("probe", plan, None)
+    except ContainmentError:
+        return False
+    try:
+        child = subprocess.run([sys.executable, "-S", "-c", ""], preexec_fn=box.enter, timeout=60)
+        return child.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        box.close()
+
+
+_OPEN: set[Box] = set()  # boxes not closed yet: closed when the judge exits (a spare still starting, say)
+atexit.register(lambda: [box.close() for box in list(_OPEN)])
 
 
 def _signal(pid: int, sig: int) -> None:

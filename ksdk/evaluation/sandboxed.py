@@ -75,7 +75,7 @@ class CandidateProcess:
         self.scratch = sandbox.make_scratch()
         try:
             self.box = containment.make_box(self.scratch.name, launch.limits.data_bytes)
-        except containment.ContainmentError as e:
+        except (containment.ContainmentError, ValueError) as e:
             sandbox.remove_scratch(self.scratch)
             raise StartError(f"a candidate process could not start: {e}") from None
         self.output = OutputTail()

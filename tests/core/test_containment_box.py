@@ -47,12 +47,13 @@ def wait_for(cond, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def leftovers() -> list[str]:
-    """Cgroup folders of this process's boxes still there, anywhere in the cgroup file systems."""
+def leftovers(pid: int = 0) -> list[str]:
+    """Cgroup folders of a judge's boxes (this process's by default) still there, anywhere in the cgroup file
+    systems."""
     found = []
     for point, _fs, _opts in cgroups.mounts():
         for depth in range(4):
-            found += glob.glob(os.path.join(point, *["*"] * depth, f"ksdk-{os.getpid()}-*"))
+            found += glob.glob(os.path.join(point, *["*"] * depth, f"ksdk-{pid or os.getpid()}-*"))
     return found
 
 
@@ -133,3 +134,30 @@ def test_the_output_tail_keeps_the_last_bytes_and_counts_the_rest():
     assert text.endswith("line 99999") and len(text) <= 1024
     assert out.dropped == total - 1024
     out.close()
+
+
+# A judge that makes a box, starts a process in it and waits (to be killed).
+JUDGE = """
+import subprocess, time
+from ksdk.evaluation import containment
+box = containment.make_box("left", None)
+subprocess.Popen(["sleep", "7303"], preexec_fn=box.enter, start_new_session=True)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_boxes_of_a_judge_that_was_killed_are_removed_by_its_parent():
+    """A judge killed outright cannot close its boxes; its parent ends what is in them and removes them."""
+    from processes import running
+
+    if not containment.status().atomic_freeze:
+        pytest.skip("no cgroup here: the sandbox's --die-with-parent ends a killed judge's processes")
+    judge = subprocess.Popen([sys.executable, "-c", JUDGE], stdout=subprocess.PIPE, text=True)
+    assert judge.stdout.readline().strip() == "ready"
+    judge.kill()
+    judge.wait()
+    assert running("sleep 7303"), "the process in the box should outlive its judge until removed"
+    containment.remove_boxes(judge.pid)
+    wait_for(lambda: not running("sleep 7303"), "the box's process to end")
+    assert leftovers(judge.pid) == []
