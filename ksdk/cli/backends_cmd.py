@@ -32,13 +32,15 @@ def backend_rows() -> list[dict]:
 
 @app.command("backends")
 def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
-    """List backends: name, distribution, version, available, devices, and why not when unavailable."""
-    from ksdk.evaluation import sandbox
+    """List backends: name, distribution, version, available, devices, and why not when unavailable; then the
+    sandbox and the containment candidates get (which guarantee is weaker here, and how to get it)."""
+    from ksdk.evaluation import containment, sandbox
 
     rows = backend_rows()
     status = sandbox.status()
+    contained = containment.status()
     if as_json:  # every backend's candidates run in the same sandbox: each row says its state
-        box = {**status.model_dump(), "opted_out": sandbox.opted_out()}
+        box = {**status.model_dump(), "opted_out": sandbox.opted_out(), "containment": contained.model_dump()}
         print(json.dumps([dict(r, sandbox=box) for r in rows], indent=2))
         return
     from rich.console import Console
@@ -63,3 +65,6 @@ def backends(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
     if sandbox.opted_out():
         line = "sandbox: OFF (--no-sandbox / KSDK_NO_SANDBOX=1): candidates run unsandboxed"
     console.print(escape(line), style="green" if status.available and not sandbox.opted_out() else "yellow")
+    console.print(escape(contained.line()), style="yellow" if contained.weaker else "green")
+    for weaker in contained.weaker:
+        console.print(escape(f"  weaker: {weaker}"), style="yellow")

@@ -1,6 +1,7 @@
-"""The OS sandbox around every candidate process: bubblewrap (bwrap) with no network, its own PID, IPC, UTS and user
-namespaces, a read-only view of the Python environment and the toolchain, the device nodes, one private scratch
-folder, no capabilities, PR_SET_NO_NEW_PRIVS and resource limits. Ending the sandbox's first process ends every
+"""The OS sandbox around every candidate process: bubblewrap (bwrap) with no network, its own PID, IPC, UTS, cgroup and
+user namespaces (and none of its own inside), a read-only view of the Python environment and the toolchain, the
+device nodes, one private scratch folder, a sized /dev/shm (the only RAM-backed folder it can write), no
+capabilities, PR_SET_NO_NEW_PRIVS and resource limits. Ending the sandbox's first process ends every
 process it started (PID namespace), so nothing a candidate spawns outlives its evaluation.
 """
 
@@ -54,9 +55,10 @@ class Limits:
     runtime reserves terabytes of virtual memory; `data_bytes` (private writable memory) is limited instead."""
 
     address_bytes: Optional[int] = None
-    # Private writable memory (heap and anonymous mappings; not shared memory, not device memory): half the
-    # machine's memory, between 4 and 32 GiB (CUDA initialises under 32 GiB: docs/benchmarks.md);
-    # KSDK_MEMORY_LIMIT_BYTES sets it.
+    # Private writable memory of each process (heap and anonymous mappings; not device memory): half the machine's
+    # memory, between 4 and 32 GiB (CUDA initialises under 32 GiB: docs/benchmarks.md); KSDK_MEMORY_LIMIT_BYTES
+    # sets it. The same figure caps the containment box's memory (all processes, files in RAM included) and the size
+    # of the sandbox's /dev/shm.
     data_bytes: Optional[int] = field(default_factory=lambda: _env_int("KSDK_MEMORY_LIMIT_BYTES", _default_memory()))
     cpu_seconds: Optional[int] = None
     file_bytes: Optional[int] = 4 << 30
@@ -167,9 +169,24 @@ def status() -> SandboxStatus:
 
 def _namespace_args() -> list[str]:
     # --unshare-all: user, ipc, pid, net, uts, cgroup. --unshare-user again: when started as root bwrap would
-    # otherwise skip the user namespace and keep root's identity.
-    return ["--unshare-all", "--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
+    # otherwise skip the user namespace and keep root's identity. --disable-userns (bwrap 0.8): no user namespace
+    # inside, so no capability to mount anything (a cgroup file system included) that the read-only view hides.
+    nested = ["--disable-userns"] if "--disable-userns" in _features() else []
+    return ["--unshare-all", "--unshare-user", *nested, "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "ksdk-sandbox"]
+
+
+@functools.lru_cache(maxsize=1)
+def _features() -> frozenset[str]:
+    """The options this bwrap knows (from its --help): --size and --disable-userns came with 0.8."""
+    bwrap = find_bwrap()
+    if bwrap is None:
+        return frozenset()
+    try:
+        text = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(w for w in text.split() if w.startswith("--"))
 
 
 def python_paths() -> list[str]:
@@ -245,6 +262,12 @@ def command(argv: list[str], spec: Spec) -> list[str]:
     for pattern in spec.devices:
         for node in sorted(glob.glob(pattern)):
             args.extend(["--dev-bind", node, node])
+    # RAM-backed folders are memory: /dev/shm is the one writable tmpfs, of at most the memory limit where bwrap can
+    # size it (the box's cgroup counts its pages too); the rest of / and /dev (bwrap's tmpfs) is read-only.
+    shm = spec.limits.data_bytes
+    if shm and "--size" in _features():
+        args.extend(["--size", str(shm)])
+    args.extend(["--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--remount-ro", "/"])
     args.extend(["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
                  "--chdir", "/tmp", "--"])
     return args + list(argv)

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -23,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from ksdk.evaluation import frames, sandbox
+from ksdk.evaluation import containment, frames, sandbox
+from ksdk.evaluation.output import OutputTail
+from ksdk.evaluation.procfs import descendants
 from ksdk.evaluation.procs import pool as _pool
 from ksdk.evaluation.procs import signal_name as _signal_name
 from ksdk.evaluation.procs import spawner as _spawner
@@ -49,7 +50,8 @@ class Died(Exception):
 
 
 class Overrun(Exception):
-    """A limit of the sandbox was exceeded (processes), so the judge ended it."""
+    """A limit of the sandbox was exceeded (processes, disk), or its processes could not be stopped, so the judge
+    ended it."""
 
 
 @dataclass
@@ -67,12 +69,18 @@ class Launch:
 
 
 class CandidateProcess:
-    """One started candidate process (sandboxed unless the user opted out), ready to serve one candidate."""
+    """One started candidate process (sandboxed unless the user opted out), ready to serve one candidate. Its
+    processes live in a containment box (cgroups where possible) and print into a bounded tail."""
 
     def __init__(self, launch: Launch):
         self.launch = launch
         self.scratch = sandbox.make_scratch()
-        self.log = tempfile.TemporaryFile()
+        try:
+            self.box = containment.make_box(self.scratch.name, launch.limits.data_bytes)
+        except (containment.ContainmentError, ValueError) as e:
+            sandbox.remove_scratch(self.scratch)
+            raise StartError(f"a candidate process could not start: {e}") from None
+        self.output = OutputTail()
         judge_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock = judge_end
         self.reader = frames.Reader(judge_end)
@@ -90,15 +98,30 @@ class CandidateProcess:
             env.update({"HOME": str(self.scratch), "TMPDIR": str(self.scratch)})
         # Forked from the one long-lived spawner thread: the parent-death signal (bwrap --die-with-parent) is tied
         # to the thread that forks, and a short-lived thread's exit would kill the process.
-        self.proc: subprocess.Popen = _spawner().submit(
-            subprocess.Popen, cmd, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            pass_fds=(child_end.fileno(),), start_new_session=True, close_fds=True,
-            cwd=str(self.scratch), preexec_fn=launch.limits.apply,
-        ).result()
+        limits, box = launch.limits, self.box
+
+        def preexec() -> None:  # in the child, between fork and exec: limits, then into the box
+            limits.apply()
+            box.enter()
+
+        try:
+            self.proc: subprocess.Popen = _spawner().submit(
+                subprocess.Popen, cmd, env=env, stdin=subprocess.DEVNULL, stdout=self.output.write_fd,
+                stderr=subprocess.STDOUT, pass_fds=(child_end.fileno(),), start_new_session=True, close_fds=True,
+                cwd=str(self.scratch), preexec_fn=preexec,
+            ).result()
+        except BaseException:
+            child_end.close()
+            judge_end.close()
+            self.output.close()
+            self.box.close()
+            sandbox.remove_scratch(self.scratch)
+            raise
+        self.output.started()
+        self.box.adopt(self.proc.pid)
         child_end.close()
         self.started = time.monotonic()
         self.ready_s: Optional[float] = None
-        self._frozen: set[int] = set()  # the pids freeze() stopped
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> "CandidateProcess":
         """Block until the process has loaded its backend; StartError (with its output) if it cannot."""
@@ -107,8 +130,8 @@ class CandidateProcess:
         except (TimeoutError, frames.FrameError, frames.PeerClosed, OSError) as e:
             msg = {"op": "error", "message": f"{type(e).__name__}: {e}"}
         if msg.get("op") != "ready":
-            detail = str(msg.get("message") or "") + "\n" + self.log_tail(2000)
             self.kill()
+            detail = str(msg.get("message") or "") + "\n" + self.log_tail(2000)
             raise StartError(f"a candidate process for backend '{self.launch.backend}' failed to start: "
                              f"{detail.strip() or 'no output'}")
         self.ready_s = time.monotonic() - self.started
@@ -189,59 +212,48 @@ class CandidateProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             return "it closed its connection to the judge"
-        return _signal_name(code, self.launch.sandboxed)
+        how = _signal_name(code, self.launch.sandboxed)
+        if self.box.oom_kills():
+            limit = self.box.memory_limit_bytes or 0
+            how += (f": its processes used more than the sandbox's memory limit ({limit / 2**30:.1f} GiB, "
+                    "KSDK_MEMORY_LIMIT_BYTES; files in RAM-backed folders count)")
+        return how
 
     def _ended(self) -> str:
-        tail = self.log_tail(2000)
-        self.kill()
-        return tail
+        self.kill()  # its processes are gone, so the last of what they printed is in
+        return self.log_tail(2000)
 
     def log_tail(self, limit: int = 3000) -> str:
-        """The end of what the candidate's process printed."""
-        try:
-            self.log.flush()
-            size = self.log.seek(0, os.SEEK_END)
-            self.log.seek(max(0, size - limit))
-            return self.log.read().decode(errors="replace").strip()
-        except (ValueError, OSError):
-            return ""
+        """The end of what the candidate's processes printed (the judge keeps the last 64 KiB)."""
+        return self.output.tail(limit, wait_s=0.0 if self.alive else 2.0)
 
     def cpu_ns(self) -> int:
-        """CPU time used so far by the candidate's process and everything it started."""
-        return cpu_ns(self.proc.pid)
+        """CPU time used so far by the candidate's processes, including threads and children that are gone."""
+        return self.box.cpu_ns()
 
     def freeze(self) -> None:
-        """Stop (SIGSTOP) every process the candidate has, and wait until each of their threads has stopped: work
-        it left running can then not go on. Processes started while stopping them are stopped in the next round."""
-        stopped: set[int] = set()
-        for _ in range(8):
-            new = ({self.proc.pid} | set(descendants(self.proc.pid))) - stopped
-            if not new:
-                break
-            for pid in new:
-                try:
-                    os.kill(pid, signal.SIGSTOP)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            stopped |= new
-            _wait_stopped(new)
-        self._frozen = stopped
+        """Stop every process of the candidate's, all at once where cgroups allow, and return once none runs: work
+        it left running cannot go on. Overrun (after ending them) if they cannot be stopped."""
+        try:
+            self.box.freeze()
+        except (containment.ContainmentError, OSError) as e:
+            self.kill()
+            raise Overrun(f"its processes could not be stopped ({e})") from None
 
     def thaw(self) -> None:
-        """Let the processes stopped by freeze() run again."""
-        for pid in self._frozen:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self._frozen = set()
+        """Let the candidate's processes run again (nothing to do once they are ended)."""
+        try:
+            self.box.thaw()
+        except OSError:
+            pass
 
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        """End the process and everything it started (its session and, sandboxed, its PID namespace)."""
+        """End the process and everything it started (its box, its session and, sandboxed, its PID namespace)."""
+        self.box.close()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -263,72 +275,7 @@ class CandidateProcess:
         except OSError:
             pass
         self.kill()
-        self.log.close()
-
-
-def cpu_ns(pid: int) -> int:
-    """CPU time (ns) spent so far by every thread of every process descending from `pid`: the kernel's own
-    accounting, which a candidate cannot change and which does not grow while its process waits for a core."""
-    total = 0
-    for p in descendants(pid):
-        try:
-            tasks = os.listdir(f"/proc/{p}/task")
-        except OSError:
-            continue
-        for t in tasks:
-            try:
-                with open(f"/proc/{p}/task/{t}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
-    return total
-
-
-def _stat_fields(stat: bytes) -> list[bytes]:
-    """The fields of a /proc/PID/stat line after the command name (which may hold spaces and parentheses):
-    state, ppid, ..."""
-    return stat[stat.rfind(b")") + 2:].split()
-
-
-def _wait_stopped(pids: set[int], timeout: float = 1.0) -> None:
-    """Wait until every thread of these processes is stopped (or gone): SIGSTOP is delivered asynchronously."""
-    end = time.monotonic() + timeout
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            while time.monotonic() < end:
-                try:
-                    with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                        stat = f.read()
-                except OSError:
-                    break
-                if _stat_fields(stat)[0] in (b"T", b"t", b"Z", b"X"):
-                    break
-                time.sleep(0.0005)
-
-
-def descendants(pid: int) -> list[int]:
-    """The pids descending from `pid` (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(_stat_fields(stat)[1])
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+        self.output.close()
 
 
 class Seeder:
