@@ -86,7 +86,10 @@ class Link:
             self.proc.kill()
             raise Verdict(self.stage, ErrorKind.CRASH, f"the candidate's process sent a malformed message ({e}): "
                           "it wrote to the judge's channel") from None
-        self.proc.freeze()
+        try:
+            self.proc.freeze()
+        except Overrun as o:  # its processes would not stop: ended, and said so
+            raise Verdict(self.stage, ErrorKind.CRASH, f"the candidate's process was ended: {o}") from None
         span = Span(t0, t1, time.perf_counter(), self.proc.cpu_ns() - cpu1)
         try:
             reply = Reply.model_validate(raw)

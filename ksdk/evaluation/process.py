@@ -18,7 +18,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, Optional
 
-from ksdk.evaluation import frames
+from ksdk.evaluation import containment, frames
 from ksdk.evaluation.procs import pool, signal_name, spawner
 from ksdk.evaluation.protocol import JUDGE_ENV, PARENT_ENV, WORKER_FD_ENV, Evaluate, Note
 from ksdk.evaluation.sandbox_env import scrubbed_env
@@ -52,12 +52,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _end(proc: subprocess.Popen, sock: Optional[socket.socket]) -> None:
-    """Kill a worker's process group, reap it and close its socket."""
+    """Kill a worker's process group, reap it, remove the containment boxes it left, and close its socket."""
     _kill_group(proc)
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
+    containment.remove_boxes(proc.pid)
     if sock is not None:
         try:
             sock.close()
