@@ -4,7 +4,12 @@ calls write them where the judge reads them, with no copy; run back to back when
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Optional
+
+
+def _nothing():
+    return contextlib.nullcontext()
 
 
 class BatchMixin:
@@ -32,15 +37,17 @@ class BatchMixin:
                 self._arena = None
         self.rec.hold = False
         try:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side), torch.no_grad():
-                for _ in range(2):
-                    self.new(*inputs[0])
-            torch.cuda.current_stream().wait_stream(side)
-            torch.cuda.synchronize()
-            if mode == "graph" and self._capture(inputs, outputs):
-                return "graph"
+            if mode == "graph":
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                pool = torch.cuda.use_mem_pool(self._arena.pool) if self._arena is not None else _nothing()
+                with torch.cuda.stream(side), torch.no_grad(), pool:  # compiles; its memory stays in the arena
+                    for _ in range(2):
+                        self.new(*inputs[0])
+                torch.cuda.current_stream().wait_stream(side)
+                torch.cuda.synchronize()
+                if self._capture(inputs, outputs):
+                    return "graph"
             if self._arena is not None:
                 try:  # a forward that needs more than the arena holds runs without it (its outputs copied)
                     self._eager()
@@ -89,7 +96,10 @@ class BatchMixin:
             for o, slot in zip(flat, slots):
                 slot.copy_(o)
             return []
-        return [o if self._arena.offset(o) is not None else o.contiguous().clone() for o in flat]
+        placed = [o if self._arena.offset(o) is not None else o.contiguous().clone() for o in flat]
+        if any(self._arena.offset(o) is None for o in placed):  # the arena is full: copy into `slots` instead
+            raise MemoryError("the batch's outputs do not fit the judge's arena")
+        return placed
 
     def run_batch(self) -> None:
         from ksdk.evaluation import timers

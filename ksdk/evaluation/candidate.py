@@ -113,6 +113,7 @@ class Harness:
                 mode = self.runner.prepare_batch(ins, outs, arena, str(msg.get("mode") or "graph"))
             else:
                 mode = self.runner.prepare_batch(ins, outs)
+            _tidy()
             return {"mode": str(mode), "placed": self.runner.placed_outputs()}
         if op == "batch":
             self.runner.run_batch()

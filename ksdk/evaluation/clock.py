@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 SETTLE_MS = 100.0  # after a batch's reply: how long its outputs may take to appear and its device work to end
 PINGS = 7  # round trips measured for the candidate's floor (the least counts)
-AFTER_REPLY_CPU_NS = 200_000  # CPU time a candidate's processes may use between replying and being frozen (the
-# reply's own send) before the batch is taken to have lasted until the freeze
 
 
 @dataclass
@@ -42,9 +40,9 @@ def candidate_floor(link, host: bool) -> Floor:
     for _ in range(PINGS):
         cpu0 = link.proc.cpu_ns() if host else 0
         _reply, span = link.timed(Ping())
-        walls.append((span.reply - span.start) * 1e3)
+        walls.append((span.frozen - span.start) * 1e3)
         if host:
-            cpus.append((link.proc.cpu_ns() - cpu0 - span.cpu_after_ns) / 1e6)
+            cpus.append((link.proc.cpu_ns() - cpu0) / 1e6)
     return Floor(min(walls), min(cpus) if cpus else 0.0)
 
 
@@ -69,6 +67,8 @@ class Clock:
         self.cand_floor, self.base_floor = cand_floor, base_floor
         self.host = ev.target.kind == "host"
         self.late_ms = 0.0  # the most a batch's outputs or device work outlasted its reply
+        self.spans: list[tuple[float, float, float, float]] = []  # per batch: to reply, reply to frozen, frozen to
+        # settled (ms), CPU ms after replying
 
     def candidate(self) -> float:
         """One batch in the candidate's process: ms per call by the judge's clock. The ring's inputs are written,
@@ -76,11 +76,12 @@ class Clock:
         ev = self.ev
         cpu0 = ev.link.proc.cpu_ns() if self.host else 0
         _reply, span = ev.link.timed(Batch())
-        # Work the candidate's processes did after replying (threads finishing the calls) ran until they were frozen:
-        # the batch then lasted until then, not until the reply.
-        done = span.frozen if span.cpu_after_ns > AFTER_REPLY_CPU_NS else span.reply
-        end = self._settled(done)
+        # The batch lasted until its processes were frozen again (work they did after replying counts), or until its
+        # outputs were written and the device idle; the floor was measured the same way, to the freeze.
+        end = self._settled(span.frozen)
         wall = (end - span.start) * 1e3 - self.cand_floor.wall_ms
+        self.spans.append(((span.reply - span.start) * 1e3, (span.frozen - span.reply) * 1e3,
+                           (end - span.frozen) * 1e3, span.cpu_after_ns / 1e6))
         if self.host:
             cpu = (ev.link.proc.cpu_ns() - cpu0) / 1e6 - self.cand_floor.cpu_ms
             wall = min(wall, cpu) if cpu > 0 else wall

@@ -177,7 +177,10 @@ class Evaluation:
         torch.cuda.reset_peak_memory_stats()
         used = lambda: self.backend.memory_used(self.jc.run)  # noqa: E731
         _wait_released(used)
-        return MemoryWatch.start(used)
+        watch = MemoryWatch.start(used)
+        if watch is not None:  # what earlier evaluations (or other processes) still hold: a leak shows here
+            self.peaks["device_in_use_at_start"] = int(watch.first)
+        return watch
 
     def _release(self) -> None:
         if self.link is not None:

@@ -210,12 +210,24 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
     res.speedup_ci = (lo, hi)
     res.baseline = base.label
     res.stage = Stage.PERFORMANCE
+    res.device.extra["clock"] = clock_record(clock, ev.cand_floor)
     if clock.late_ms:
         res.warnings.append(f"outputs or device work of a timed batch landed up to {clock.late_ms:.2f} ms after its "
                             "reply; that time is counted as the candidate's")
     if ev.stochastic:
         res.warnings.append("the task draws random numbers (e.g. dropout): the timed calls' outputs were checked for "
                             "being written, their values only in the correctness trials (same generator state)")
+
+
+def clock_record(clock: Clock, floor) -> dict:
+    """How the judge's clock saw the candidate's batches (medians, ms): a record for whoever checks the timing."""
+    import statistics
+
+    cols = list(zip(*clock.spans)) or [[0.0]] * 4
+    med = [round(statistics.median(c), 4) for c in cols]
+    return {"batch_calls": clock.ring.n, "floor_ms": round(floor.wall_ms, 4), "to_reply_ms": med[0],
+            "reply_to_frozen_ms": med[1], "settle_ms": med[2], "cpu_after_reply_ms": med[3],
+            "late_ms": round(clock.late_ms, 4)}
 
 
 def _check(ev: "Evaluation", rg, r: int, budget_ms: float) -> None:

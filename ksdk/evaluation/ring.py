@@ -10,10 +10,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ksdk.evaluation.shared import ALIGN, Layout, Region, Slot, itemsize
+from ksdk.evaluation.shared import Layout, Region, Slot, itemsize
 
-RING_MAX_BYTES = 512 << 20  # beyond one set: what fresh input sets may add (the 3x(I+O) + 1 GiB memory bound)
-ARENA_SLACK_BYTES = 64 << 20  # room in the arena for a Runner's temporaries, beyond one call's outputs
+RING_EXTRA_BYTES = 256 << 20  # what input sets beyond the first may take (the 3x(I+O) + 1 GiB memory bound)
+ARENA_SLACK_BYTES = 64 << 20  # room in the arena beyond the calls' outputs (the allocator's rounding, small
+# temporaries; larger ones go to the candidate's own memory)
 
 
 @dataclass
@@ -36,11 +37,11 @@ class Ring:
 
 
 def calls(set_bytes: int, est_ms: float, target_ms: float, max_calls: int, free: Optional[int]) -> int:
-    """How many calls a batch makes: enough to last `target_ms` at `est_ms` a call, at most `max_calls`, and only as
-    many input sets as RING_MAX_BYTES (and a quarter of free device memory) allow; at least one."""
+    """How many calls a batch makes: enough to last `target_ms` at `est_ms` a call, at most `max_calls`, and beyond
+    the first input set only as many as RING_EXTRA_BYTES (and a quarter of free device memory) hold."""
     n = max(1, min(max_calls, math.ceil(target_ms / max(est_ms, 1e-3))))
-    budget = RING_MAX_BYTES if free is None else min(RING_MAX_BYTES, free // 4)
-    return max(1, min(n, budget // max(set_bytes, 1)))
+    extra = RING_EXTRA_BYTES if free is None else min(RING_EXTRA_BYTES, free // 4)
+    return max(1, min(n, 1 + extra // max(set_bytes, 1)))
 
 
 def layout(n: int, one_set, specs: list[Slot], arena: bool) -> tuple[Layout, list[list[dict]], list[list[Slot]],
@@ -55,8 +56,7 @@ def layout(n: int, one_set, specs: list[Slot], arena: bool) -> tuple[Layout, lis
         return lay, args, outs, None
     start = lay.size
     outs = [[lay.add(list(s.shape), s.dtype) for s in specs] for _ in range(n)]
-    one = sum(-(-max(s.nbytes, 1) // ALIGN) * ALIGN for s in outs[0])
-    size = lay.size - start + one + ARENA_SLACK_BYTES
+    size = lay.size - start + ARENA_SLACK_BYTES
     lay.size = start + size
     return lay, args, outs, Slot(region="ring", offset=start, shape=[size], dtype="uint8")
 
