@@ -327,6 +327,20 @@ class EvalResult(Model):
         return self.status == Status.OK and self.stage.order >= Stage.CORRECTNESS.order
 
     @property
+    def interpreted(self) -> bool:
+        """Correct in an interpreter (Triton's on a CPU), not run on a device: its own kind of verdict, never a
+        speedup, never counted by `ksdk bench` nor exported as a verified device result."""
+        return self.correct and self.device.kind == "interpreter"
+
+    def verdict(self) -> str:
+        """The verdict in a few words: 'ok', 'correct in an interpreter; not run on a device', or the failure."""
+        if self.interpreted:
+            return f"correct in {self.device.name.split(' on ')[0] or 'an interpreter'}; not run on a device"
+        if self.status == Status.OK:
+            return "ok"
+        return f"{self.status.value}: {self.error_kind.value if self.error_kind else '?'} at stage {self.stage.value}"
+
+    @property
     def score(self) -> float:
         """Fitness for search: the speedup when timed, 0 when correct but untimed, -1 when incorrect."""
         if not self.correct:
@@ -341,7 +355,8 @@ class EvalResult(Model):
 
     def feedback(self) -> str:
         """The structured feedback an LLM needs to fix or improve the kernel, as compact Markdown."""
-        out = [f"verdict: {self.status.value} at stage '{self.stage.value}'"]
+        out = [f"verdict: {self.verdict()}" if self.interpreted else
+               f"verdict: {self.status.value} at stage '{self.stage.value}'"]
         if self.error_kind:
             where = f" (candidate line {self.line})" if self.line else ""
             out.append(f"error: {self.error_kind.value}{where}")

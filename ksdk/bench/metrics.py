@@ -54,6 +54,7 @@ class Metrics(Model):
     timed: int = 0
     infra_errors: int = 0
     does_not_fit: int = 0  # problems too large for the device, left out of every share
+    interpreted: int = 0  # problems whose kernel was correct in an interpreter only (no device), left out too
     correctness_rate: float = 0.0
     fast_p: dict[str, float]
     mean_speedup: float | None = None
@@ -63,13 +64,14 @@ class Metrics(Model):
     amsr_failed_as_1: float | None = None
 
 
-def compute(outcomes: Sequence[Outcome], infra_errors: int = 0, does_not_fit: int = 0) -> Metrics:
+def compute(outcomes: Sequence[Outcome], infra_errors: int = 0, does_not_fit: int = 0,
+            interpreted: int = 0) -> Metrics:
     """Metrics of a group of problems; mean, geomean and median are over the correct, timed ones."""
     speedups = [s for ok, s in outcomes if ok and s is not None]
     correct = sum(1 for ok, _ in outcomes if ok)
     return Metrics(
         problems=len(outcomes), correct=correct, timed=len(speedups), infra_errors=infra_errors,
-        does_not_fit=does_not_fit,
+        does_not_fit=does_not_fit, interpreted=interpreted,
         correctness_rate=correct / len(outcomes) if outcomes else 0.0,
         fast_p={p_key(p): fast_p(outcomes, p) for p in FAST_PS},
         mean_speedup=sum(speedups) / len(speedups) if speedups else None,

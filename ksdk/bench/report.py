@@ -54,9 +54,10 @@ def markdown(s: BenchSummary) -> str:
     lines += ["", ("fast_p: share of all problems that are correct and at least p times faster. Mean and geomean: "
                    "over the correct, timed problems.")]
     m = s.metrics.get("all")
-    if m is not None and (m.does_not_fit or m.infra_errors):
-        lines += [f"Does not fit this device: {m.does_not_fit} problem(s), left out of every figure above. Harness "
-                  f"errors (infra): {m.infra_errors}, counted as not correct (a resumed bench retries them)."]
+    if m is not None and (m.does_not_fit or m.infra_errors or m.interpreted):
+        lines += [f"Does not fit this device: {m.does_not_fit} problem(s); correct in an interpreter only (not run "
+                  f"on a device): {m.interpreted}; both left out of every figure above. Harness errors (infra): "
+                  f"{m.infra_errors}, counted as not correct (a resumed bench retries them)."]
     lines += [f"- {n}" for n in s.notes]
     if s.flags:
         lines += ["", "## Flags", ""] + [f"- {f}" for f in s.flags]

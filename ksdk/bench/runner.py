@@ -18,6 +18,7 @@ from ksdk.bench.store import (
     INCORRECT,
     DOES_NOT_FIT,
     INFRA,
+    INTERPRETED,
     NO_CANDIDATE,
     SELF_CHECK_BAND,
     BenchConfig,
@@ -379,11 +380,12 @@ def _bare(problem: Problem, verdict: str, **fields: Any) -> ProblemRecord:
 
 def from_result(problem: Problem, r: EvalResult, **fields: Any) -> ProblemRecord:
     """A problem's record from the verdict of its (best) candidate."""
-    verdict = (CORRECT if r.correct else DOES_NOT_FIT if r.message.startswith(verdicts.DOES_NOT_FIT)
+    verdict = (INTERPRETED if r.interpreted else CORRECT if r.correct
+               else DOES_NOT_FIT if r.message.startswith(verdicts.DOES_NOT_FIT)
                else INFRA if r.status == Status.INFRA_ERROR else INCORRECT)
     peak, io = r.device.extra.get("device_peak_memory_bytes"), r.device.extra.get("inputs_outputs_bytes")
     msg = r.message.strip().splitlines()
-    return _bare(problem, verdict, correct=r.correct, speedup=r.speedup if r.correct else None,
+    return _bare(problem, verdict, correct=r.correct and not r.interpreted, speedup=r.speedup if r.correct else None,
                  baseline=r.baseline, stage=r.stage.value, error_kind=r.error_kind.value if r.error_kind else None,
                  message=(msg[-1] if msg else "")[:300], performance_skipped=r.performance_skipped,
                  candidate_ms=r.candidate_timing.median_ms if r.candidate_timing else None,

@@ -24,6 +24,7 @@ Mode = Literal["evolve", "candidates", "self_check"]
 # Verdicts a record can carry; the last two are the harness's, and a rerun of the bench tries those problems again.
 CORRECT, INCORRECT, NO_CANDIDATE, INFRA = "correct", "incorrect", "no candidate", "infra_error"
 DOES_NOT_FIT = "does not fit"  # the problem's inputs and outputs do not fit this device: no candidate's failure
+INTERPRETED = "correct in an interpreter"  # not run on a device: never counted as a verified result
 SELF_CHECK_BAND = (0.97, 1.03)
 
 
@@ -132,9 +133,10 @@ class BenchSummary(Model):
 def metrics_by_level(records: list[ProblemRecord]) -> dict[str, Metrics]:
     """'all', then one entry per level present (only when there are several)."""
     def group(rs):
-        fit = [r for r in rs if r.verdict != DOES_NOT_FIT]  # counted apart: neither correct nor incorrect
+        fit = [r for r in rs if r.verdict not in (DOES_NOT_FIT, INTERPRETED)]  # counted apart
         return compute([r.outcome for r in fit], infra_errors=sum(1 for r in fit if r.verdict == INFRA),
-                       does_not_fit=len(rs) - len(fit))
+                       does_not_fit=sum(1 for r in rs if r.verdict == DOES_NOT_FIT),
+                       interpreted=sum(1 for r in rs if r.verdict == INTERPRETED))
 
     out = {"all": group(records)}
     keys = sorted({r.level_key for r in records}, key=lambda k: (k == "unlevelled", len(k), k))

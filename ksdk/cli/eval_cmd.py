@@ -22,7 +22,8 @@ def render_result(result) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=escape(f"{result.task}: {result.status.value} at {result.stage.value}"), show_header=False)
+    head = result.verdict() if result.interpreted else f"{result.status.value} at {result.stage.value}"
+    t = Table(title=escape(f"{result.task}: {head}"), show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")
 
@@ -39,7 +40,8 @@ def render_result(result) -> None:
         row(f"output {o.index}", f"{o.dtype}{o.shape} max_abs={o.max_abs_error:.3g} "
                                  f"max_rel={o.max_rel_error:.3g} {'ok' if o.ok else o.problem}")
     if result.speedup is not None:
-        row("speedup", f"{result.speedup:.3f}x over {result.baseline}")
+        ci = f" (95% interval {result.speedup_ci[0]:.3f}-{result.speedup_ci[1]:.3f})" if result.speedup_ci else ""
+        row("speedup", f"{result.speedup:.3f}x{ci} over {result.baseline}")
     if result.candidate_timing:
         c = result.candidate_timing
         row("candidate", f"{_timing(c)}, outliers={c.outliers}")

@@ -94,7 +94,8 @@ class Step:
     @cached_property
     def outcome(self) -> str:
         """'malformed' (no program), 'duplicate' (a program already in the archive, not re-evaluated), 'pending'
-        (not evaluated yet), 'infra' (harness failure), 'build_failed', 'incorrect' or 'correct'."""
+        (not evaluated yet), 'infra' (harness failure), 'build_failed', 'incorrect', 'interpreted' (correct in an
+        interpreter, not run on a device) or 'correct'."""
         if self.child is None:
             return "duplicate" if (self.error or "").startswith("duplicate of ") else "malformed"
         r = self.child.result
@@ -102,6 +103,8 @@ class Step:
             return "pending"
         if r.status == Status.INFRA_ERROR:
             return "infra"
+        if r.interpreted:
+            return "interpreted"  # correct in an interpreter, never a verified device result
         if r.correct:
             return "correct"
         return "build_failed" if not compiled(r) else "incorrect"

@@ -69,8 +69,10 @@ def reward(step: Step, cfg: RewardConfig) -> Optional[float]:
     if outcome == "infra":
         return cfg.infra
     r = cfg.base
-    if outcome in ("incorrect", "correct"):
+    if outcome in ("incorrect", "correct", "interpreted"):
         r += cfg.compiled
+    if outcome == "interpreted":  # correct, but only in an interpreter: no device result to reward beyond that
+        return r + cfg.correct
     if outcome == "correct":
         r += cfg.correct
         if not step.parent_correct:

@@ -122,3 +122,19 @@ def test_out_that_is_a_directory_is_one_clear_line_and_leaves_no_temp_files(comm
     assert rc == 2 and err.count("\n") == 0 and "is a directory" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r"]  # no stray .out.*.tmp beside it
     assert list(out.iterdir()) == []
+
+
+def test_a_step_correct_only_in_the_interpreter_is_never_exported_as_a_verified_result():
+    """Its outcome is 'interpreted', not 'correct': no SFT record (which needs a verified gain), and in RL no more than
+    the correctness reward."""
+    from ksdk.export.rl import RewardConfig, reward
+    from ksdk.export.reader import Step
+    from ksdk.models import DeviceInfo, EvalResult, Stage, Status
+
+    r = EvalResult(status=Status.OK, stage=Stage.CORRECTNESS, device=DeviceInfo(name="interpreter on x86_64",
+                                                                               kind="interpreter"))
+    step = Step.__new__(Step)
+    step.__dict__.update(child=type("C", (), {"result": r})(), error=None, parent=None)
+    assert step.outcome == "interpreted"
+    cfg = RewardConfig()
+    assert reward(step, cfg) == cfg.base + cfg.compiled + cfg.correct

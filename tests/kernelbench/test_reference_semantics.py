@@ -76,3 +76,19 @@ def test_a_dropout_reference_passes_as_its_own_candidate_with_the_same_generator
 def test_leaving_the_dropout_out_is_wrong():
     r = _self_check(DROPOUT, NO_DROPOUT)
     assert r.status == Status.FAILED and r.error_kind == ErrorKind.VALUE, (r.error_kind, r.message)
+
+
+def test_a_verdict_from_the_interpreter_is_its_own_kind():
+    """Correct in Triton's interpreter is not a device result: the verdict says so, carries no speedup, and neither
+    ksdk bench nor the export counts it as verified (a Triton candidate can be right only when TRITON_INTERPRET=1)."""
+    from ksdk.bench.runner import from_result
+    from ksdk.bench.store import INTERPRETED, metrics_by_level
+    from ksdk.bench.suite import Problem
+
+    r = _self_check(DROPOUT)
+    assert r.status == Status.OK and r.interpreted and r.speedup is None
+    assert "not run on a device" in r.verdict() and "not run on a device" in r.feedback()
+    rec = from_result(Problem(name="66_p", level=2, path="/x/level2/66_p.py"), r)
+    assert rec.verdict == INTERPRETED and not rec.correct
+    m = metrics_by_level([rec])["all"]
+    assert (m.problems, m.correct, m.interpreted) == (0, 0, 1)
