@@ -39,6 +39,7 @@ async def main(names: list[str]) -> None:
             print("   stages:", json.dumps({k: round(v, 3) for k, v in r.stages.items()}))
             print("   memory:", {k: round(v / 2**20) for k, v in r.device.extra.items() if k.endswith("_bytes")},
                   "MiB; wall", round(r.wall_s, 2), "s")
+            print("   clock:", r.device.extra.get("clock"))
             for w in r.warnings:
                 print("   warning:", w[:300])
     finally:
