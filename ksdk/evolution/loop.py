@@ -61,6 +61,7 @@ class Evolution:
         self._infra_in_row = 0
         self._last_mode = ""
         self.stop_reason: Optional[str] = None
+        self.interrupted = False  # a stop signal came (also after the run ended: it skips the re-timing)
         self.error: Optional[str] = None  # why the run could not do its job (a fatal mutator error), if so
         self._hard = False
         # measurements (for the summary and the overhead benchmark)
@@ -76,6 +77,7 @@ class Evolution:
     # -- public -----------------------------------------------------------------------------------
     def request_stop(self, reason: str, hard: bool = False) -> None:
         """Stop proposing. Soft: finish evaluations in flight. Hard: cancel them (their candidates stay pending)."""
+        self.interrupted = self.interrupted or reason == INTERRUPTED
         if self.stop_reason is None:
             self.stop_reason = reason
             self.progress.message(f"stopping: {reason}")
