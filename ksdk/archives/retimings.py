@@ -131,11 +131,19 @@ class Drift(Model):
         """The one-line warning (empty when the baseline held still)."""
         if not self.busy:
             return ""
-        name = self.baseline.split(",")[0] or "the baseline"
+        name = short(self.baseline)
         return (f"the machine was busy: speedups from this run vary by up to {self.high_ms / self.low_ms:.1f}x with "
                 f"load ({name} took {_ms(self.low_ms)} to {_ms(self.high_ms)} between evaluations, 10th to 90th "
                 f"percentile, against {self.noise:.0%} within one); trust the re-timed figures, or rerun on a "
                 "quiet machine")
+
+
+def short(label: str) -> str:
+    """A baseline's name without its particulars: 'naive C kernel shipped with the task (C_BASELINE), same ...'
+    -> 'naive C kernel shipped with the task'."""
+    for sep in (" (", ","):
+        label = label.split(sep)[0]
+    return label.strip() or "the baseline"
 
 
 def _ms(x: float) -> str:

@@ -46,9 +46,10 @@ def evolve_cmd(
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this RUN_DIR"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress, only the final summary line"),
     retime_top: Optional[int] = typer.Option(None, "--retime-top", help="leading candidates re-timed, with the "
-                                             "seed, before the run reports its best (default 3; 0: none)"),
+                                             "seed, before the run reports its best (default: 3, fewer when that "
+                                             "would cost more than half the session's evaluations; 0: none)"),
     retime_rounds: Optional[int] = typer.Option(None, "--retime-rounds", help="fresh evaluations of each, in turn "
-                                                "(default 5; 0 skips the re-timing)"),
+                                                "(default: 5, as few as 2 in short sessions; 0 skips the re-timing)"),
 ):
     """Evolve faster kernels for TASK, or continue a run with --resume RUN_DIR."""
     from ksdk.evolution.api import evolve, resume as resume_run

@@ -131,7 +131,8 @@ def evolve(task: Union[str, Path, Task], *, backend: Union[str, Evaluator], muta
            retime_top: Optional[int] = None, retime_rounds: Optional[int] = None) -> RunSummary:
     """Run an evolution and return its summary. Budgets are totals; with none given, 100 candidates. Before it
     reports its best, the `retime_top` (3) leading candidates and the seed are evaluated `retime_rounds` (5) more
-    times in turn, and the best is the one with the best median speedup over those rounds."""
+    times in turn, and the best is the one with the best median speedup over those rounds (unset, both shrink until
+    that costs at most half the session's evaluations: ksdk.evolution.retime.plan)."""
     return _run_sync(evolve_async(**{k: v for k, v in locals().items()}))
 
 
@@ -387,8 +388,8 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
         config.save(run_dir)
         retime_s = 0.0
         if not interrupted and not reason.startswith("internal error"):  # a Ctrl-C now skips it, the run stands
-            retime_s = await retime_leaders(config, archive, task, evaluator, lambda: evo.interrupted,
-                                            evo.progress.message)
+            retime_s = await retime_leaders(config, archive, task, evaluator, evo.session_evaluated,
+                                            lambda: evo.interrupted, evo.progress.message)
             if evo.interrupted:
                 evo.progress.message("re-timing interrupted: the best is reported as the search measured it")
         for remove in removers:

@@ -6,17 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ksdk.archives.retimings import Drift, Retiming, drift
+from ksdk.archives.retimings import Drift, Retiming, drift, short
 from ksdk.archives.sqlite import SqliteArchive
 from ksdk.interfaces.mutator import Scored
-
-
-def short(label: str) -> str:
-    """A baseline's name without its particulars: 'naive C kernel shipped with the task (C_BASELINE), same ...'
-    -> 'naive C kernel shipped with the task'."""
-    for sep in (" (", ","):
-        label = label.split(sep)[0]
-    return label.strip() or "the baseline"
 
 
 @dataclass

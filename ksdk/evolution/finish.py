@@ -67,12 +67,13 @@ class RunSummary(Model):
 
 
 async def retime_leaders(config: RunConfig, archive: SqliteArchive, task: Task, evaluator: Evaluator,
-                         stopped: Callable[[], bool], say: Callable[[str], None]) -> float:
+                         evaluated: int, stopped: Callable[[], bool], say: Callable[[str], None]) -> float:
     """Re-time the run's leaders as its config says; the seconds it took (0 when skipped)."""
     import time
 
     t0 = time.monotonic()
-    done = await retime_run(archive, task, evaluator, config.retime_top, config.retime_rounds, stopped, say)
+    done = await retime_run(archive, task, evaluator, config.retime_top, config.retime_rounds, evaluated, stopped,
+                            say)
     return time.monotonic() - t0 if done is not None else 0.0
 
 

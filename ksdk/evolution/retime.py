@@ -19,6 +19,20 @@ DEFAULT_ROUNDS = 5
 SEED_STEP = 7919  # each round draws its inputs from another seed: no verdict cache can answer it, no input set rules
 
 
+def plan(top: Optional[int], rounds: Optional[int], evaluated: int) -> tuple[int, int]:
+    """(leaders, rounds) to re-time. Given values stand; a value left unset defaults to DEFAULT_TOP or
+    DEFAULT_ROUNDS, shrunk (leaders first, down to 1; rounds down to 2) until the re-timing, seed included, costs at
+    most half the evaluations the session made (never less than 2 rounds of the best and the seed)."""
+    t = DEFAULT_TOP if top is None else top
+    r = DEFAULT_ROUNDS if rounds is None else rounds
+    cap = max(4, evaluated // 2)
+    while top is None and t > 1 and (t + 1) * r > cap:
+        t -= 1
+    while rounds is None and r > 2 and (t + 1) * r > cap:
+        r -= 1
+    return t, r
+
+
 def leaders_to_retime(archive: SqliteArchive, top: int) -> list[Scored]:
     """The `top` best correct, timed candidates by the search's figure, and the seed (when correct and timed)."""
     if top <= 0:
@@ -73,18 +87,20 @@ async def retime(task: Task, evaluator: Evaluator, entries: list[Scored], rounds
     return None if stopped() else [out[e.candidate.id] for e in entries]
 
 
-async def retime_run(archive: SqliteArchive, task: Task, evaluator: Evaluator, top: int, rounds: int,
-                     stopped: Callable[[], bool] = lambda: False,
+async def retime_run(archive: SqliteArchive, task: Task, evaluator: Evaluator, top: Optional[int],
+                     rounds: Optional[int], evaluated: int, stopped: Callable[[], bool] = lambda: False,
                      say: Callable[[str], None] = lambda _m: None) -> Optional[list[Retiming]]:
-    """Re-time a run's leaders and store the outcome in its archive; None (nothing stored) when there is nothing
-    to re-time, `rounds` is 0, or `stopped()` turned true."""
+    """Re-time a run's leaders (as `plan` sizes it for a session that made `evaluated` evaluations) and store the
+    outcome in its archive; None (nothing stored) when there is nothing to re-time, `rounds` is 0, or `stopped()`
+    turned true."""
+    top, rounds = plan(top, rounds, evaluated)
     entries = leaders_to_retime(archive, top)
     if not entries or rounds <= 0:
         return None
     n = len(entries)
     t0 = time.monotonic()
     say(f"re-timing the {n} leading candidate(s), seed included, {rounds} rounds in turn ({n * rounds} evaluations; "
-        "--retime-rounds 0 skips this)")
+        "--retime-rounds 0 skips it)")
     found = await retime(task, evaluator, entries, rounds, stopped,
                          on_round=lambda i: say(f"re-timing: round {i}/{rounds} done"))
     if found is None:

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from ksdk.archives.retimings import Retiming
 from ksdk.errors import RunDirError
 from ksdk.interfaces.mutator import Scored
 from ksdk.languages import Language
@@ -57,6 +58,7 @@ class Step:
     error: Optional[str]
     created_at: Optional[float]
     inspiration_ids: list[str] = field(default_factory=list)
+    retimed: dict[str, float] = field(default_factory=dict, repr=False)  # re-timed medians of the run's leaders
     parent_raw: Optional[str] = field(default=None, repr=False)  # the results rows' JSON text, as stored
     child_raw: Optional[str] = field(default=None, repr=False)
     _load: Optional[Callable[[str], Optional[Scored]]] = field(default=None, repr=False, compare=False)
@@ -106,15 +108,36 @@ class Step:
             return "correct"
         return "build_failed" if not compiled(r) else "incorrect"
 
+    @property
+    def parent_speedup(self) -> Optional[float]:
+        """The parent's speedup: its re-timed median when the run re-timed it, else the search's figure."""
+        return self._speedup(self.parent)
+
+    @property
+    def child_speedup(self) -> Optional[float]:
+        return self._speedup(self.child)
+
+    def _speedup(self, s: Optional[Scored]) -> Optional[float]:
+        if s is None or s.result is None:
+            return None
+        return self.retimed.get(s.candidate.id, s.result.speedup)
+
     @cached_property
     def gain(self) -> Optional[float]:
-        """Child speedup over parent speedup, when both are correct and timed; None otherwise."""
-        p, c = self.parent_result, self.child_result
-        if p is None or c is None or not self.parent_correct or self.outcome != "correct":
+        """Child speedup over parent speedup (each re-timed where the run re-timed it), when both are correct and
+        timed; None otherwise."""
+        if self.parent_result is None or not self.parent_correct or self.outcome != "correct":
             return None
-        if not p.speedup or c.speedup is None or p.speedup <= 0:
+        p, c = self.parent_speedup, self.child_speedup
+        if not p or c is None or p <= 0:
             return None
-        return c.speedup / p.speedup
+        return c / p
+
+    @property
+    def gain_verified(self) -> bool:
+        """Both sides of the gain are medians of re-timing rounds, not single evaluations of the search."""
+        return (self.gain is not None and self.parent is not None and self.child is not None
+                and self.parent.candidate.id in self.retimed and self.child.candidate.id in self.retimed)
 
     @property
     def device(self) -> str:
@@ -254,6 +277,7 @@ class RunReader:
         self._cache: OrderedDict[str, Optional[tuple[Scored, Optional[str]]]] = OrderedDict()
         self._cache_size = cache
         self._con: Optional[sqlite3.Connection] = None
+        self._retimed: Optional[dict[str, float]] = None
 
     def count(self) -> int:
         """Number of attempts (steps) in the run."""
@@ -295,9 +319,22 @@ class RunReader:
             parent_id = child.candidate.parent_ids[0]
         found = self._get(parent_id) if parent_id else None
         return Step(run=self.run, attempt_id=int(aid), parent=found[0] if found else None, child=child,
+                    retimed=self.retimed(),
                     mutation=mutation, context=context, error=error, created_at=created,
                     inspiration_ids=_inspiration_ids(context), parent_raw=found[1] if found else None,
                     child_raw=res if child is not None else None, _load=self.get)
+
+    def retimed(self) -> dict[str, float]:
+        """Re-timed median speedups of the run's leaders by candidate id (none in runs made before ksdk re-timed)."""
+        if self._retimed is None:
+            self._retimed = {}
+            tables = {r[0] for r in self._q("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "retimings" in tables:
+                for cid, raw in self._q("SELECT candidate_id, retiming FROM retimings"):
+                    rt = self._model(Retiming, raw, f"re-timing of {cid}", "retiming")
+                    if rt.median is not None:
+                        self._retimed[cid] = rt.median
+        return self._retimed
 
     def get(self, candidate_id: str) -> Optional[Scored]:
         """One candidate with its verdict, or None."""

@@ -19,6 +19,7 @@ def seed(x=1, sleep=0.0):
 
 def run(tmp_path, mutator=None, evaluator=None, s=None, **kw):
     evaluator = evaluator or InProcessToyEvaluator(workers=kw.pop("workers", 1))
+    kw.setdefault("retime_rounds", 0)  # the loop's own calls only (tests/evolution/test_verified_best.py re-times)
     summary = evolve(TASK, backend=evaluator, mutator=mutator or StepMutator(), seed=s or seed(),
                      out=tmp_path / "run", progress=False, handle_signals=False, **kw)
     return summary, evaluator
