@@ -243,7 +243,10 @@ async def run_config(config: BenchConfig, out: str | Path, lanes: list[Lane], fo
 
         mut = make_mutator(config.mutator or "params", config.models, config.api_base, config.mutator_options,
                            config.random_seed, config.budgets.get("max_cost"))
-        await mut.close()  # built once up front: a bad mutator setting fails here, not once per problem
+        try:  # built and checked once up front: a bad setting or a dead endpoint fails here, not per problem
+            await mut.check()
+        finally:
+            await mut.close()
     store.save_config(config)
 
     view = BenchProgress(len(found), [r for r in records.values() if r is not None and r.verdict != INFRA],

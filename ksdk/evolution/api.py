@@ -109,14 +109,45 @@ def _language(evaluator: Evaluator, seed: Any = None) -> Language:
     return language
 
 
+RUN_OUTPUTS = ("run.json", ARCHIVE_FILE, ARCHIVE_FILE + "-wal", ARCHIVE_FILE + "-shm", TASK_FILE, LOCK_FILE,
+               "summary.json", "report.html", "progress.png")
+
+
 def _check_new_run_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} exists and is not a folder; choose another path")
     if out.is_dir() and any(out.iterdir()):
         if (out / "run.json").is_file():
+            if _made_nothing(out):  # a run that stopped before its first child: the same command starts it again
+                return _clear(out)
             raise RunDirError(f"{out} already holds a run: continue it with `ksdk evolve --resume {out}` "
                               "or choose a new --out")
         raise RunDirError(f"{out} exists and is not empty; choose a new --out folder")
+
+
+def _made_nothing(out: Path) -> bool:
+    """True when RUN_DIR holds only what a run writes and no candidate beyond its seed (it failed before making
+    one: a dead LLM endpoint, a refused key, a seed that does not compile)."""
+    from ksdk.archives.sqlite import SqliteArchive
+
+    names = {p.name for p in out.iterdir()}
+    if not names <= set(RUN_OUTPUTS) | {f.name for f in out.glob("best.*")}:
+        return False
+    try:
+        archive = SqliteArchive(out / ARCHIVE_FILE, must_exist=True)
+    except RunDirError:
+        return False
+    try:
+        return len(archive) <= 1
+    finally:
+        archive.close()
+
+
+def _clear(out: Path) -> None:
+    with _lock(out):  # not while another session holds it
+        for p in out.iterdir():
+            if p.name != LOCK_FILE:
+                p.unlink()
 
 
 def evolve(task: Union[str, Path, Task], *, backend: Union[str, Evaluator], mutator: Union[str, Mutator] = "params",
@@ -165,6 +196,7 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
         language = _language(evaluator, seed)
         mut = make_mutator(mutator, models, api_base, mutator_options or {}, random_seed,
                            budgets.max_cost_usd, api_key) if isinstance(mutator, str) else mutator
+        await mut.check()  # an LLM's key and endpoint, before the folder is made or the seed evaluated
         mutator_name = mutator if isinstance(mutator, str) else (getattr(mutator, "name", "") or type(mutator).__name__)
         if isinstance(seed, Candidate):
             seed_cand, seed_path = seed, None
@@ -293,6 +325,11 @@ async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_m
         # a resumed session draws fresh random choices (and LLM seeds): repeating the first session's is no use
         mut = make_mutator(config.mutator, config.models, config.api_base, config.mutator_options,
                            config.random_seed * 1_000_003 + attempts, left, api_key)
+        try:
+            await mut.check()
+        except BaseException:
+            await mut.close()
+            raise
         declared = evaluator.info().language
     except BaseException:
         if given is None:

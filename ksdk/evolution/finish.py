@@ -58,7 +58,10 @@ class RunSummary(Model):
         best = "no timed correct candidate"
         if self.best_speedup is not None:
             best = f"best {self.best_text or f'{self.best_speedup:.3f}x'} -> {self.best_path}"
-        return (f"done ({self.stop_reason}): {self.evaluated} candidates, {self.valid} valid, {best}; "
+        reason = self.stop_reason
+        if self.error:  # said in full once, by whoever reports `error` (the CLI's last line)
+            reason = "mutator error" if reason.startswith("mutator error") else reason.split(" (last: ")[0]
+        return (f"done ({reason}): {self.evaluated} candidates, {self.valid} valid, {best}; "
                 f"report: {self.files.get('report', '-')}")
 
     def lines(self) -> list[str]:

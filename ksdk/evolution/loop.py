@@ -216,6 +216,9 @@ class Evolution:
             elif child is None:
                 self._failures_in_row += 1
                 self._fail_verdicts = self._verdicts
+                if self._failures_in_row in (3, 10, 25):  # no silent stretch while proposals keep failing
+                    self.progress.message(f"{self._failures_in_row} proposals in a row made no candidate (last: "
+                                          f"{str(error)[:300]})")
                 if self._failures_in_row >= self.max_failures_in_row:
                     why = "; the search space may be exhausted" if str(error).startswith("duplicate of ") else ""
                     self.request_stop(f"{self._failures_in_row} failed or duplicate proposals in a row "
