@@ -60,6 +60,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("ksdk: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:  # an optional extra not installed: the install line, never "internal error"
+        from ksdk.extras import missing_line
+
+        if os.environ.get("KSDK_DEBUG"):
+            raise
+        line = missing_line(e.name) or f"{e} (a package ksdk or one of its plugins needs is not installed; " \
+            "KSDK_DEBUG=1 shows where)"
+        print(f"ksdk: error: {line}", file=sys.stderr)
+        return 2
     except Exception as e:  # click usage errors and anything unexpected: one line, never a bare traceback
         # typer vendors its own click, so match click's exceptions by shape rather than by class
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):
