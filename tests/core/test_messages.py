@@ -42,3 +42,23 @@ def test_commands_that_run_no_candidate_say_nothing_of_the_sandbox(capsys, monke
     monkeypatch.setenv("KSDK_NO_SANDBOX", "1")
     assert main(["show", "/nonexistent"]) == 2
     assert "sandbox" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind,typo,meant", [("backends", "cpu-c", "cpu_c"), ("backends", "triton", "triton_nvidia"),
+                                             ("mutators", "param", "params")])
+def test_a_misspelt_plugin_name_gets_did_you_mean(kind, typo, meant):
+    from ksdk.errors import PluginError
+    from ksdk.registry import load
+
+    with pytest.raises(PluginError) as e:
+        load(kind, typo)
+    assert str(e.value).startswith(f"unknown {kind[:-1]} '{typo}': did you mean '{meant}'? (installed: ")
+    assert "install a package" not in str(e.value)
+
+
+def test_a_name_like_no_installed_plugin_still_says_how_to_install_one():
+    from ksdk.errors import PluginError
+    from ksdk.registry import load
+
+    with pytest.raises(PluginError, match="install a package that registers it under the 'ksdk.backends'"):
+        load("backends", "zzzz")
