@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from ksdk.archives.sqlite import SqliteArchive
-from ksdk.evolution.best import RANKING, figure
+from ksdk.evolution.best import RANKING, best_of, figure
 from ksdk.interfaces.mutator import Scored
 
 def verdict(entry: Scored) -> str:
@@ -51,6 +51,11 @@ def write_plot(archive: SqliteArchive, path: Path) -> Path:
         ax.scatter(xs, ys, s=12, color="#9aa7b8", label="correct candidate")
     if bx:
         ax.step(bx, by, where="post", color="#1f6feb", linewidth=2, label="best so far")
+    best = best_of(archive)
+    if best is not None and best.retimed and series:  # the reported figure: the winner's re-timed median
+        lo, hi = best.interval or (best.speedup, best.speedup)
+        ax.errorbar([series[-1][0]], [best.speedup], yerr=[[best.speedup - lo], [hi - best.speedup]], fmt="D",
+                    color="#bf8700", capsize=4, label=f"best re-timed ({best.retiming.level})")
     ax.axhline(1.0, color="#888", linestyle="--", linewidth=1, label="baseline")
     ax.set_xlabel("candidates evaluated")
     ax.set_ylabel("speedup over baseline (x)")
