@@ -60,7 +60,9 @@ class SqliteArchive:
         except sqlite3.DatabaseError as e:
             self.close()
             raise RunDirError(f"{self.path} is not a usable ksdk archive: {e}") from None
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        # an older archive has gained the tables it lacked (SCHEMA): say so; an up-to-date one is not written to
+        self._db.execute("UPDATE meta SET value=? WHERE key='schema_version' AND value<>?", (SCHEMA_VERSION,) * 2)
         self.selector = Selector(selection, self.language)
         self._order: dict[str, Scored] = {}  # every candidate, oldest first
         self._by_hash: dict[str, str] = {}

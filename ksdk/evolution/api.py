@@ -128,19 +128,20 @@ def _check_new_run_dir(out: Path) -> None:
 def _made_nothing(out: Path) -> bool:
     """True when RUN_DIR holds only what a run writes and no candidate beyond its seed (it failed before making
     one: a dead LLM endpoint, a refused key, a seed that does not compile)."""
-    from ksdk.archives.sqlite import SqliteArchive
+    import sqlite3
+    from urllib.parse import quote
 
     names = {p.name for p in out.iterdir()}
-    if not names <= set(RUN_OUTPUTS) | {f.name for f in out.glob("best.*")}:
+    if not names <= set(RUN_OUTPUTS) | {f.name for f in out.glob("best.*")} or ARCHIVE_FILE not in names:
         return False
-    try:
-        archive = SqliteArchive(out / ARCHIVE_FILE, must_exist=True)
-    except RunDirError:
+    try:  # read-only: a folder that holds a real run is left as it was, byte for byte
+        db = sqlite3.connect(f"file:{quote(str((out / ARCHIVE_FILE).resolve()))}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM candidates").fetchone()[0] <= 1
+        finally:
+            db.close()
+    except sqlite3.Error:
         return False
-    try:
-        return len(archive) <= 1
-    finally:
-        archive.close()
 
 
 def _clear(out: Path) -> None:
