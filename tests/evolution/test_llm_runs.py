@@ -14,26 +14,24 @@ def evolve(task, out, llm, *extra):
                  "--api-base", llm.url, "--max-candidates", "2", "--out", str(out), "-q", *extra])
 
 
-def test_a_rejected_key_ends_the_run_at_once_with_the_fix(numpy_backend, tmp_path, capsys, monkeypatch):
+def test_a_rejected_key_ends_the_run_at_once_with_the_fix_and_the_same_command_runs_again(
+        numpy_backend, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("KSDK_API_KEY", raising=False)
     with ScriptedLLM([ScriptedReply.error(401, "Incorrect API key provided")] + [GOOD] * 5) as llm:
         code = evolve(numpy_backend, tmp_path / "run", llm, "--api-key", "sk-wrong")
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(llm.requests) == 1  # not retried, nothing more asked
-    assert err[-1].startswith("ksdk: error: llm mutator: openai/scripted at http://127.0.0.1:")
-    assert "rejected the API key (Incorrect API key provided): pass --api-key KEY or set KSDK_API_KEY" in err[-1]
-    config = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert config["finished"] is False and "rejected the API key" in config["stop_reason"]
-    assert sum("rejected the API key" in line for line in err) == 1  # said once
-
-
-def test_a_run_that_made_nothing_runs_again_with_the_same_command(numpy_backend, tmp_path, capsys):
-    with ScriptedLLM([ScriptedReply.error(401, "Incorrect API key provided")] + [GOOD] * 5) as llm:
-        assert evolve(numpy_backend, tmp_path / "run", llm, "--api-key", "sk-x") == 2  # the key was refused
-        assert evolve(numpy_backend, tmp_path / "run", llm, "--api-key", "sk-x") == 0  # the server took it now
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(llm.requests) == 1  # not retried, nothing more asked
+        assert err[-1].startswith("ksdk: error: llm mutator: openai/scripted at http://127.0.0.1:")
+        assert "rejected the API key (Incorrect API key provided): pass --api-key KEY or set KSDK_API_KEY" in err[-1]
+        assert sum("rejected the API key" in line for line in err) == 1  # said once
+        config = json.loads((tmp_path / "run" / "run.json").read_text())
+        assert config["finished"] is False and "rejected the API key" in config["stop_reason"]
+        # the run made nothing beyond its seed: the same command starts it again (the server takes the key now)
+        assert evolve(numpy_backend, tmp_path / "run", llm, "--api-key", "sk-wrong") == 0
     assert json.loads((tmp_path / "run" / "run.json").read_text())["finished"] is True
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
+    capsys.readouterr()
     with ScriptedLLM([GOOD] * 3) as llm:  # a folder that holds anything else is never cleared
         assert evolve(numpy_backend, tmp_path / "other", llm) == 2
         assert evolve(numpy_backend, tmp_path / "run", llm) == 2  # nor a run that made candidates
