@@ -92,6 +92,9 @@ def load(kind: str, name: str) -> Any:
     entries = {e.name: e for e in discover(kind)}
     if name not in entries:
         known = ", ".join(sorted(entries)) or "none installed"
+        near = close_name(name, list(entries))
+        if near:
+            raise PluginError(f"unknown {kind[:-1]} '{name}': did you mean '{near}'? (installed: {known})")
         raise PluginError(
             f"unknown {kind[:-1]} '{name}' (installed: {known}); install a package that registers it "
             f"under the '{GROUPS.get(kind, kind)}' entry-point group"
@@ -100,6 +103,23 @@ def load(kind: str, name: str) -> Any:
     if entry.error:
         raise PluginError(f"{kind[:-1]} plugin '{name}' ({entry.target}, from {entry.distribution}): {entry.error}")
     return entry.obj
+
+
+def close_name(name: str, names: list[str]) -> Optional[str]:
+    """The installed name a typo most likely meant ('cpu-c' -> 'cpu_c', 'triton' -> 'triton_nvidia'), or None."""
+    import difflib
+
+    def norm(x: str) -> str:
+        return x.lower().replace("-", "_")
+
+    by_norm = {norm(n): n for n in names}
+    if norm(name) in by_norm:
+        return by_norm[norm(name)]
+    prefixed = [n for n in names if norm(n).startswith(norm(name)) and len(name) >= 3]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    found = difflib.get_close_matches(norm(name), list(by_norm), n=1, cutoff=0.7)
+    return by_norm[found[0]] if found else None
 
 
 def load_backend(name: str):

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional
 
 from pydantic import ValidationError
 
+from ksdk.archives.retimings import Retiming
 from ksdk.archives.selection import Selection, SelectionConfig, Selector
 from ksdk.errors import RunDirError
 from ksdk.interfaces.mutator import Scored
@@ -30,10 +31,12 @@ CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, parent_id TEXT, candidate_id TEXT NULL, mutation TEXT, context TEXT,
     error TEXT NULL, created_at REAL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS retimings (candidate_id TEXT PRIMARY KEY, retiming TEXT NOT NULL, median REAL,
+    created_at REAL);
 CREATE INDEX IF NOT EXISTS candidates_hash ON candidates(source_hash);
 CREATE INDEX IF NOT EXISTS results_score ON results(score);
 """
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the retimings table (created in older archives when opened)
 
 
 class SqliteArchive:
@@ -58,6 +61,8 @@ class SqliteArchive:
             self.close()
             raise RunDirError(f"{self.path} is not a usable ksdk archive: {e}") from None
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        # an older archive has gained the tables it lacked (SCHEMA): say so; an up-to-date one is not written to
+        self._db.execute("UPDATE meta SET value=? WHERE key='schema_version' AND value<>?", (SCHEMA_VERSION,) * 2)
         self.selector = Selector(selection, self.language)
         self._order: dict[str, Scored] = {}  # every candidate, oldest first
         self._by_hash: dict[str, str] = {}
@@ -66,6 +71,7 @@ class SqliteArchive:
         self.attempt_count = 0
         self.failed_attempts = 0
         self.last_notes: dict[str, list[str]] = {}  # parent id -> notes of its last attempt (unapplied edits...)
+        self.retimings: dict[str, Retiming] = {}  # the leaders' re-timings, by candidate id (the last session's)
         try:
             self._load()
         except BaseException:
@@ -93,6 +99,8 @@ class SqliteArchive:
             entry.result = self._parse(EvalResult, raw, f"the result of {cid}")
             self.device_s += entry.result.device_s
             self.selector.observe(entry)
+        for cid, raw in self._db.execute("SELECT candidate_id, retiming FROM retimings"):
+            self.retimings[cid] = self._parse(Retiming, raw, f"the re-timing of {cid}")
         for aid, parent, mut, err in self._db.execute(
                 "SELECT id, parent_id, mutation, error FROM attempts ORDER BY id"):
             self.attempt_count += 1
@@ -148,6 +156,29 @@ class SqliteArchive:
         """The k best correct candidates, best first."""
         correct = [e for e in self._order.values() if e.result is not None and e.result.correct]
         return sorted(correct, key=lambda e: -e.result.score)[:k]
+
+    def leaders(self, k: int = 1) -> list[Scored]:
+        """The k best correct candidates as verified: re-timed ones by their median speedup over fresh evaluations,
+        then the others by the speedup the search measured; one that failed its re-timing comes last."""
+        def rank(e: Scored) -> tuple[int, float]:
+            rt = self.retimings.get(e.candidate.id)
+            if rt is None:
+                return 1, -e.result.score
+            return (0, -(rt.median or 0.0)) if rt.ok else (2, -e.result.score)
+
+        correct = [e for e in self._order.values() if e.result is not None and e.result.correct]
+        return sorted(correct, key=rank)[:k]
+
+    def save_retimings(self, retimings: list[Retiming], info: dict[str, Any]) -> None:
+        """Replace the stored re-timings with these (one transaction), and record how they were made in meta."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM retimings")
+            for rt in retimings:
+                self._db.execute("INSERT INTO retimings VALUES (?, ?, ?, ?)",
+                                 (rt.candidate_id, rt.to_json(), rt.median, time.time()))
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('retimed', ?)", (json.dumps(info),))
+        self.retimings = {rt.candidate_id: rt for rt in retimings}
 
     def all(self) -> Iterable[Scored]:
         """Every candidate, oldest first."""

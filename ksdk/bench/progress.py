@@ -12,6 +12,8 @@ RECENT = 12  # finished problems kept in the live table
 
 
 def speedup_text(r: ProblemRecord) -> str:
+    if r.speedup is not None and r.speedup_interval is not None:
+        return f"{r.speedup:.3f}x [{r.speedup_interval[0]:.2f}-{r.speedup_interval[1]:.2f}]"
     if r.speedup is not None:
         return f"{r.speedup:.3f}x"
     return "untimed" if r.correct else "-"

@@ -8,9 +8,10 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from ksdk.archives.retimings import short
 from ksdk.bench.metrics import FAST_PS, Metrics, fast_p, p_key
 from ksdk.bench.progress import speedup_text, verdict_text
-from ksdk.bench.store import BenchSummary
+from ksdk.bench.store import BenchSummary, ProblemRecord
 
 MARKDOWN_FILE = "summary.md"
 PLOT_FILE = "bench.png"
@@ -62,13 +63,13 @@ def markdown(s: BenchSummary) -> str:
     if s.flags:
         lines += ["", "## Flags", ""] + [f"- {f}" for f in s.flags]
     lines += ["", "## Problems", ""]
-    rows = [[r.id, verdict_text(r), speedup_text(r),
+    rows = [[r.id, verdict_text(r), speedup_text(r), short(r.baseline) if r.baseline else "-",
              f"{r.candidate_ms:.4f}" if r.candidate_ms is not None else "-",
              f"{r.baseline_ms:.4f}" if r.baseline_ms is not None else "-", _memory(r.peak_memory_bytes, r.io_bytes),
              str(r.evaluated) if r.evaluated is not None else "-", f"{r.wall_s:.1f}", r.flag or r.message]
             for r in s.records]
-    lines += _table(["problem", "verdict", "speedup", "candidate ms", "baseline ms", "peak memory", "candidates",
-                     "wall s", "note"], rows)
+    lines += _table(["problem", "verdict", "speedup", "over", "candidate ms", "baseline ms", "peak memory",
+                     "candidates", "wall s", "note"], rows)
     if s.pending:
         lines += ["", "Pending: " + ", ".join(s.pending)]
     lines += breakdown(s)
@@ -163,3 +164,26 @@ def compare_rows(summaries: Sequence[BenchSummary]) -> tuple[list[str], list[lis
 def compare_markdown(summaries: Sequence[BenchSummary]) -> str:
     header, rows = compare_rows(summaries)
     return "\n".join(_table(header, rows)) + "\n"
+
+
+def baseline_notes(records: list[ProblemRecord]) -> list[str]:
+    """What the speedups are over (each baseline and how many problems use it), whether the evolved ones were
+    re-timed, and how many runs met a busy machine."""
+    from collections import Counter
+
+    timed = [r for r in records if r.correct and r.speedup is not None]
+    over = Counter(short(r.baseline) for r in timed if r.baseline)
+    notes = []
+    if over:
+        notes.append("speedups are over " + "; ".join(f"{name} ({n} problem{'s' * (n > 1)})"
+                                                      for name, n in over.most_common()))
+    retimed = [r for r in timed if r.speedup_interval is not None]
+    if retimed:
+        notes.append(f"{len(retimed)} evolved problem(s) report their winner's median over fresh re-timing rounds "
+                     "(interval in brackets), not the search's single figure")
+    busy = [r.id for r in records if any("busy" in w for w in r.warnings)]
+    if busy:
+        notes.append(f"the machine was busy during {len(busy)} run(s) ({', '.join(busy[:5])}"
+                     f"{', ...' if len(busy) > 5 else ''}): their speedups vary with load; `ksdk show RUN_DIR` says "
+                     "by how much")
+    return notes

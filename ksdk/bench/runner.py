@@ -140,6 +140,7 @@ async def bench_async(suite: str | Path, *, mode: Mode, out: str | Path, backend
                       seeds: str | Path | None = None, mutator: str = "params", models: Sequence[str] = (),
                       api_base: str | None = None, mutator_options: dict[str, Any] | None = None,
                       budgets: dict[str, float] | None = None, random_seed: int = 0, label: str = "",
+                      retime_top: int | None = None, retime_rounds: int | None = None,
                       evaluator_urls: Sequence[str] = (), ray: bool = False, ray_address: str | None = None,
                       ray_resources: dict[str, float] | None = None,
                       devices: Sequence[int] | None = None, workers: int | None = None,
@@ -178,7 +179,8 @@ async def bench_async(suite: str | Path, *, mode: Mode, out: str | Path, backend
             mutator=mutator if mode == "evolve" else None, models=list(models) if mode == "evolve" else [],
             api_base=api_base if mode == "evolve" else None,
             mutator_options=dict(mutator_options or {}) if mode == "evolve" else {},
-            budgets=budgets, random_seed=random_seed, label=label)
+            budgets=budgets, random_seed=random_seed, label=label, retime_top=retime_top,
+            retime_rounds=retime_rounds)
         return await run_config(config, out, lanes, found, progress=progress, handle_signals=handle_signals)
 
 
@@ -244,7 +246,10 @@ async def run_config(config: BenchConfig, out: str | Path, lanes: list[Lane], fo
 
         mut = make_mutator(config.mutator or "params", config.models, config.api_base, config.mutator_options,
                            config.random_seed, config.budgets.get("max_cost"))
-        await mut.close()  # built once up front: a bad mutator setting fails here, not once per problem
+        try:  # built and checked once up front: a bad setting or a dead endpoint fails here, not per problem
+            await mut.check()
+        finally:
+            await mut.close()
     store.save_config(config)
 
     view = BenchProgress(len(found), [r for r in records.values() if r is not None and r.verdict != INFRA],
@@ -410,7 +415,8 @@ async def _evolve_problem(config: BenchConfig, store: BenchStore, problem: Probl
         await evolve_async(problem.path, backend=evaluator, mutator=config.mutator or "params", seed=seed,
                            out=run_dir, models=config.models, api_base=config.api_base,
                            mutator_options=config.mutator_options, random_seed=config.random_seed,
-                           progress=False, handle_signals=False, **config.budgets)
+                           progress=False, handle_signals=False, retime_top=config.retime_top,
+                           retime_rounds=config.retime_rounds, **config.budgets)
     elif not RunConfig.load(run_dir).finished:
         await resume_async(run_dir, progress=False, handle_signals=False, evaluator=evaluator)
     return record_from_run(problem, run_dir)
@@ -421,11 +427,13 @@ def record_from_run(problem: Problem, run_dir: Path) -> ProblemRecord:
     from ksdk.archives.sqlite import SqliteArchive
     from ksdk.evolution.config import ARCHIVE_FILE, RunConfig
 
+    from ksdk.evolution.best import best_of, warnings_of
+
     cfg = RunConfig.load(run_dir)
     archive = SqliteArchive(run_dir / ARCHIVE_FILE, must_exist=True, language=cfg.language)
     try:
         entries = archive.evaluated()
-        best = archive.best(1)
+        best = archive.leaders(1)
         facts = {"run_dir": str(run_dir), "evaluated": len(entries),
                  "valid": sum(1 for e in entries if e.result.correct), "cost_usd": archive.cost_usd,
                  "device_s": archive.device_s, "stop_reason": cfg.stop_reason,
@@ -433,8 +441,13 @@ def record_from_run(problem: Problem, run_dir: Path) -> ProblemRecord:
         if best:
             named = run_dir / f"best{archive.language.extension}"
             best_file = named if named.is_file() else next(iter(sorted(run_dir.glob("best.*"))), named)
-            return from_result(problem, best[0].result, candidate=str(best_file) if best_file.is_file() else None,
-                               **facts)
+            record = from_result(problem, best[0].result, candidate=str(best_file) if best_file.is_file() else None,
+                                 warnings=warnings_of(archive), **facts)
+            reported = best_of(archive)
+            if reported is not None and reported.retimed:  # the winner's re-timed median, not one evaluation
+                record.speedup, record.speedup_interval = reported.speedup, reported.interval
+                record.search_speedup, record.baseline = reported.search_speedup, reported.baseline
+            return record
         if not entries:
             return _bare(problem, INFRA, message=f"no candidate was evaluated ({cfg.stop_reason})", **facts)
         furthest = max(entries, key=lambda e: e.result.stage.order)
@@ -453,9 +466,13 @@ def _summary(config: BenchConfig, store: BenchStore, found: list[Problem], recor
         why = untimed[0].performance_skipped or "no timing"
         notes.append(f"{len(untimed)} correct problem(s) untimed ({why}): they count as correct but never as fast, "
                      "and AMSR is not defined")
+    from ksdk.bench.report import baseline_notes
+
+    notes += baseline_notes(done)
     flags = [f"{r.id}: {r.flag}" for r in done if r.flag]
     return BenchSummary(config=config, out=str(store.out), device=", ".join(sorted({r.device for r in done
                                                                                      if r.device})),
                         evaluators=[lane.label for lane in lanes], problems_total=len(found),
                         finished=not pending, interrupted=interrupted, pending=pending,
                         metrics=metrics_by_level(done), records=done, flags=flags, notes=notes, session_s=session_s)
+

@@ -46,6 +46,10 @@ class BenchConfig(Model):
     budgets: dict[str, float] = Field(default_factory=dict, description="per problem: max_candidates, max_minutes, "
                                       "max_cost, max_gpu_seconds, target_speedup (those given)")
     random_seed: int = 0
+    retime_top: int | None = Field(None, ge=0, description="--evolve: leading candidates re-timed (with the seed) "
+                                   "per problem; None: as `ksdk evolve` sizes it")
+    retime_rounds: int | None = Field(None, ge=0, description="--evolve: fresh evaluations of each; 0: the search's "
+                                      "figure counts")
     label: str = ""
     ksdk_version: str = __version__
     created_at: float = Field(default_factory=time.time)
@@ -73,8 +77,13 @@ class ProblemRecord(Model):
     verdict: str = Field(description="'correct', 'incorrect', 'no candidate', 'does not fit' (this device is too "
                          "small for the problem) or 'infra_error' (the harness failed)")
     correct: bool = False
-    speedup: float | None = Field(None, description="best verified speedup; None when untimed or incorrect")
-    baseline: str = ""
+    speedup: float | None = Field(None, description="best verified speedup (--evolve: the winner's median over its "
+                                  "re-timing rounds); None when untimed or incorrect")
+    speedup_interval: tuple[float, float] | None = Field(None, description="--evolve: the interval of that median")
+    search_speedup: float | None = Field(None, description="--evolve: the winner's figure in the search's one "
+                                         "evaluation")
+    baseline: str = Field("", description="what the speedup is measured against")
+    warnings: list[str] = Field(default_factory=list, description="--evolve: the run's warnings (a busy machine)")
     stage: str | None = None
     error_kind: str | None = None
     message: str = ""

@@ -57,6 +57,11 @@ def bench_cmd(
     max_gpu_seconds: Annotated[float | None, Opt("--max-gpu-seconds", help="--evolve: per problem")] = None,
     target_speedup: Annotated[float | None, Opt("--target-speedup", help="--evolve: stop a problem here")] = None,
     random_seed: Annotated[int, Opt("--random-seed", help="--evolve: seed of the selection's random choices")] = 0,
+    retime_top: Annotated[int | None, Opt("--retime-top", min=0, help="--evolve: leading candidates of each run "
+                                          "re-timed, with the seed, before its best counts (as ksdk evolve; 0: "
+                                          "none)")] = None,
+    retime_rounds: Annotated[int | None, Opt("--retime-rounds", min=0, help="--evolve: fresh evaluations of each "
+                                             "(0: the search's single figure counts)")] = None,
     out: Annotated[Path | None, Opt("--out", "-o", help="output folder (run again into it to continue)")] = None,
     label: Annotated[str, Opt("--label", help="name of this bench in --compare tables")] = "",
     as_json: Annotated[bool, Opt("--json", help="print the summary (or the comparison) as JSON")] = False,
@@ -83,6 +88,7 @@ def bench_cmd(
             ("--out", out), ("--backend", backend), ("--level", level), ("--problem", problem),
             ("--mutator", mutator != "params"), ("--model", model), ("--api-base", api_base),
             ("--mutator-option", option), ("--seeds", seeds), ("--label", label),
+            ("--retime-top", retime_top is not None), ("--retime-rounds", retime_rounds is not None),
             *((f"--{k.replace('_', '-')}", True) for k in budgets)) if value]
         if fixed:
             raise KsdkError(f"--resume {resume} continues that bench with the settings it started with (see "
@@ -113,7 +119,8 @@ def bench_cmd(
         summary = bench(paths[0], mode=modes[0], out=out, backend=backend, levels=list(level or []),
                         problems=list(problem or []), candidates=candidates, seeds=seeds, mutator=mutator,
                         models=list(model or []), api_base=api_base, mutator_options=_options(option or []),
-                        budgets=budgets, random_seed=random_seed, label=label, **evaluators)
+                        budgets=budgets, random_seed=random_seed, label=label, retime_top=retime_top,
+                        retime_rounds=retime_rounds, **evaluators)
     _print_summary(summary, as_json)
     if summary.interrupted:
         print(f"ksdk: bench interrupted; finished problems are stored. Continue with: ksdk bench --resume "

@@ -16,8 +16,9 @@ def _timing(st) -> str:
     return f"median {st.median_ms:.4f} ms, IQR {st.iqr_ms:.4f}, n={st.n}"
 
 
-def render_result(result) -> None:
-    """Print an EvalResult as a rich table; every text from the candidate, compiler or user is shown verbatim."""
+def render_result(result, load: Optional[str] = None) -> None:
+    """Print an EvalResult as a rich table; every text from the candidate, compiler or user is shown verbatim, and
+    `load` (machine_load's line, when the machine was busy) last."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -54,11 +55,39 @@ def render_result(result) -> None:
     if result.performance_skipped:
         row("performance", f"skipped: {result.performance_skipped}")
     for k in result.kernels:
-        row(f"kernel {k.name}", f"regs={k.registers} spills={k.spills} smem={k.shared_mem_bytes} "
-                                f"warps={k.num_warps} stages={k.num_stages}")
+        row(f"kernel {k.name}", kernel_facts(k))
     for w in result.warnings:
         row("warning", w)
+    if load:
+        row("load", load)
     Console(width=140).print(t)
+
+
+def kernel_facts(k) -> str:
+    """The compiler's facts that this backend gives (a CPU has no registers or warps to report), as name=value."""
+    facts = [(n, v) for n, v in (("registers", k.registers), ("spills", k.spills), ("shared_mem", k.shared_mem_bytes),
+                                 ("num_warps", k.num_warps), ("num_stages", k.num_stages)) if v is not None]
+    facts += [(n, v) for n, v in k.extra.items() if isinstance(v, (int, float, str)) and len(str(v)) < 200]
+    return " ".join(f"{n}={v}" for n, v in facts) or "compiled (no compiler facts given)"
+
+
+def load_note(load1: float, cpus: int) -> Optional[str]:
+    """A line naming load as load when other work kept this machine's cores busy (1-minute load average at least
+    three quarters of the cores, and at least 1), else None."""
+    if load1 < max(1.0, 0.75 * cpus):
+        return None
+    return (f"this machine was busy while it was timed (load average {load1:.1f} on {cpus} cores): times vary with "
+            "load; the speedup pairs candidate and baseline in turn and holds better than either time")
+
+
+def machine_load() -> Optional[str]:
+    """load_note for this machine now, None where the load average is unknown."""
+    import os
+
+    try:
+        return load_note(os.getloadavg()[0], os.cpu_count() or 1)
+    except OSError:
+        return None
 
 
 def pick_backend(candidate: Path) -> str:
@@ -108,11 +137,12 @@ def eval_(
         finally:
             await ev.close()
 
+    load = None if evaluator else machine_load()  # the others' load before ours, on this machine only
     result = asyncio.run(go())
     if as_json:
         print(result.model_dump_json(indent=2))
     else:
-        render_result(result)
+        render_result(result, load)
     if not result.correct:
         raise typer.Exit(1)
 

@@ -45,6 +45,11 @@ def evolve_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory to create (must be new or empty)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this RUN_DIR"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live progress, only the final summary line"),
+    retime_top: Optional[int] = typer.Option(None, "--retime-top", help="leading candidates re-timed, with the "
+                                             "seed, before the run reports its best (default: 3, fewer when that "
+                                             "would cost more than half the session's evaluations; 0: none)"),
+    retime_rounds: Optional[int] = typer.Option(None, "--retime-rounds", help="fresh evaluations of each, in turn "
+                                                "(default: 5, as few as 2 in short sessions; 0 skips the re-timing)"),
 ):
     """Evolve faster kernels for TASK, or continue a run with --resume RUN_DIR."""
     from ksdk.evolution.api import evolve, resume as resume_run
@@ -55,6 +60,9 @@ def evolve_cmd(
                         ("--mutation-concurrency", concurrency)):
         if value is not None and value <= 0 and not (name == "--max-cost" and value == 0):
             raise KsdkError(f"{name} must be positive, got {value}")
+    for name, value in (("--retime-top", retime_top), ("--retime-rounds", retime_rounds)):
+        if value is not None and value < 0:
+            raise KsdkError(f"{name} must be 0 or more, got {value}")
     budgets = dict(max_candidates=max_candidates, max_minutes=max_minutes, max_cost=max_cost,
                    max_gpu_seconds=max_gpu_seconds, target_speedup=target_speedup)
     if resume is not None:
@@ -67,7 +75,8 @@ def evolve_cmd(
         if fixed:  # a resumed run keeps the settings in its run.json: say so rather than ignore them
             raise KsdkError(f"{', '.join(fixed)} cannot change on --resume: the run keeps the settings it started "
                             f"with (see {resume}/run.json); only budgets (--max-*, --target-speedup) may be given")
-        summary = resume_run(resume, progress=not quiet, api_key=api_key, **budgets)
+        summary = resume_run(resume, progress=not quiet, api_key=api_key, retime_top=retime_top,
+                             retime_rounds=retime_rounds, **budgets)
     else:
         if task is None:
             raise KsdkError("missing TASK: `ksdk evolve TASK.py --backend NAME --out RUN_DIR`, "
@@ -83,7 +92,8 @@ def evolve_cmd(
                             "hosted_vllm/NAME with --api-base URL); or use --mutator params, which needs no LLM")
         common = dict(mutator=mutator, models=list(model or []), api_base=api_base, api_key=api_key, seed=seed,
                       workers=workers,
-                      mutation_concurrency=concurrency, random_seed=random_seed,
+                      mutation_concurrency=concurrency, random_seed=random_seed, retime_top=retime_top,
+                      retime_rounds=retime_rounds,
                       mutator_options=_options(option or []), **budgets)
         if len(urls) > 1:
             _evolve_each(task, urls, out, common)
@@ -91,7 +101,7 @@ def evolve_cmd(
         summary = evolve(task, backend=backend, out=out, evaluator_url=urls[0] if urls else None,
                          progress=not quiet, **common)
     if quiet:
-        print(summary.line(), file=sys.stderr)
+        print("\n".join(summary.lines()), file=sys.stderr)
     if summary.interrupted:
         print(f"ksdk: interrupted; state saved. Continue with: ksdk evolve --resume {summary.run_dir}",
               file=sys.stderr)
@@ -108,7 +118,7 @@ def _evolve_each(task: Path, urls: list[str], out: Path, options: dict) -> None:
 
     summaries = asyncio.run(evolve_each_async(task, evaluator_urls=urls, out=out, progress=False, **options))
     for s in summaries:
-        best = f"{s.best_speedup:.3f}x" if s.best_speedup is not None else "no timed correct candidate"
+        best = (s.best_text or f"{s.best_speedup:.3f}x") if s.best_speedup is not None else "no timed correct candidate"
         print(f"{s.backend}: {s.evaluated} candidates, {s.valid} valid, best {best} -> {s.run_dir}"
               + (f"; error: {s.error}" if s.error else ""))
     if any(s.interrupted for s in summaries):
@@ -140,6 +150,7 @@ def show_cmd(
 ):
     """Show a run: its best candidate, the top-k table and the best candidate's lineage."""
     from ksdk.archives.sqlite import SqliteArchive
+    from ksdk.evolution.best import best_of, figure, warnings_of
     from ksdk.evolution.config import ARCHIVE_FILE, RunConfig
     from ksdk.evolution.report import verdict
 
@@ -149,13 +160,18 @@ def show_cmd(
     archive = SqliteArchive(run_dir / ARCHIVE_FILE, selection=config.selection, must_exist=True)
     try:
         entries = archive.evaluated()
-        best = archive.best(top)
+        best = archive.leaders(top)
         lineage = archive.lineage(best[0].candidate.id) if best else []
+        reported = best_of(archive)
 
         def row(e):
             r, c = e.result, e.candidate
+            rt = archive.retimings.get(c.id)
             return {"id": c.id, "parent": c.parent_ids[0] if c.parent_ids else None, "generation": c.generation,
-                    "verdict": verdict(e), "speedup": r.speedup if r else None,
+                    "verdict": verdict(e), "speedup": r.speedup if r else None, "figure": figure(archive, e),
+                    "retimed": None if rt is None else {
+                        "median": rt.median, "interval": rt.interval, "level": rt.level, "speedups": rt.speedups,
+                        "failed": rt.failure},
                     "median_ms": r.candidate_timing.median_ms if r and r.candidate_timing else None,
                     "mutator": c.mutation.mutator if c.mutation else "seed",
                     "model": c.mutation.model if c.mutation else None}
@@ -168,6 +184,12 @@ def show_cmd(
             "failed_attempts": archive.failed_attempts, "pending": len(archive.pending()),
             "cost_usd": archive.cost_usd, "device_s": archive.device_s,
             "best": row(best[0]) if best else None, "top": [row(e) for e in best],
+            "best_text": reported.text() if reported else None,
+            "best_speedup": reported.speedup if reported else None,
+            "baseline": reported.baseline if reported else None,
+            "beside": [{"baseline": b.label, "ms": b.ms, "ratio": b.ratio, "text": b.text()}
+                       for b in (reported.beside if reported else [])],
+            "warnings": warnings_of(archive),
             "lineage": [row(e) for e in lineage],
         }
         if source and best:
@@ -185,7 +207,7 @@ def _print_show(d: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ksdk.evolution.report import RANKING
+    from ksdk.evolution.best import RANKING
 
     con = Console(width=140)
     state = "finished" if d["finished"] else f"not finished (continue: ksdk evolve --resume {d['run_dir']})"
@@ -199,13 +221,18 @@ def _print_show(d: dict) -> None:
     if b is None:
         con.print("no correct candidate yet")
         return
-    sp = f"{b['speedup']:.3f}x" if b["speedup"] is not None else "untimed"
-    con.print(f"best: [bold]{escape(b['id'])}[/] {sp} (generation {b['generation']})")
+    con.print(f"best: [bold]{escape(b['id'])}[/] " + escape(f"{d['best_text']} (generation {b['generation']})"))
+    if d["baseline"]:
+        con.print(escape(f"  baseline: {d['baseline']}"))
+    for x in d["beside"]:
+        con.print(escape(f"  beside it: {x['text']}"))
+    for w in d["warnings"]:
+        con.print(escape(f"warning: {w}"), style="yellow")
     t = Table(title=f"top {len(d['top'])}", caption=RANKING)
     for col in ("#", "id", "speedup", "median ms", "gen", "parent", "mutation"):
         t.add_column(col)
     for i, r in enumerate(d["top"], 1):
-        t.add_row(str(i), escape(r["id"]), f"{r['speedup']:.3f}x" if r["speedup"] is not None else "-",
+        t.add_row(str(i), escape(r["id"]), escape(r["figure"]),
                   f"{r['median_ms']:.4f}" if r["median_ms"] is not None else "-", str(r["generation"]),
                   escape(r["parent"] or "-"), escape(r["mutator"] + (f" / {r['model']}" if r["model"] else "")))
     con.print(t)

@@ -20,8 +20,14 @@ def _version(value: bool):
         raise typer.Exit()
 
 
+RUNS_CANDIDATES = {"evolve", "eval", "serve", "bench"}
+UNSANDBOXED = ("ksdk: candidates run WITHOUT the OS sandbox (--no-sandbox or KSDK_NO_SANDBOX=1): they can read your "
+               "files and secrets and reach the network")
+
+
 @app.callback()
-def _root(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+def _root(ctx: typer.Context,
+          version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                                   help="Print the version and exit."),
           no_sandbox: bool = typer.Option(False, "--no-sandbox", help="Run candidates WITHOUT the OS sandbox (they "
                                           "can then read your files and secrets and reach the network): only on "
@@ -29,6 +35,11 @@ def _root(version: Optional[bool] = typer.Option(None, "--version", callback=_ve
     """ksdk: evolve faster GPU kernels, verified and timed on real hardware."""
     if no_sandbox:
         os.environ["KSDK_NO_SANDBOX"] = "1"
+    if ctx.invoked_subcommand in RUNS_CANDIDATES:
+        from ksdk.evaluation.sandbox import opted_out
+
+        if opted_out():
+            print(UNSANDBOXED, file=sys.stderr)
 
 
 def _register() -> None:
@@ -60,6 +71,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("ksdk: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:  # an optional extra not installed: the install line, never "internal error"
+        from ksdk.extras import missing_line
+
+        if os.environ.get("KSDK_DEBUG"):
+            raise
+        line = missing_line(e.name) or f"{e} (a package ksdk or one of its plugins needs is not installed; " \
+            "KSDK_DEBUG=1 shows where)"
+        print(f"ksdk: error: {line}", file=sys.stderr)
+        return 2
     except Exception as e:  # click usage errors and anything unexpected: one line, never a bare traceback
         # typer vendors its own click, so match click's exceptions by shape rather than by class
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):

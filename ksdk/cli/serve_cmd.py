@@ -56,6 +56,9 @@ def serve(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="where verdicts are kept across restarts"),
 ):
     """Serve evaluations over HTTP for remote `ksdk evolve --evaluator URL` drivers."""
+    from ksdk.extras import require
+
+    require("fastapi", "uvicorn", extra="service", what="ksdk serve")  # before a token file is written
     from ksdk.evaluation.local import LocalEvaluator
     from ksdk.service import server
 

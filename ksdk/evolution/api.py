@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from ksdk.archives.selection import SelectionConfig
 from ksdk.errors import KsdkError, PluginError, RunDirError
@@ -22,48 +22,12 @@ from ksdk.evolution.config import ARCHIVE_FILE, TASK_FILE, RunConfig
 from ksdk.interfaces.evaluator import Evaluator
 from ksdk.interfaces.mutator import Mutator
 from ksdk.languages import Language
-from ksdk.models import Candidate, Model, Mutation, Task
+from ksdk.evolution.finish import RunSummary
+from ksdk.models import Candidate, Mutation, Task
 
 LOCK_FILE = ".lock"
 
 SEED_PATTERNS = ("{stem}_seed.*", "{stem}.seed.*", "seed_{stem}.*", "seed.*")
-
-
-class RunSummary(Model):
-    """What a run (or one resumed session of it) achieved, and where its files are."""
-
-    run_dir: str
-    task: str
-    backend: str
-    mutator: str
-    stop_reason: str
-    interrupted: bool = False
-    evaluated: int = 0
-    valid: int = 0
-    attempts: int = 0
-    failed_attempts: int = 0
-    error: Optional[str] = Field(None, description="why the run could not do its job, with the fix: the mutator "
-                                 "failed for good (e.g. a rejected API key), or no mutation succeeded in this "
-                                 "session; the CLI then exits non-zero")
-    best_id: Optional[str] = None
-    best_speedup: Optional[float] = None
-    best_path: Optional[str] = None
-    cost_usd: float = 0.0
-    device_s: float = 0.0
-    elapsed_s: float = 0.0
-    session_s: float = 0.0
-    session_evaluated: int = 0
-    evaluator_busy: float = Field(0.0, description="share of worker time spent evaluating in this session")
-    engine_ms_per_candidate: float = Field(0.0, description="the loop's own time per candidate, this session")
-    files: dict[str, str] = Field(default_factory=dict)
-
-    def line(self) -> str:
-        """The one-line account of the run that ends its progress output."""
-        best = "no timed correct candidate"
-        if self.best_speedup is not None:
-            best = f"best {self.best_speedup:.3f}x -> {self.best_path}"
-        return (f"done ({self.stop_reason}): {self.evaluated} candidates, {self.valid} valid, {best}; "
-                f"report: {self.files.get('report', '-')}")
 
 
 def find_seed(task_path: Optional[str], language: Language, explicit: Optional[Union[str, Path]] = None) -> Path:
@@ -145,14 +109,46 @@ def _language(evaluator: Evaluator, seed: Any = None) -> Language:
     return language
 
 
+RUN_OUTPUTS = ("run.json", ARCHIVE_FILE, ARCHIVE_FILE + "-wal", ARCHIVE_FILE + "-shm", TASK_FILE, LOCK_FILE,
+               "summary.json", "report.html", "progress.png")
+
+
 def _check_new_run_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} exists and is not a folder; choose another path")
     if out.is_dir() and any(out.iterdir()):
         if (out / "run.json").is_file():
+            if _made_nothing(out):  # a run that stopped before its first child: the same command starts it again
+                return _clear(out)
             raise RunDirError(f"{out} already holds a run: continue it with `ksdk evolve --resume {out}` "
                               "or choose a new --out")
         raise RunDirError(f"{out} exists and is not empty; choose a new --out folder")
+
+
+def _made_nothing(out: Path) -> bool:
+    """True when RUN_DIR holds only what a run writes and no candidate beyond its seed (it failed before making
+    one: a dead LLM endpoint, a refused key, a seed that does not compile)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    names = {p.name for p in out.iterdir()}
+    if not names <= set(RUN_OUTPUTS) | {f.name for f in out.glob("best.*")} or ARCHIVE_FILE not in names:
+        return False
+    try:  # read-only: a folder that holds a real run is left as it was, byte for byte
+        db = sqlite3.connect(f"file:{quote(str((out / ARCHIVE_FILE).resolve()))}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM candidates").fetchone()[0] <= 1
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+
+
+def _clear(out: Path) -> None:
+    with _lock(out):  # not while another session holds it
+        for p in out.iterdir():
+            if p.name != LOCK_FILE:
+                p.unlink()
 
 
 def evolve(task: Union[str, Path, Task], *, backend: Union[str, Evaluator], mutator: Union[str, Mutator] = "params",
@@ -163,8 +159,12 @@ def evolve(task: Union[str, Path, Task], *, backend: Union[str, Evaluator], muta
            target_speedup: Optional[float] = None, workers: Optional[int] = None,
            mutation_concurrency: Optional[int] = None, selection: Optional[SelectionConfig] = None,
            mutator_options: Optional[dict[str, Any]] = None, evaluator_url: Optional[str] = None,
-           random_seed: int = 0, progress: bool = True, handle_signals: bool = True) -> RunSummary:
-    """Run an evolution and return its summary. Budgets are totals; with none given, 100 candidates."""
+           random_seed: int = 0, progress: bool = True, handle_signals: bool = True,
+           retime_top: Optional[int] = None, retime_rounds: Optional[int] = None) -> RunSummary:
+    """Run an evolution and return its summary. Budgets are totals; with none given, 100 candidates. Before it
+    reports its best, the `retime_top` (3) leading candidates and the seed are evaluated `retime_rounds` (5) more
+    times in turn, and the best is the one with the best median speedup over those rounds (unset, both shrink until
+    that costs at most half the session's evaluations: ksdk.evolution.retime.plan)."""
     return _run_sync(evolve_async(**{k: v for k, v in locals().items()}))
 
 
@@ -177,7 +177,8 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
                        target_speedup: Optional[float] = None, workers: Optional[int] = None,
                        mutation_concurrency: Optional[int] = None, selection: Optional[SelectionConfig] = None,
                        mutator_options: Optional[dict[str, Any]] = None, evaluator_url: Optional[str] = None,
-                       random_seed: int = 0, progress: bool = True, handle_signals: bool = True) -> RunSummary:
+                       random_seed: int = 0, progress: bool = True, handle_signals: bool = True,
+                       retime_top: Optional[int] = None, retime_rounds: Optional[int] = None) -> RunSummary:
     """`evolve` for code already inside an event loop. `api_key` is used, never stored (run.json has no secret)."""
     from ksdk.tasks import load_task
 
@@ -196,6 +197,7 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
         language = _language(evaluator, seed)
         mut = make_mutator(mutator, models, api_base, mutator_options or {}, random_seed,
                            budgets.max_cost_usd, api_key) if isinstance(mutator, str) else mutator
+        await mut.check()  # an LLM's key and endpoint, before the folder is made or the seed evaluated
         mutator_name = mutator if isinstance(mutator, str) else (getattr(mutator, "name", "") or type(mutator).__name__)
         if isinstance(seed, Candidate):
             seed_cand, seed_path = seed, None
@@ -209,8 +211,8 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
                 workers=workers, device=_device(evaluator), mutator=mutator_name, models=models, api_base=api_base,
                 mutator_options=mutator_options or {}, mutation_concurrency=mutation_concurrency, budgets=budgets,
                 selection=selection or SelectionConfig(), seed_path=seed_path, seed_language=language.name,
-                language=language,
-                random_seed=random_seed,
+                language=language, random_seed=random_seed,
+                **{k: v for k, v in (("retime_top", retime_top), ("retime_rounds", retime_rounds)) if v is not None},
             )
         except ValidationError as e:
             first = e.errors()[0]
@@ -273,7 +275,8 @@ async def evolve_each_async(task: Union[str, Path, Task], *, evaluator_urls: lis
 def resume(run_dir: Union[str, Path], *, max_candidates: Optional[int] = None, max_minutes: Optional[float] = None,
            max_cost: Optional[float] = None, max_gpu_seconds: Optional[float] = None,
            target_speedup: Optional[float] = None, api_key: Optional[str] = None, progress: bool = True,
-           handle_signals: bool = True) -> RunSummary:
+           handle_signals: bool = True, retime_top: Optional[int] = None,
+           retime_rounds: Optional[int] = None) -> RunSummary:
     """Continue a run from its RUN_DIR: pending candidates are evaluated, budgets (optionally raised) apply. A run
     that stopped at a budget continues only when that budget is raised (RunDirError says which)."""
     return _run_sync(resume_async(**{k: v for k, v in locals().items()}))
@@ -283,11 +286,17 @@ async def resume_async(run_dir: Union[str, Path], *, max_candidates: Optional[in
                        max_minutes: Optional[float] = None, max_cost: Optional[float] = None,
                        max_gpu_seconds: Optional[float] = None, target_speedup: Optional[float] = None,
                        api_key: Optional[str] = None, progress: bool = True,
-                       handle_signals: bool = True, evaluator: Optional[Evaluator] = None) -> RunSummary:
+                       handle_signals: bool = True, evaluator: Optional[Evaluator] = None,
+                       retime_top: Optional[int] = None, retime_rounds: Optional[int] = None) -> RunSummary:
     """`resume` for code already inside an event loop. `evaluator` (yours to close; of the run's backend) replaces
     the one run.json describes, e.g. to resume many runs on a shared pool (`ksdk bench`)."""
     run_dir = Path(run_dir)
     config = RunConfig.load(run_dir)
+    for name, value in (("retime_top", retime_top), ("retime_rounds", retime_rounds)):
+        if value is not None:
+            if value < 0:
+                raise KsdkError(f"{name} must be 0 or more, got {value}")
+            setattr(config, name, int(value))
     with _lock(run_dir):
         return await _resume_locked(run_dir, config, max_candidates, max_minutes, max_cost, max_gpu_seconds,
                                     target_speedup, api_key, progress, handle_signals, evaluator)
@@ -317,6 +326,11 @@ async def _resume_locked(run_dir: Path, config: RunConfig, max_candidates, max_m
         # a resumed session draws fresh random choices (and LLM seeds): repeating the first session's is no use
         mut = make_mutator(config.mutator, config.models, config.api_base, config.mutator_options,
                            config.random_seed * 1_000_003 + attempts, left, api_key)
+        try:
+            await mut.check()
+        except BaseException:
+            await mut.close()
+            raise
         declared = evaluator.info().language
     except BaseException:
         if given is None:
@@ -379,6 +393,7 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
     from ksdk.archives.sqlite import SqliteArchive
     from ksdk.evolution.loop import INTERRUPTED, Evolution
     from ksdk.evolution.progress import Progress
+    from ksdk.evolution.finish import facts_of, retime_leaders, summarize_run
     from ksdk.evolution.report import write_report
 
     language = config.language or Language(name=config.seed_language or "")
@@ -401,9 +416,6 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
             config.finished, config.stop_reason = False, INTERRUPTED
             config.save(run_dir)
             raise
-        for remove in removers:
-            remove()
-        removers = []
         interrupted = reason == INTERRUPTED
         usage = evo.usage()
         error = evo.error
@@ -412,34 +424,21 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
         config.finished = not interrupted and not reason.startswith("internal error") and error is None
         config.stop_reason = reason
         config.save(run_dir)
-        best = archive.best(1)
-        facts = {
-            "task": config.task_name, "backend": config.backend,
-            "device": f"{config.device.name} ({config.device.kind})" if config.device else "?",
-            "mutator": config.mutator + (f" ({', '.join(config.models)})" if config.models else ""),
-            "stopped": reason, "candidates evaluated": str(usage.evaluated),
-            "valid": f"{usage.valid} ({usage.valid / max(usage.evaluated, 1):.0%})",
-            "mutation attempts": f"{archive.attempt_count} ({archive.failed_attempts} failed or duplicate)",
-            "best speedup": f"{best[0].result.speedup:.3f}x ({best[0].candidate.id})"
-            if best and best[0].result.speedup is not None else "-",
-            "cost": f"${usage.cost_usd:.4f}", "device time": f"{usage.device_s:.1f} s",
-            "wall time": f"{usage.elapsed_s / 60:.1f} min", "ksdk": config.ksdk_version,
-        }
+        retime_s = 0.0
+        if not interrupted and not reason.startswith("internal error"):  # a Ctrl-C now skips it, the run stands
+            retime_s = await retime_leaders(config, archive, task, evaluator, evo.session_evaluated,
+                                            lambda: evo.interrupted, evo.progress.message)
+            if evo.interrupted:
+                evo.progress.message("re-timing interrupted: the best is reported as the search measured it")
+        for remove in removers:
+            remove()
+        removers = []
+        facts = facts_of(config, archive, usage, reason)
         files = write_report(archive, run_dir, facts, title=f"ksdk run: {config.task_name} on {config.backend}")
-        workers = max(1, evaluator.workers)
-        summary = RunSummary(
-            run_dir=str(run_dir), task=config.task_name, backend=config.backend, mutator=config.mutator,
-            stop_reason=reason, interrupted=interrupted, evaluated=usage.evaluated, valid=usage.valid,
-            attempts=archive.attempt_count, failed_attempts=archive.failed_attempts, error=error,
-            best_id=best[0].candidate.id if best else None,
-            best_speedup=best[0].result.speedup if best else None, best_path=files.get("best"),
-            cost_usd=usage.cost_usd, device_s=usage.device_s, elapsed_s=usage.elapsed_s, session_s=evo.session_s,
-            session_evaluated=evo.session_evaluated,
-            evaluator_busy=evo.eval_busy_s / (workers * evo.session_s) if evo.session_s else 0.0,
-            engine_ms_per_candidate=1000 * evo.engine_s / max(evo.session_evaluated, 1), files=files,
-        )
+        summary = summarize_run(config, run_dir, archive, evo, evaluator, usage, reason, error, files, retime_s)
         (run_dir / "summary.json").write_text(summary.model_dump_json(indent=2))
-        evo.progress.message(summary.line())
+        for line in summary.lines():
+            evo.progress.message(line)
         return summary
     finally:
         for remove in removers:

@@ -13,6 +13,7 @@ from ksdk._version import __version__
 from ksdk.archives.selection import SelectionConfig
 from ksdk.errors import RunDirError
 from ksdk.evolution.budgets import Budgets
+from ksdk.evolution.retime import DEFAULT_ROUNDS, DEFAULT_TOP
 from ksdk.languages import LanguageField
 from ksdk.models import DeviceInfo, Model
 
@@ -44,6 +45,11 @@ class RunConfig(Model):
     language: Optional[LanguageField] = Field(None, description="the candidate language as the backend declared it "
                                               "(file types, code fences, comments); None in runs before ksdk 0.2")
     random_seed: int = 0
+    retime_top: Optional[int] = Field(None, ge=0, description=f"leading candidates re-timed (with the seed) before "
+                                      f"the run reports its best; 0: none; None: up to {DEFAULT_TOP}, as "
+                                      "ksdk.evolution.retime.plan sizes it")
+    retime_rounds: Optional[int] = Field(None, ge=0, description=f"fresh evaluations of each, in turn; 0: none; "
+                                         f"None: up to {DEFAULT_ROUNDS}")
     ksdk_version: str = __version__
     started_at: float = Field(default_factory=time.time)
     resumed_at: list[float] = Field(default_factory=list)

@@ -61,6 +61,7 @@ class Evolution:
         self._infra_in_row = 0
         self._last_mode = ""
         self.stop_reason: Optional[str] = None
+        self.interrupted = False  # a stop signal came (also after the run ended: it skips the re-timing)
         self.error: Optional[str] = None  # why the run could not do its job (a fatal mutator error), if so
         self._hard = False
         # measurements (for the summary and the overhead benchmark)
@@ -76,6 +77,7 @@ class Evolution:
     # -- public -----------------------------------------------------------------------------------
     def request_stop(self, reason: str, hard: bool = False) -> None:
         """Stop proposing. Soft: finish evaluations in flight. Hard: cancel them (their candidates stay pending)."""
+        self.interrupted = self.interrupted or reason == INTERRUPTED
         if self.stop_reason is None:
             self.stop_reason = reason
             self.progress.message(f"stopping: {reason}")
@@ -214,6 +216,9 @@ class Evolution:
             elif child is None:
                 self._failures_in_row += 1
                 self._fail_verdicts = self._verdicts
+                if self._failures_in_row in (3, 10, 25):  # no silent stretch while proposals keep failing
+                    self.progress.message(f"{self._failures_in_row} proposals in a row made no candidate (last: "
+                                          f"{str(error)[:300]})")
                 if self._failures_in_row >= self.max_failures_in_row:
                     why = "; the search space may be exhausted" if str(error).startswith("duplicate of ") else ""
                     self.request_stop(f"{self._failures_in_row} failed or duplicate proposals in a row "

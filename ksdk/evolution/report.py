@@ -8,11 +8,8 @@ from pathlib import Path
 from typing import Optional
 
 from ksdk.archives.sqlite import SqliteArchive
+from ksdk.evolution.best import RANKING, best_of, figure
 from ksdk.interfaces.mutator import Scored
-
-RANKING = ("ranked by speedup: each candidate's median over its baseline's, both timed in the same evaluation; "
-           "'median ms' is the candidate's own time, which can order differently when timings drift between "
-           "evaluations")
 
 def verdict(entry: Scored) -> str:
     """One short word or phrase for a node: 'ok', 'pending', or the error kind and stage."""
@@ -54,6 +51,11 @@ def write_plot(archive: SqliteArchive, path: Path) -> Path:
         ax.scatter(xs, ys, s=12, color="#9aa7b8", label="correct candidate")
     if bx:
         ax.step(bx, by, where="post", color="#1f6feb", linewidth=2, label="best so far")
+    best = best_of(archive)
+    if best is not None and best.retimed and series:  # the reported figure: the winner's re-timed median
+        lo, hi = best.interval or (best.speedup, best.speedup)
+        ax.errorbar([series[-1][0]], [best.speedup], yerr=[[best.speedup - lo], [hi - best.speedup]], fmt="D",
+                    color="#bf8700", capsize=4, label=f"best re-timed ({best.retiming.level})")
     ax.axhline(1.0, color="#888", linestyle="--", linewidth=1, label="baseline")
     ax.set_xlabel("candidates evaluated")
     ax.set_ylabel("speedup over baseline (x)")
@@ -69,7 +71,7 @@ def write_plot(archive: SqliteArchive, path: Path) -> Path:
 def write_best(archive: SqliteArchive, run_dir: Path) -> Optional[Path]:
     """RUN_DIR/best<ext> (the extension the archive's language declares) with the best correct candidate's source,
     or None when nothing is correct."""
-    best = archive.best(1)
+    best = archive.leaders(1)
     if not best:
         return None
     path = run_dir / f"best{archive.language.extension}"
@@ -142,7 +144,7 @@ def write_html(archive: SqliteArchive, run_dir: Path, title: str, facts: dict[st
             kids.setdefault(pid, []).append(e)
         else:
             roots.append(e)
-    best = archive.best(1)
+    best = archive.leaders(1)
     best_ids = {e.candidate.id for e in archive.lineage(best[0].candidate.id)} if best else set()
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
@@ -151,14 +153,14 @@ def write_html(archive: SqliteArchive, run_dir: Path, title: str, facts: dict[st
     if plot is not None and plot.is_file():
         data = base64.b64encode(plot.read_bytes()).decode()
         parts.append(f"<img alt='best speedup vs candidates' src='data:image/png;base64,{data}'>")
-    top = archive.best(10)
+    top = archive.leaders(10)
     if top:
         parts.append(f"<h2>Top candidates</h2><p>{html.escape(RANKING)}.</p><table><tr><th>#</th><th>id</th>"
                      "<th>speedup</th><th>median ms</th><th>generation</th><th>mutation</th></tr>")
         for i, e in enumerate(top, 1):
             r, c = e.result, e.candidate
             ms = f"{r.candidate_timing.median_ms:.4f}" if r.candidate_timing else "-"
-            sp = f"{r.speedup:.3f}x" if r.speedup is not None else "-"
+            sp = figure(archive, e)
             how = "seed"
             if c.mutation:
                 how = c.mutation.mutator + (f" / {c.mutation.model}" if c.mutation.model else "")

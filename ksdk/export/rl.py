@@ -97,6 +97,7 @@ def rl_record(step: Step, value: float) -> dict[str, Any]:
         "reward": value,
         "outcome": step.outcome,
         "gain": step.gain,
+        "gain_verified": step.gain_verified,
         # the verdicts exactly as the archive stored them (JSON objects in JSONL, JSON text in Parquet)
         "parent_result": _raw(step.parent_raw),
         "child_result": _raw(step.child_raw),
@@ -113,7 +114,8 @@ def rl_schema(pa):
     msg = pa.struct([("role", pa.string()), ("content", pa.string())])
     return pa.schema([
         ("prompt", pa.list_(msg)), ("completion", pa.list_(msg)), ("reward", pa.float64()), ("outcome", pa.string()),
-        ("gain", pa.float64()), ("parent_result", pa.string()), ("child_result", pa.string()), ("error", pa.string()),
+        ("gain", pa.float64()), ("gain_verified", pa.bool_()),
+        ("parent_result", pa.string()), ("child_result", pa.string()), ("error", pa.string()),
         ("task", pa.string()), ("backend", pa.string()), ("device", pa.string()), ("run", pa.string()),
         ("step", pa.int64()), ("parent_id", pa.string()), ("child_id", pa.string()), ("mutator", pa.string()),
         ("model", pa.string()), ("reply_format", pa.string()),

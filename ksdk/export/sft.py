@@ -59,8 +59,9 @@ def sft_record(step: Step, split: str) -> dict[str, Any]:
         "messages": prompt_messages(step) + [{"role": "assistant", "content": revision(step) or ""}],
         **step.tags(),
         "gain": step.gain,
-        "parent_speedup": pr.speedup if pr else None,
-        "child_speedup": cr.speedup if cr else None,
+        "gain_verified": step.gain_verified,
+        "parent_speedup": step.parent_speedup if pr else None,
+        "child_speedup": step.child_speedup if cr else None,
         "mutator": m.mutator if m else None,
         "model": m.model if m else None,
         "reply_format": m.reply_format if m is not None and m.reply else "edits",
@@ -75,7 +76,8 @@ def sft_schema(pa):
     return pa.schema([
         ("messages", pa.list_(msg)), ("task", pa.string()), ("backend", pa.string()), ("device", pa.string()),
         ("run", pa.string()), ("step", pa.int64()), ("parent_id", pa.string()), ("child_id", pa.string()),
-        ("gain", pa.float64()), ("parent_speedup", pa.float64()), ("child_speedup", pa.float64()),
+        ("gain", pa.float64()), ("gain_verified", pa.bool_()), ("parent_speedup", pa.float64()),
+        ("child_speedup", pa.float64()),
         ("mutator", pa.string()), ("model", pa.string()), ("reply_format", pa.string()),
         ("source_hash", pa.string()), ("split", pa.string()),
     ])

@@ -111,7 +111,9 @@ class ParquetWriter(RecordWriter):
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            raise ExportError("Parquet output needs pyarrow: pip install 'ksdk[parquet]' "
+            from ksdk.extras import install_line
+
+            raise ExportError(f"Parquet output needs pyarrow, not installed here: {install_line('parquet')} "
                               "(or use --format jsonl)") from None
         super().__init__(path)
         self._pa = pa

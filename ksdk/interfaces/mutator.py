@@ -51,6 +51,10 @@ class Mutator(ABC):
     async def propose(self, request: MutationRequest) -> MutationOutcome:
         """Propose one child of `request.parent`."""
 
+    async def check(self) -> None:
+        """A cheap check, before a run folder exists or anything is evaluated, that proposals can be made here (an
+        LLM's key and endpoint); raises KsdkError naming the fix. Default: nothing to check."""
+
     def observe(self, known: list[Scored]) -> None:
         """What the run's archive already holds, given once when a run (or a resumed run) starts, so that a
         mutator with memory does not propose it again. Default: nothing."""

@@ -145,6 +145,12 @@ class LLMMutator(Mutator):
         self.tokens_out = 0
         self.calls = 0
 
+    async def check(self) -> None:
+        """The key is there and the endpoint answers within 10 s (ksdk.mutators.llm_check), else one line."""
+        from ksdk.mutators.llm_check import check_llm
+
+        await check_llm(self)
+
     @property
     def cost_usd(self) -> float:
         """Dollars spent on completed calls."""
@@ -260,9 +266,10 @@ class LLMMutator(Mutator):
                     return MutationOutcome(mutation=mutation, error=f"llm mutator: {fatal}", fatal=True)
                 kind = "timed out" if "imeout" in type(exc).__name__ else "failed"
                 attempts = 1 + sum(n.startswith(CALL_NOTE + "attempt") for n in mutation.notes)
+                where = f" at {self.api_base}" if self.api_base else ""
                 return MutationOutcome(
                     mutation=mutation,
-                    error=f"llm call to {model} {kind} after {attempts} attempt(s): "
+                    error=f"llm call to {model}{where} {kind} after {attempts} attempt(s): "
                     f"{type(exc).__name__}: {str(exc)[:500]}",
                 )
             finally:

@@ -57,6 +57,9 @@ class ServiceEvaluator(Evaluator):
     def __init__(self, url: str, token: Optional[str] = None, backend: Optional[str] = None,
                  timeout: float = 3600.0, retries: int = 8, wait_s: float = 30.0, backoff_s: float = 0.5,
                  max_backoff_s: float = 15.0, workers: Optional[int] = None):
+        from ksdk.extras import require
+
+        require("httpx", extra="service", what="an evaluation service (--evaluator URL)")
         if not url.startswith(("http://", "https://")):
             raise ServiceError(f"evaluator URL {url!r} must start with http:// or https:// "
                                "(e.g. http://127.0.0.1:8765, where `ksdk serve` listens)")

@@ -71,3 +71,8 @@ def test_quickstart_command_evolves_a_real_speedup(tmp_path):
     assert summary["evaluated"] == 12 and summary["valid"] == 12
     assert summary["best_speedup"] > 1.3  # the seed is the naive loop; loop order and tiles pay off at once
     assert (run / "best.c").read_text() != SEED and (run / "report.html").is_file()
+    # the figure is the winner's median over fresh rounds on the real backend (12 evaluations: the best and the
+    # seed, 3 rounds each), over the naive loop, with PyTorch eager beside it
+    lo, hi = summary["best_interval"]
+    assert summary["retimed"] and lo <= summary["best_speedup"] <= hi and "range of 3 rounds" in summary["best_text"]
+    assert summary["baseline"].startswith("naive C kernel") and summary["beside"][0].startswith("PyTorch eager")

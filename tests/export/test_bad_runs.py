@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-import ksdk.export.reader as reader
+import ksdk.export.runs as runs_mod
 from ksdk.cli.main import main
 
 from .runs import standard_run
@@ -66,7 +66,7 @@ def test_bad_run_dir_fails_cleanly(kind, command, tmp_path, capsys):
 
 
 def test_locked_archive_is_named_as_locked(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(reader, "BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(runs_mod, "BUSY_TIMEOUT_S", 0.05)
     run = standard_run(tmp_path / "r", "task_a")
     holder = sqlite3.connect(run / "archive.sqlite", isolation_level=None)
     holder.execute("PRAGMA locking_mode=EXCLUSIVE")

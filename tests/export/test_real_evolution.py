@@ -39,7 +39,9 @@ def evolved(tmp_path_factory):
     async def go():
         ev = make_evaluator("cpu_c", None, 1)
         try:
-            common = dict(backend=ev, max_candidates=5, progress=False, handle_signals=False, mutation_concurrency=1)
+            # the search's figures only: gains from re-timed runs are tests/evolution/test_verified_best.py's
+            common = dict(backend=ev, max_candidates=5, progress=False, handle_signals=False, mutation_concurrency=1,
+                          retime_rounds=0)
             await evolve_async(task, mutator="params", out=root / "params", **{**common, "max_candidates": 4})
             with ScriptedLLM(replies) as llm:
                 await evolve_async(task, mutator="llm", model="openai/scripted", api_base=llm.url,

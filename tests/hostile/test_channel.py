@@ -35,6 +35,9 @@ def test_claimed_compilation_cannot_extend_a_deadline_past_the_compile_limit():
         (r,) = evaluate("cpu_c", task, c_with_python(f"MODE = {mode!r}\n" + SPAM, SPIN))
         wall = time.monotonic() - t
         assert (r.error_kind, r.stage) == (ErrorKind.TIMEOUT, Stage.CORRECTNESS), (mode, r.message)
-        # correctness's 2 s, plus at most the compile limit's 3 s that compilation could claim, plus start-up
-        assert r.wall_s < 2 + 3 + 4, (mode, r.wall_s)
+        # The correctness stage alone (start-up, loading and the reference, which a busy machine slows, are not in
+        # it): its 2 s, plus at most the compile limit's 3 s that compilation could claim, plus 3 s for the judge to
+        # wake at the deadline and end the process on a loaded machine (a quiet one needs well under 0.1 s). Without
+        # that limit the claims would hold the stage open to the evaluation's hard limit (`wall < 30` below).
+        assert r.stages["correctness"] < 2 + 3 + 3, (mode, r.stages)
         assert wall < 30

@@ -225,6 +225,7 @@ def test_cli_evolve_through_two_services(start_service, tmp_path, toy_site):
                     "class ModelNew:\n    def forward(self, x):\n        return x * SCALE + 1.0\n")
     out = subprocess.run([sys.executable, "-m", "ksdk", "evolve", str(tmp_path / "task.py"), "--backend", "toy_py",
                           "--mutator", "params", "--seed", str(seed), "--max-candidates", "4", "--quiet",
+                          "--retime-rounds", "0",  # the search's verdicts only: each program evaluated once
                           "--evaluator", f"{a.url},{b.url}", "--out", str(tmp_path / "run")],
                          capture_output=True, text=True, timeout=240, env=toy.env_with(toy_site))
     assert out.returncode == 0, out.stderr
@@ -244,7 +245,7 @@ def test_cli_evolve_one_task_on_two_backends(start_service, tmp_path, toy_site):
                     "class ModelNew:\n    def forward(self, x):\n        return x * SCALE + 1.0\n")
     out = subprocess.run([sys.executable, "-m", "ksdk", "evolve", str(tmp_path / "task.py"), "--mutator", "params",
                           "--seed", str(seed), "--max-candidates", "4", "--quiet", "--evaluator", a.url,
-                          "--evaluator", b.url, "--out", str(tmp_path / "run")],
+                          "--retime-rounds", "0", "--evaluator", b.url, "--out", str(tmp_path / "run")],
                          capture_output=True, text=True, timeout=240, env=toy.env_with(toy_site))
     assert out.returncode == 0, out.stderr
     for backend in ("toy_py", "toy_py_other"):
