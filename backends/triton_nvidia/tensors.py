@@ -38,6 +38,8 @@ class Poison:
     """
 
     COPIES = 8
+    BUDGET_BYTES = 256 << 20  # at most this much poisoned at once beyond one copy of each size (8 copies of a 6 GiB
+    # output was 48 GiB in the candidate's process)
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -51,6 +53,6 @@ class Poison:
     def __call__(self) -> None:
         blocks = []
         for n in self.sizes:
-            for _ in range(self.COPIES):
+            for _ in range(max(1, min(self.COPIES, self.BUDGET_BYTES // max(n, 1)))):
                 blocks.append(torch.empty(n, dtype=torch.uint8, device=self.device).fill_(255))
         del blocks

@@ -32,12 +32,16 @@ class Floor:
     cpu_ms: float = 0.0
 
 
-def candidate_floor(link, host: bool) -> Floor:
-    """The least round trip of a request to the candidate's process (thawed, it waits for its device, replies, and is
-    frozen again), measured after setup and before the candidate's code is loaded: no candidate can make it
-    shorter, so taking it off never favours one."""
+def candidate_floor(link, target) -> Floor:
+    """The least round trip of a request to the candidate's process (thawed, it runs a one-element kernel on its
+    device right after the judge's own work there and waits for it, replies, and is frozen again), measured after
+    setup and before the candidate's code is loaded: no candidate can make it shorter, so taking it off never
+    favours one."""
+    host = target.kind == "host"
     walls, cpus = [], []
     for _ in range(PINGS):
+        target.evict()  # the judge's device work first, as before every batch (the device then switches contexts)
+        target.synchronize()
         cpu0 = link.proc.cpu_ns() if host else 0
         _reply, span = link.timed(Ping())
         walls.append((span.frozen - span.start) * 1e3)
@@ -108,13 +112,14 @@ class Clock:
         ev = self.ev
         first = True
         while True:
-            j = unwritten(self.ring, ev.target.device)
-            busy = ev.target.busy_ms()
+            busy = ev.target.busy_ms()  # first: a probe that had to wait means the device was still at work
+            j = unwritten(self.ring, ev.target.device) if busy < IDLE_PROBE_MS else -1
             now = time.perf_counter()
-            if j is None and busy < IDLE_PROBE_MS:
+            if j is None:
                 end = t_reply if first else now
                 self.late_ms = max(self.late_ms, (end - t_reply) * 1e3)
                 return end
+            j = None if j == -1 else j
             if (now - t_reply) * 1e3 > SETTLE_MS or (self.host and j is not None):
                 ev.link.proc.kill()
                 what = (f"call {j + 1} of {self.ring.n} back-to-back calls timed by the judge left outputs unwritten "

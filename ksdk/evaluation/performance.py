@@ -163,8 +163,16 @@ def _placed(ev: "Evaluation", rg, placed) -> None:
                       f"where the judge cannot check them: {e}") from None
 
 
+def _telemetry(ev: "Evaluation") -> dict:
+    try:
+        return dict(ev.backend.telemetry(ev.jc.run))
+    except Exception:  # noqa: BLE001 - a record, not a verdict
+        return {}
+
+
 def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
     res, target, link = ev.result, ev.target, ev.link
+    before = _telemetry(ev)
     clock = Clock(ev, rg, ev.cand_floor, judge_floor(target))
     flush = (ev.task.timing.l2_flush_by or "read") if ev.task.timing.flush_l2 else None
     cand, basel, ratios = [], [], []
@@ -211,6 +219,8 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
     res.baseline = base.label
     res.stage = Stage.PERFORMANCE
     res.device.extra["clock"] = clock_record(clock, ev.cand_floor)
+    if before:  # clocks, temperature and throttling around the rounds (NVML on NVIDIA devices)
+        res.device.extra["clocks_during_timing"] = {"before": before, "after": _telemetry(ev)}
     if clock.late_ms:
         res.warnings.append(f"outputs or device work of a timed batch landed up to {clock.late_ms:.2f} ms after its "
                             "reply; that time is counted as the candidate's")
