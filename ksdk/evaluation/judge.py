@@ -10,7 +10,6 @@ correctness (ksdk/evaluation/correctness.py), performance (ksdk/evaluation/perfo
 from __future__ import annotations
 
 import contextlib
-import gc
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
@@ -169,12 +168,8 @@ class Evaluation:
         candidate's process may still be exiting), the judge's cached blocks returned."""
         if self.target.kind == "host":
             return None
-        import torch
-
         self.target.prepare()
-        gc.collect()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+        self.target.release_cached()
         used = lambda: self.backend.memory_used(self.jc.run)  # noqa: E731
         _wait_released(used)
         watch = MemoryWatch.start(used)
@@ -191,11 +186,7 @@ class Evaluation:
         self.io = self.first = self.params_region = None
         if self.trials is not None:
             self.trials.close()
-        if self.target.kind != "host":
-            import torch
-
-            gc.collect()
-            torch.cuda.empty_cache()
+        self.target.release_cached()
 
     # -- load and compile ------------------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -320,11 +311,4 @@ def _device_info(target, run: RunContext, probed: Optional[DeviceInfo]) -> Devic
         return DeviceInfo(index=run.device, name=f"interpreter on {platform.processor() or 'CPU'}", kind="interpreter")
     if probed is not None:
         return probed.model_copy(update={"index": run.device})
-    if target.kind == "host":
-        return DeviceInfo.host_cpu(run.device)
-    import torch
-
-    props = torch.cuda.get_device_properties(0)
-    return DeviceInfo(index=run.device, name=props.name, kind="gpu", runtime=f"cuda {torch.version.cuda}",
-                      extra={"sm": f"{props.major}.{props.minor}", "memory_gb": round(props.total_memory / 2**30, 1),
-                             "multiprocessors": props.multi_processor_count})
+    return target.info(run.device)

@@ -1,10 +1,9 @@
 """Anti-cheating policy the judge applies to what a candidate's process reports: which PyTorch ops are bookkeeping
-rather than compute, which error kinds a candidate may claim, and how far a reported time may sit from the judge's
-own clock."""
+rather than compute, and which error kinds a candidate may claim."""
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable
 
 from ksdk.models import ErrorKind
 
@@ -24,27 +23,6 @@ BOOKKEEPING_OPS = frozenset({
 CLAIMABLE = frozenset({ErrorKind.SYNTAX, ErrorKind.IMPORT, ErrorKind.MISSING_ENTRY, ErrorKind.COMPILE,
                        ErrorKind.RUNTIME, ErrorKind.SHAPE, ErrorKind.DTYPE, ErrorKind.ALIASING,
                        ErrorKind.REWARD_HACK, ErrorKind.DEVICE_FAULT, ErrorKind.OOM})
-
-# The judge-clocked batch: the candidate's reported median must not lie below (B - ABS) / (1 + REL), where B is
-# the judge's wall-clock time per call over back-to-back calls (output copies removed). REL covers L2 and clock
-# differences between the two methods; ABS the per-call launch overhead that events do not see. Without a CUDA
-# graph the launches are Python's, so ABS is larger.
-BOUND_REL = {"graph": 0.25, "eager": 0.25, "host": 0.6}  # host: every batch call touches fresh memory, whose
-# first use costs a CPU kernel up to ~30% more than in the timed repetitions on reused buffers (measured, cpu_c)
-BOUND_ABS_MS = {"graph": 0.008, "eager": 0.1, "host": 0.05}  # eager: a Python loop over calls on a busy machine
-# Once per batch, not per call: the request's round trip, the final synchronisation, the first replay. Measured on
-# an H200 at about 0.37 ms (16 graph replays of a 33 us kernel timed at 55 us each), so twice that is allowed.
-BATCH_FIXED_MS = {"graph": 0.75, "eager": 0.75, "host": 0.3}
-# A reported median this far above the judge's clock means the backend's timer is off (a warning, not a verdict).
-OVER_REL, OVER_ABS_MS = 1.0, 0.1
-BATCH_TARGET_MS = 40.0  # device time the batch aims for (so the reply's latency is a small share of it)
-BATCH_MAX_CALLS = {"graph": 64, "eager": 256, "host": 1024}  # graphs are captured one per call: fewer
-BATCH_CHECKS = 3  # calls of the batch whose outputs the judge checks at least: the last one, then others in an order
-BATCH_CHECK_BUDGET_MS = 200.0  # drawn after it ends, as many as fit in this time (each check makes the call's inputs
-# and reference again): a candidate that skips work in a share s of calls passes with probability (1 - s)^checks
-BATCH_SETTLE_MS = 50.0  # after the batch's reply, how long outputs still being written may take to appear (device
-# work queued before the reply); the judge's clock runs until they have. Frozen host threads never finish theirs.
-
 
 def op_name(op: str) -> str:
     """'aten::silu.default' -> 'silu'; 'aten.add.Tensor' -> 'add'."""
@@ -77,16 +55,3 @@ def claimed_kind(kind: str) -> ErrorKind:
     except ValueError:
         return ErrorKind.RUNTIME
     return k if k in CLAIMABLE else ErrorKind.RUNTIME
-
-
-def bound_mode(mode: Optional[str], memory_kind: str) -> str:
-    """The slack that applies: work sharing host memory is bounded as host work, whatever the Runner says."""
-    if memory_kind != "cuda":
-        return "host"
-    return mode if mode in ("graph", "eager") else "eager"
-
-
-def bound_floor_ms(judge_ms: float, mode: str, calls: int = 1 << 30) -> float:
-    """The lowest median the judge accepts given its own per-call figure `judge_ms` over `calls` calls."""
-    slack = BOUND_ABS_MS.get(mode, BOUND_ABS_MS["eager"]) + BATCH_FIXED_MS.get(mode, 0.75) / max(1, calls)
-    return (judge_ms - slack) / (1 + BOUND_REL.get(mode, BOUND_REL["eager"]))

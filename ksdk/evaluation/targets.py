@@ -47,6 +47,15 @@ class Target:
         """CPU time of the judge's calling thread (the baseline's clock on the host), or None on a device."""
         return time.thread_time_ns()
 
+    def release_cached(self) -> None:
+        """Give the judge's cached memory on this device back (between evaluations); nothing on the host."""
+
+    def info(self, index: int):
+        """A DeviceInfo for results when the backend's probe named none."""
+        from ksdk.models import DeviceInfo
+
+        return DeviceInfo.host_cpu(index)
+
     def rng_state(self):
         """The generator state a reference draws random numbers from (to tell whether a forward drew any)."""
         import torch
@@ -101,6 +110,25 @@ class DeviceTarget(Target):
 
     def thread_cpu_ns(self) -> Optional[int]:
         return None
+
+    def release_cached(self) -> None:
+        import gc
+
+        import torch
+
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+    def info(self, index: int):
+        import torch
+
+        from ksdk.models import DeviceInfo
+
+        props = torch.cuda.get_device_properties(0)
+        extra = {"sm": f"{props.major}.{props.minor}", "memory_gb": round(props.total_memory / 2**30, 1),
+                 "multiprocessors": props.multi_processor_count}
+        return DeviceInfo(index=index, name=props.name, kind="gpu", runtime=f"cuda {torch.version.cuda}", extra=extra)
 
     def rng_state(self):
         import torch

@@ -102,10 +102,29 @@ def test_a_thread_burning_memory_bandwidth_while_the_judge_times_the_baseline_ga
     assert burning.speedup < 1.3 * honest.speedup, (burning.speedup, honest.speedup)
 
 
-def test_patching_the_comparison_in_the_candidates_process_changes_nothing():
-    patch = ("import ksdk.verify as v\nv.compare_outputs = lambda *a, **k: ([], None)\n"
-             "import numpy as np\nnp.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True")
-    (r,) = evaluate("cpu_c", c_task(), c_with_python(patch, WRONG_C))
+COMPARISON_PATCH = ("import ksdk.evaluation.trial as t\nimport ksdk.verify as v\n"
+                    "t.compare_outputs = v.compare_outputs = lambda *a, **k: ([], None)\n"
+                    "import numpy as np\nnp.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True")
+
+
+def test_patching_the_comparison_in_the_candidates_process_changes_nothing(monkeypatch):
+    """The patch replaces the very names the judge calls (ksdk.evaluation.trial.compare_outputs among them): where
+    judge and candidate share a process (the control, tests/core/judgekit.py) it makes wrong values pass; through the
+    sandboxed candidate process it changes nothing."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
+    import judgekit
+
+    def patched_and_wrong(n, x):
+        monkeypatch.setattr("ksdk.evaluation.trial.compare_outputs", lambda *a, **k: ([], None))
+        return [judgekit.honest(n, x)[0] + 1.0]
+
+    control, _ = judgekit.judge(patched_and_wrong)
+    assert control.error_kind != ErrorKind.VALUE, "the control's patch did not reach the judge: the test proves nothing"
+    monkeypatch.undo()
+    (r,) = evaluate("cpu_c", c_task(), c_with_python(COMPARISON_PATCH, WRONG_C))
     assert r.status == Status.FAILED and r.error_kind == ErrorKind.VALUE, r.message
 
 
