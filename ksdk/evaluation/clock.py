@@ -30,6 +30,7 @@ class Floor:
 
     wall_ms: float = 0.0
     cpu_ms: float = 0.0
+    probe_ms: float = 0.0  # the judge's idle-device probe right after the candidate's process used the device
 
 
 def candidate_floor(link, target) -> Floor:
@@ -38,16 +39,17 @@ def candidate_floor(link, target) -> Floor:
     setup and before the candidate's code is loaded: no candidate can make it shorter, so taking it off never
     favours one."""
     host = target.kind == "host"
-    walls, cpus = [], []
+    walls, cpus, probes = [], [], []
     for _ in range(PINGS):
         target.evict()  # the judge's device work first, as before every batch (the device then switches contexts)
         target.synchronize()
         cpu0 = link.proc.cpu_ns() if host else 0
         _reply, span = link.timed(Ping())
         walls.append((span.frozen - span.start) * 1e3)
+        probes.append(target.busy_ms())  # and back: what the settle's first probe costs on an idle device
         if host:
             cpus.append((link.proc.cpu_ns() - cpu0) / 1e6)
-    return Floor(min(walls), min(cpus) if cpus else 0.0)
+    return Floor(min(walls), min(cpus) if cpus else 0.0, min(probes))
 
 
 def judge_floor(target) -> Floor:
@@ -113,7 +115,7 @@ class Clock:
         first = True
         while True:
             busy = ev.target.busy_ms()  # first: a probe that had to wait means the device was still at work
-            j = unwritten(self.ring, ev.target.device) if busy < IDLE_PROBE_MS else -1
+            j = unwritten(self.ring, ev.target.device) if busy < self.cand_floor.probe_ms + IDLE_PROBE_MS else -1
             now = time.perf_counter()
             if j is None:
                 end = t_reply if first else now
