@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ksdk.bench.store import ProblemRecord
+from ksdk.bench.store import INTERPRETED, ProblemRecord
 
 RECENT = 12  # finished problems kept in the live table
 
@@ -16,11 +16,11 @@ def speedup_text(r: ProblemRecord) -> str:
         return f"{r.speedup:.3f}x [{r.speedup_interval[0]:.2f}-{r.speedup_interval[1]:.2f}]"
     if r.speedup is not None:
         return f"{r.speedup:.3f}x"
-    return "untimed" if r.correct else "-"
+    return "untimed" if r.correct or r.verdict == INTERPRETED else "-"
 
 
 def verdict_text(r: ProblemRecord) -> str:
-    if r.correct or not r.error_kind:
+    if r.correct or r.verdict == INTERPRETED or not r.error_kind:
         return r.verdict
     return f"{r.verdict}: {r.error_kind}" + (f" at {r.stage}" if r.stage else "")
 

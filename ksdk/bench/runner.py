@@ -371,6 +371,8 @@ async def _run_problem(config: BenchConfig, store: BenchStore, problem: Problem,
 def self_check_flag(r: ProblemRecord) -> str | None:
     """Why a self-check record is suspicious, or None: the reference must be correct at about 1.00x."""
     lo, hi = SELF_CHECK_BAND
+    if r.verdict == INTERPRETED:  # the reference passed itself, in the interpreter: nothing to flag
+        return None
     if not r.correct:
         return f"the reference failed its own check: {r.verdict}" + (f" ({r.error_kind})" if r.error_kind else "")
     if r.speedup is not None and not lo <= r.speedup <= hi:
@@ -466,6 +468,11 @@ def _summary(config: BenchConfig, store: BenchStore, found: list[Problem], recor
         why = untimed[0].performance_skipped or "no timing"
         notes.append(f"{len(untimed)} correct problem(s) untimed ({why}): they count as correct but never as fast, "
                      "and AMSR is not defined")
+    interpreted = [r for r in done if r.verdict == INTERPRETED]
+    if interpreted:
+        why = interpreted[0].performance_skipped or "no device here"
+        notes.append(f"{len(interpreted)} problem(s) correct in an interpreter only ({why}): not run on a device, "
+                     "so left out of every figure (never a verified result)")
     from ksdk.bench.report import baseline_notes
 
     notes += baseline_notes(done)
