@@ -284,8 +284,8 @@ def main() -> None:
     print(f"throughput: {tp['candidates']} candidates / {tp['tasks']} tasks in {tp['wall_s']:.1f}s = "
           f"{tp['per_minute']:.1f}/min; wrong verdicts: {len(tp['wrong_verdicts'])}; "
           f"overhead per correct candidate {tp['overhead_s_median']}", flush=True)
-    print("breakdown (median s per correct candidate): " + ", ".join(f"{k} {v:.3f}" for k, v in
-                                                                        tp["stages_median_correct"].items()), flush=True)
+    parts = ", ".join(f"{k} {v:.3f}" for k, v in tp["stages_median_correct"].items())
+    print("breakdown (median s per correct candidate): " + parts, flush=True)
     Path(args.out, "triton_eval.json").write_text(json.dumps(out, indent=1, default=str))
     if args.sandbox_cost:
         out["throughput_unsandboxed"] = bare = throughput(batch, sandbox=False)
