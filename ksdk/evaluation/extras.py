@@ -20,19 +20,20 @@ EXTRA_BATCHES = 3
 REPORT_WARN = 3.0  # a reported median this many times off the judge's (either way) is worth a warning
 
 
-def record(ev: "Evaluation", rg, shipped) -> None:
+def record(ev: "Evaluation", rg, shipped, mode: str) -> None:
+    """Every record the task's timing settings ask for; `mode` is how the rounds ran ('graph', 'eager', 'host')."""
     s, res, target = ev.task.timing, ev.result, ev.target
     host = target.kind == "host"
     clock = Clock(ev, rg, ev.cand_floor, judge_floor(target))
     if shipped:
         label = "PyTorch eager (the task's Model)" + (" on the CPU, 1 thread" if host else "")
-        _time(ev, clock, ModelBatch(ev.trials.ref.call, ring_inputs(rg), label, host), label)
+        _time(ev, clock, ModelBatch(ev.trials.ref.call, ring_inputs(rg), label, host), label, mode)
     if s.compile_baseline and not host:
         try:
             import torch
 
             compiled = torch.compile(ev.trials.ref.model)
-            _time(ev, clock, ModelBatch(compiled, ring_inputs(rg), "torch.compile", host), "torch.compile")
+            _time(ev, clock, ModelBatch(compiled, ring_inputs(rg), "torch.compile", host), "torch.compile", mode)
         except Exception as e:  # noqa: BLE001 - a record, not a verdict
             res.warnings.append(f"torch.compile baseline failed: {type(e).__name__}: {str(e)[:200]}")
     if s.cross_check_do_bench and not host:
@@ -41,9 +42,9 @@ def record(ev: "Evaluation", rg, shipped) -> None:
         _reported(ev, rg)
 
 
-def _time(ev: "Evaluation", clock: Clock, batch: ModelBatch, label: str) -> None:
+def _time(ev: "Evaluation", clock: Clock, batch: ModelBatch, label: str, mode: str) -> None:
     try:
-        batch.prepare("graph" if ev.ref_ms < 2.0 and ev.target.kind != "host" else "eager")
+        batch.prepare(mode)
         ms = []
         for _ in range(EXTRA_BATCHES):
             if ev.task.timing.flush_l2:

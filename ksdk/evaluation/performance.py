@@ -30,7 +30,6 @@ BATCH_TARGET_MS = {"device": 8.0, "host": 20.0}  # a batch lasts about this long
 MAX_CALLS = {"graph": 128, "eager": 256, "host": 256}
 GRAPH_BELOW_MS = 2.0  # calls shorter than this are replayed as device graphs (no launch overhead)
 CHECK_SHARE = 1.0  # per round, outputs are compared beyond the last call's for at most this share of the batch's time
-EXTRA_BATCHES = 3  # batches of each extra baseline (a record: PyTorch eager, torch.compile)
 
 
 def run(ev: "Evaluation") -> None:
@@ -78,7 +77,7 @@ def run(ev: "Evaluation") -> None:
             if bmode != cmode:  # the same mode on both sides: graphs for both or for neither
                 cmode = _prepare(ev, rg, bmode)
         _rounds(ev, rg, base, cmode)
-        _extras(ev, rg, shipped)
+        _extras(ev, rg, shipped, cmode)
     finally:
         base.close()
 
@@ -263,9 +262,9 @@ def _check(ev: "Evaluation", rg, r: int, budget_ms: float) -> None:
                           "work when called repeatedly")
 
 
-def _extras(ev: "Evaluation", rg, shipped) -> None:
+def _extras(ev: "Evaluation", rg, shipped, mode: str) -> None:
     """Records beside the speedup, each timed the same way: PyTorch eager when the baseline is the task's own
     kernel, torch.compile when asked, and the candidate's own report of its time when asked (never the speedup)."""
     from ksdk.evaluation import extras
 
-    extras.record(ev, rg, shipped)
+    extras.record(ev, rg, shipped, mode)
