@@ -27,7 +27,8 @@ MIN_ROUNDS, MAX_ROUNDS = 5, 25
 CI_HALF_WIDTH = 0.01  # stop once the median ratio's 95% interval is within +-1%
 TIME_BUDGET_S = {"device": 2.0, "host": 1.0}  # of rounds, whatever the interval
 BATCH_TARGET_MS = {"device": 8.0, "host": 20.0}  # a batch lasts about this long at the baseline's speed
-MAX_CALLS = {"graph": 128, "eager": 256, "host": 256}
+MAX_CALLS = {"graph": 256, "eager": 256, "host": 2048}  # a batch of microsecond calls must outlast its fixed cost
+MAKE_SHARE = 4.0  # remaking the ring's inputs each round may take this many batch times
 GRAPH_BELOW_MS = 2.0  # calls shorter than this are replayed as device graphs (no launch overhead)
 CHECK_SHARE = 1.0  # per round, outputs are compared beyond the last call's for at most this share of the batch's time
 
@@ -59,9 +60,9 @@ def run(ev: "Evaluation") -> None:
     ev.io = None
     mode = "host" if target.kind == "host" else ("graph" if est < GRAPH_BELOW_MS else "eager")
     # As many calls as last a batch's target time at the baseline's speed, but no more input sets than the judge can
-    # make anew in about that time each round.
-    n = ringmod.calls(sum(ev.io_bytes), max(est, ev.trials.make_ms), BATCH_TARGET_MS[target.kind], MAX_CALLS[mode],
-                      ev.memory.free_bytes())
+    # make anew in a few times that each round.
+    n = ringmod.calls(sum(ev.io_bytes), max(est, ev.trials.make_ms / MAKE_SHARE), BATCH_TARGET_MS[target.kind],
+                      MAX_CALLS[mode], ev.memory.free_bytes())
     specs = [Slot.model_validate(a["slot"]) if "slot" in a else None for a in ev.args]
     lay, args, outs, arena = ringmod.layout(
         n, lambda lay: [{"slot": lay.add(s.shape, s.dtype).model_dump()} if s is not None else dict(a)
