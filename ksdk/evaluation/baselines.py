@@ -8,7 +8,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional
 
-from ksdk.evaluation.shared import Slot
+from ksdk.evaluation.shared import arg_views
 
 
 class BaselineBatch(ABC):
@@ -31,9 +31,7 @@ class BaselineBatch(ABC):
 
 def ring_inputs(ring, region=None) -> list[list[Any]]:
     """The ring's input sets as torch tensors (views of the shared memory) and plain values."""
-    region = region or ring.region
-    return [[region.tensor(Slot.model_validate(a["slot"])) if "slot" in a else a.get("value") for a in args]
-            for args in ring.args]
+    return [arg_views(region or ring.region, args, tensors=True) for args in ring.args]
 
 
 class ModelBatch(BaselineBatch):

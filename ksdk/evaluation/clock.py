@@ -41,8 +41,9 @@ def candidate_floor(link, target) -> Floor:
     host = target.kind == "host"
     walls, cpus, probes = [], [], []
     for _ in range(PINGS):
-        target.evict()  # the judge's device work first, as before every batch (the device then switches contexts)
-        target.synchronize()
+        if not host:  # the judge's device work first, as before every batch (the device then switches contexts)
+            target.evict()
+            target.synchronize()
         cpu0 = link.proc.cpu_ns() if host else 0
         _reply, span = link.timed(Ping())
         walls.append((span.frozen - span.start) * 1e3)

@@ -15,7 +15,7 @@ from ksdk.evaluation import ring as ringmod
 from ksdk.evaluation.baselines import BaselineBatch, ModelBatch, ShippedBatch, ring_inputs, shipped_runner
 from ksdk.evaluation.clock import Clock, judge_floor
 from ksdk.evaluation.protocol import PrepareBatch, Release
-from ksdk.evaluation.shared import Layout, Slot
+from ksdk.evaluation.shared import Layout, Slot, arg_views
 from ksdk.evaluation.verdict import Verdict
 from ksdk.models import ErrorKind, Stage
 from ksdk.timing import median_ci, summarize
@@ -96,7 +96,7 @@ def _shipped(ev: "Evaluation"):
         raw, trial = ev.trials.make()
         ev.trials.write(ev.io, ev.args, raw)
         del raw
-        ins = [ev.io.view(Slot.model_validate(a["slot"])) if "slot" in a else a.get("value") for a in ev.args]
+        ins = arg_views(ev.io, ev.args)
         outs = [ev.io.view(o) for o in ev.outs]
         runner.call(ins, outs)
         t = time.perf_counter()
@@ -114,17 +114,15 @@ def _shipped(ev: "Evaluation"):
 
 def _baseline(ev: "Evaluation", rg, shipped) -> BaselineBatch:
     host = ev.target.kind == "host"
-    inputs = ring_inputs(rg)
     if shipped:
         runner, _ms, label = shipped
-        views = [[rg.region.view(Slot.model_validate(a["slot"])) if "slot" in a else a.get("value") for a in args]
-                 for args in rg.args]
+        views = [arg_views(rg.region, args) for args in rg.args]
         lay = Layout("bouts")  # the baseline's outputs: its own memory (the candidate's are checked in the ring)
         slots = [[lay.add(o.shape, o.dtype) for o in ev.outs] for _ in range(rg.n)]
         own = ev.region("bouts", lay.size)
         return ShippedBatch(runner, views, [[own.view(s) for s in row] for row in slots], label)
     label = "PyTorch eager (the task's Model)" + (" on the CPU, 1 thread" if host else "")
-    return ModelBatch(ev.trials.ref.call, inputs, label, host)
+    return ModelBatch(ev.trials.ref.call, ring_inputs(rg), label, host)
 
 
 def _write(ev: "Evaluation", rg) -> None:

@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ksdk.evaluation.protocol import Time
-from ksdk.evaluation.shared import Slot
+from ksdk.evaluation.shared import arg_views
 from ksdk.evaluation.verdict import Verdict
 from ksdk.models import ErrorKind, Stage
 from ksdk.timing import median_ci, summarize
@@ -34,7 +34,7 @@ def run(ev: "Evaluation", shipped=None) -> None:
     trials.write(ev.io, ev.args, raw)
     timer = timers.timer_for(s, torch.device(ev.target.device))
     outs = [{"slot": o.model_dump()} for o in ev.outs]
-    ins = [ev.io.view(Slot.model_validate(a["slot"])) if "slot" in a else a.get("value") for a in ev.args]
+    ins = arg_views(ev.io, ev.args)
     base, cand, ratios, method, base_method = [], [], [], "", timer.method
     for r in range(ROUNDS):
         warm = None if r == 0 else min(2, s.warmup)

@@ -156,3 +156,10 @@ class HostMemory(SharedMemory):
 
     def attach(self, name: str, fd: int, size: int) -> Region:
         return HostRegion(name, fd, size, self.numpy_views)
+
+
+def arg_views(region: Region, args: list[dict], tensors: bool = False) -> list:
+    """Input arguments ({"slot": ...} or {"value": ...}) as a callee takes them: their slots in `region` as the
+    Runner's views (torch tensors with `tensors`), plain values as they are."""
+    see = region.tensor if tensors else region.view
+    return [see(Slot.model_validate(a["slot"])) if "slot" in a else a.get("value") for a in args]
