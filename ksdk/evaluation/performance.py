@@ -217,6 +217,13 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
     res.baseline = base.label
     res.stage = Stage.PERFORMANCE
     res.device.extra["clock"] = clock_record(clock, ev.cand_floor)
+    if target.kind != "host":  # a record only (candidate code is loaded now): does the floor still hold?
+        from ksdk.evaluation.clock import candidate_floor
+
+        try:
+            res.device.extra["clock"]["floor_after_load_ms"] = round(candidate_floor(link, target).wall_ms, 4)
+        except Verdict:
+            res.device.extra["clock"]["floor_after_load_ms"] = None
     if before:  # clocks, temperature and throttling around the rounds (NVML on NVIDIA devices)
         res.device.extra["clocks_during_timing"] = {"before": before, "after": _telemetry(ev)}
     if clock.late_ms:
