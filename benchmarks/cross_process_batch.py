@@ -8,7 +8,11 @@ Requests: ping (a one-element kernel), touch (a one-element kernel reading A's m
 A's memory), batch2 (the same twice), own (N graph replays over B's own memory), eager (the same work without
 graphs). A batch's wall time minus a ping's, against B's events, is the fixed cost the judge's floor must match.
 
-Usage on a GPU machine: python3 benchmarks/cross_process_batch.py [--n 3] [--rounds 20]
+With --cupti, B first subscribes the CUPTI kernel record a Triton candidate's process runs under
+(ksdk_triton_nvidia.kernel_log, its callbacks off outside correctness calls, as in a timed batch): does a subscriber
+alone cost graph replays time?
+
+Usage on a GPU machine: python3 benchmarks/cross_process_batch.py [--n 3] [--rounds 20] [--cupti]
 """
 
 from __future__ import annotations
@@ -46,8 +50,12 @@ def _graphs(xs, ys, outs) -> list:
     return graphs
 
 
-def candidate(conn, xs, ys, outs) -> None:
+def candidate(conn, xs, ys, outs, cupti: bool = False) -> None:
     """Process B: serves A's requests; replies with its own events' device time (ms) where it ran work."""
+    if cupti:
+        from ksdk_triton_nvidia import kernel_log
+
+        conn.send(kernel_log.start() or "CUPTI subscriber on, callbacks off")
     tick = torch.zeros(1, device="cuda")
     shared = _graphs(xs, ys, outs)
     own_x = [torch.randn(SHAPE, device="cuda") for _ in xs]
@@ -79,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=3, help="input sets (graphs) in a batch")
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--cupti", action="store_true", help="B subscribes the CUPTI kernel record first")
     args = ap.parse_args()
     mp.set_start_method("spawn")
     xs = [torch.randn(SHAPE, device="cuda") for _ in range(args.n)]
@@ -86,8 +95,10 @@ def main() -> None:
     outs = [torch.empty(SHAPE, device="cuda") for _ in range(args.n)]
     flush = torch.empty(200 << 20, dtype=torch.uint8, device="cuda")
     a, b = mp.Pipe()
-    proc = mp.Process(target=candidate, args=(b, xs, ys, outs))
+    proc = mp.Process(target=candidate, args=(b, xs, ys, outs, args.cupti))
     proc.start()
+    if args.cupti:
+        print("B:", a.recv(), flush=True)
     a.send("ping")
     a.recv()
     print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}; {args.n} sets of {SHAPE}; medians of "
