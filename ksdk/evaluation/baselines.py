@@ -16,6 +16,7 @@ class BaselineBatch(ABC):
 
     label: str = ""
     mode: str = "eager"
+    queues_only: bool = False  # run() only queues device work (no host wait inside): the device's clock can time it
 
     @abstractmethod
     def prepare(self, mode: str) -> str:
@@ -42,6 +43,7 @@ class ModelBatch(BaselineBatch):
         self.fn, self.inputs, self.label, self.host = fn, inputs, label, host
         self.graphs: list = []
         self.mode = "host" if host else "eager"
+        self.queues_only = not host
 
     def prepare(self, mode: str) -> str:
         import torch

@@ -95,11 +95,17 @@ class Clock:
         return max(wall, 1e-6) / self.ring.n
 
     def baseline(self, batch: "BaselineBatch") -> float:
-        """One batch of the baseline in the judge's process over the same ring: ms per call."""
+        """One batch of the baseline in the judge's process over the same ring: ms per call. A batch that only
+        queues device work is timed by the device's own clock (the judge's process is trusted; a wall clock would add
+        the launch latency its floor does not hold); otherwise by wall time (and CPU time on the host)."""
         target = self.ev.target
         c0 = target.thread_cpu_ns()
         t0 = time.perf_counter()
-        batch.run()
+        dev = target.device_ms(batch.run) if batch.queues_only else None
+        if dev is not None:
+            return max(dev, 1e-6) / self.ring.n
+        if not batch.queues_only:
+            batch.run()
         target.synchronize()
         wall = (time.perf_counter() - t0) * 1e3 - self.base_floor.wall_ms
         if c0 is not None:

@@ -51,7 +51,8 @@ def _time(ev: "Evaluation", clock: Clock, batch: ModelBatch, label: str, mode: s
                 ev.target.evict(ev.task.timing.l2_flush_by or "read")
             ev.target.synchronize()
             ms.append(clock.baseline(batch))
-        ev.result.extra_baselines[label] = summarize(ms, f"the judge's clock over {clock.ring.n} calls per batch, "
+        how = "the device's own events" if batch.queues_only else "the judge's clock"
+        ev.result.extra_baselines[label] = summarize(ms, f"{how} over {clock.ring.n} calls per batch, "
                                                          f"{batch.mode}, median of {EXTRA_BATCHES} batches")
     except Exception as e:  # noqa: BLE001 - a record, not a verdict
         ev.result.warnings.append(f"{label} baseline failed: {type(e).__name__}: {str(e)[:200]}")

@@ -207,8 +207,11 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
                                            "less the least round trip measured before any candidate code loaded"
                                            + cpu.format("its processes" if target.kind == "host" else "")
                                            + f"; {len(cand)} rounds")
-    res.baseline_timing = summarize(basel, f"the judge's clock over batches of {common} in the judge's process, "
-                                           "less its own wait for an idle device"
+    own = ("the device's own events around" if base.queues_only and target.kind != "host" else
+           "the judge's clock over")
+    res.baseline_timing = summarize(basel, f"{own} batches of {common} in the judge's process"
+                                           + ("" if base.queues_only and target.kind != "host" else
+                                              ", less its own wait for an idle device")
                                            + cpu.format("the judge's thread" if target.kind == "host" else "")
                                            + f"; {len(basel)} rounds, interleaved with the candidate's")
     lo, med, hi = median_ci(ratios)

@@ -40,6 +40,12 @@ class Target:
         """How long a minimal probe waited for other work on the device (0 on the host: frozen processes do none)."""
         return 0.0
 
+    def device_ms(self, run) -> Optional[float]:
+        """Run `run()` (work queued on this device by the judge) and wait for it; the ms it took by the device's own
+        clock, or None where there is none (the host)."""
+        run()
+        return None
+
     def prepare(self) -> None:
         """Allocate what the judge keeps for its whole life (before the first evaluation's memory is watched)."""
 
@@ -107,6 +113,18 @@ class DeviceTarget(Target):
         self._probe.add_(1)
         torch.cuda.synchronize()
         return (time.perf_counter() - t) * 1e3
+
+    def device_ms(self, run) -> Optional[float]:
+        """By CUDA events on the judge's current stream around the queued work: the first kernel's start to the
+        last's end, without the launch latency and the wake-up that a wall clock adds to a short batch."""
+        import torch
+
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        run()
+        e1.record()
+        e1.synchronize()
+        return e0.elapsed_time(e1)
 
     def thread_cpu_ns(self) -> Optional[int]:
         return None

@@ -1,0 +1,57 @@
+"""The judge's baseline batch: timed by the device's own clock where the batch only queues device work (a wall clock
+adds launch latency the judge's floor does not hold: 5-20 us a batch on an H100, 9-12% of a 3-call batch of 60 us
+kernels), by wall time otherwise; the batch runs once either way."""
+
+from types import SimpleNamespace
+
+from ksdk.evaluation.baselines import BaselineBatch
+from ksdk.evaluation.clock import Clock, Floor
+from ksdk.evaluation.targets import Target
+
+
+class Counted(BaselineBatch):
+    def __init__(self, queues_only: bool):
+        self.queues_only, self.runs = queues_only, 0
+
+    def prepare(self, mode: str) -> str:
+        return mode
+
+    def run(self) -> None:
+        self.runs += 1
+
+
+class TimedDevice(Target):
+    """A target whose device clock reads a known time (the host's Target has none)."""
+
+    kind = "device"
+
+    def device_ms(self, run):
+        run()
+        return 3.0
+
+    def thread_cpu_ns(self):
+        return None
+
+
+def clock(target: Target) -> Clock:
+    ev = SimpleNamespace(target=target)
+    return Clock(ev, SimpleNamespace(n=4), Floor(), Floor(wall_ms=1000.0))
+
+
+def test_a_batch_that_only_queues_device_work_is_timed_by_the_device_clock():
+    batch = Counted(queues_only=True)
+    assert clock(TimedDevice()).baseline(batch) == 3.0 / 4
+    assert batch.runs == 1
+
+
+def test_a_batch_that_waits_inside_is_timed_by_the_wall_clock_less_the_floor():
+    batch = Counted(queues_only=False)
+    assert clock(TimedDevice()).baseline(batch) == 1e-6 / 4  # wall time minus a 1 s floor: the floor's effect shows
+    assert batch.runs == 1
+
+
+def test_where_there_is_no_device_clock_the_wall_clock_times_the_batch_once():
+    batch = Counted(queues_only=True)
+    ms = clock(Target()).baseline(batch)
+    assert batch.runs == 1
+    assert ms == 1e-6 / 4  # wall (and CPU) time less the 1 s floor
