@@ -74,15 +74,18 @@ class Clock:
         self.cand_floor, self.base_floor = cand_floor, base_floor
         self.host = ev.target.kind == "host"
         self.late_ms = 0.0  # the most a batch's outputs or device work outlasted its reply
+        self.reported_ms: Optional[float] = None  # the candidate process's own events over its last batch, if asked
         self.spans: list[tuple[float, float, float, float]] = []  # per batch: to reply, reply to frozen, frozen to
         # settled (ms), CPU ms after replying
 
-    def candidate(self) -> float:
+    def candidate(self, events: bool = False) -> float:
         """One batch in the candidate's process: ms per call by the judge's clock. The ring's inputs are written,
-        its outputs poisoned and the caches evicted by the caller."""
+        its outputs poisoned and the caches evicted by the caller. With `events`, the process also times the batch by
+        its own device events (`self.reported_ms`: a record, never a figure)."""
         ev = self.ev
         cpu0 = ev.link.proc.cpu_ns() if self.host else 0
-        _reply, span = ev.link.timed(Batch())
+        reply, span = ev.link.timed(Batch(events=events))
+        self.reported_ms = reply.device_ms if events else None
         # The batch lasted until its processes were frozen again (work they did after replying counts), or until its
         # outputs were written and the device idle; the floor was measured the same way, to the freeze.
         end = self._settled(span.frozen)

@@ -20,8 +20,9 @@ EXTRA_BATCHES = 3
 REPORT_WARN = 3.0  # a reported median this many times off the judge's (either way) is worth a warning
 
 
-def record(ev: "Evaluation", rg, shipped, mode: str) -> None:
-    """Every record the task's timing settings ask for; `mode` is how the rounds ran ('graph', 'eager', 'host')."""
+def record(ev: "Evaluation", rg, shipped, mode: str, refresh=None) -> None:
+    """Every record the task's timing settings ask for; `mode` is how the rounds ran ('graph', 'eager', 'host');
+    `refresh()` writes fresh inputs into the ring, as before a round."""
     s, res, target = ev.task.timing, ev.result, ev.target
     host = target.kind == "host"
     clock = Clock(ev, rg, ev.cand_floor, judge_floor(target))
@@ -40,6 +41,8 @@ def record(ev: "Evaluation", rg, shipped, mode: str) -> None:
         _do_bench(ev, rg)
     if s.cross_check_reported or s.cross_check_do_bench:  # the Runner's own do_bench rides with its own timing
         _reported(ev, rg)
+    if s.cross_check_reported and not host and refresh is not None:
+        _events_batch(ev, clock, refresh)
 
 
 def _time(ev: "Evaluation", clock: Clock, batch: ModelBatch, label: str, mode: str) -> None:
@@ -77,6 +80,24 @@ def _do_bench(ev: "Evaluation", rg) -> None:
             samples, f"triton.testing.do_bench in the judge (median of all; L2 evicted by {by})")
     except Exception as e:  # noqa: BLE001 - a record, not a verdict
         ev.result.warnings.append(f"do_bench cross-check failed: {type(e).__name__}: {str(e)[:200]}")
+
+
+def _events_batch(ev: "Evaluation", clock: Clock, refresh) -> None:
+    """One more batch as in a round, which the candidate's process also times by its own device events: the judge's
+    clock against the device work it saw tells where a batch's time goes (a record, never the speedup)."""
+    try:
+        refresh()
+        if ev.task.timing.flush_l2:
+            ev.target.evict(ev.task.timing.l2_flush_by or "read")
+        ev.target.synchronize()
+        judged = clock.candidate(events=True) * clock.ring.n
+    except Verdict as v:
+        ev.result.warnings.append(f"the batch timed by the candidate's own events failed ({v.message[:200]})")
+        return
+    rec = ev.result.device.extra.setdefault("clock", {})
+    own = clock.reported_ms
+    rec["events_batch"] = {"judge_clock_ms": round(judged, 4), "candidate_events_ms":
+                           round(own, 4) if isinstance(own, float) and 0 <= own < math.inf else None}
 
 
 def _reported(ev: "Evaluation", rg) -> None:

@@ -51,6 +51,7 @@ class Reply(Model):
     kernels: Optional[list[KernelMeta]] = None
     mode: Optional[str] = None
     placed: Optional[list[list[int]]] = None  # per call, per output: byte offset in the batch's arena
+    device_ms: Optional[float] = None  # a batch by the process's own device events, when asked (a record)
 
 
 class Request(Model):
@@ -122,6 +123,7 @@ class PrepareBatch(Request):
 
 class Batch(Request):
     op: Literal["batch"] = "batch"
+    events: bool = False  # also time the batch by the process's own device events (a record, never a figure)
 
 
 class Ping(Request):

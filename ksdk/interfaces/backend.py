@@ -122,6 +122,12 @@ class Runner(ABC):
         for ins, outs in zip(*self._batch):
             self.call(ins, outs)
 
+    def run_batch_timed(self) -> Optional[float]:
+        """run_batch, timed by this process's own device clock (ms, or None where it has none): asked once per
+        evaluation when the task wants the candidate's own timing, kept as a record beside the judge's clock."""
+        self.run_batch()
+        return None
+
     def placed_outputs(self) -> Optional[list[list[int]]]:
         """Where the prepared (or last run) batch writes each call's outputs: byte offsets into the arena, per call
         and output; None when they go to the `outputs` given."""

@@ -82,6 +82,18 @@ def test_do_bench_cross_check_is_recorded_beside_the_timing():
     assert "reported:candidate" in r.cross_checks  # the Runner's own timing, never the speedup
 
 
+def test_a_batch_timed_by_the_candidates_own_events_is_kept_as_a_record_beside_the_judges_clock():
+    """With the candidate's own timing asked for, one more batch is timed by its process's device events too: where a
+    batch's time goes (its device work, or the hand-over around it) is in the clock's record, never in the speedup."""
+    task, seed = example("elementwise_chain")
+    task = task.model_copy(update={"timing": task.timing.model_copy(update={**FAST, "cross_check_reported": True})})
+    (r,) = evaluate_in_order([(task, seed)])
+    assert r.status == Status.OK and r.speedup, r.message
+    rec = r.device.extra["clock"]["events_batch"]
+    assert rec["judge_clock_ms"] > 0 and rec["candidate_events_ms"] > 0, rec
+    assert r.device.extra["clock"]["floor_after_load_ms"] > 0
+
+
 def test_the_ring_spreads_inputs_over_memory_and_both_sides_time_over_it():
     """The judge's clock times batches over a ring of input sets at different places in device memory (what
     timing.placements asked for, now always), the baseline over the same ring as the candidate."""
