@@ -123,7 +123,7 @@ class DeviceTarget(Target):
         e0.record()
         run()
         e1.record()
-        e1.synchronize()
+        torch.cuda.synchronize()  # and any other stream's work (the events time the current stream's)
         return e0.elapsed_time(e1)
 
     def thread_cpu_ns(self) -> Optional[int]:
