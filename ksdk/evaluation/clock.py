@@ -31,6 +31,8 @@ class Floor:
     wall_ms: float = 0.0
     cpu_ms: float = 0.0
     probe_ms: float = 0.0  # the judge's idle-device probe right after the candidate's process used the device
+    to_reply_ms: float = 0.0  # the least round trip's parts: to its reply, and from the reply to the freeze (records)
+    reply_to_frozen_ms: float = 0.0
 
 
 def candidate_floor(link, target) -> Floor:
@@ -39,7 +41,7 @@ def candidate_floor(link, target) -> Floor:
     setup and before the candidate's code is loaded: no candidate can make it shorter, so taking it off never
     favours one."""
     host = target.kind == "host"
-    walls, cpus, probes = [], [], []
+    walls, cpus, probes, parts = [], [], [], []
     for _ in range(PINGS):
         if not host:  # the judge's device work first, as before every batch (the device then switches contexts)
             target.evict()
@@ -47,10 +49,12 @@ def candidate_floor(link, target) -> Floor:
         cpu0 = link.proc.cpu_ns() if host else 0
         _reply, span = link.timed(Ping())
         walls.append((span.frozen - span.start) * 1e3)
+        parts.append(((span.reply - span.start) * 1e3, (span.frozen - span.reply) * 1e3))
         probes.append(target.busy_ms())  # and back: what the settle's first probe costs on an idle device
         if host:
             cpus.append((link.proc.cpu_ns() - cpu0) / 1e6)
-    return Floor(min(walls), min(cpus) if cpus else 0.0, min(probes))
+    least = parts[walls.index(min(walls))]
+    return Floor(min(walls), min(cpus) if cpus else 0.0, min(probes), least[0], least[1])
 
 
 def judge_floor(target) -> Floor:

@@ -244,6 +244,8 @@ def clock_record(clock: Clock, floor) -> dict:
     cols = list(zip(*clock.spans)) or [[0.0]] * 4
     med = [round(statistics.median(c), 4) for c in cols]
     return {"batch_calls": clock.ring.n, "floor_ms": round(floor.wall_ms, 4), "idle_probe_ms": round(floor.probe_ms, 4),
+            "floor_to_reply_ms": round(floor.to_reply_ms, 4),
+            "floor_reply_to_frozen_ms": round(floor.reply_to_frozen_ms, 4),
             "to_reply_ms": med[0],
             "reply_to_frozen_ms": med[1], "settle_ms": med[2], "cpu_after_reply_ms": med[3],
             "late_ms": round(clock.late_ms, 4)}
