@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 from ksdk.evaluation import clock
+from ksdk.evaluation.device_lock import DeviceLock
 from ksdk.evaluation.link import Link
 from ksdk.evaluation.memwatch import MemoryWatch
 from ksdk.evaluation.protocol import Build, Load, Setup
@@ -29,6 +30,7 @@ from ksdk.models import DeviceInfo, ErrorKind, EvalResult, Stage, Status, Task
 
 SLOWER_THAN_REFERENCE = 20.0  # stage limits assume a candidate call may take this many reference calls' time
 INTERPRETER_MAX_ELEMENTS = 1 << 21  # input elements an interpreter run handles in seconds, not minutes
+EXCLUSIVE_IO_BYTES = 4 << 30  # a problem this large (3x it + 1 GiB is its bound) never shares the device
 RELEASE_WAIT_S = 5.0  # how long an evaluation waits for the previous one's device memory to be given back
 
 
@@ -45,6 +47,7 @@ class JudgeContext:
     device: Optional[DeviceInfo] = None  # what the backend's probe says of this device
     fallback: Optional[str] = None  # what the probe says runs without a device (e.g. Triton's interpreter)
     target: Optional[Target] = None  # the judge process's Target (made once: it keeps buffers for its whole life)
+    lock: Optional[DeviceLock] = None  # the device's lock among judges (ksdk/evaluation/device_lock.py)
 
 
 def evaluate(task: Task, candidate, jc: JudgeContext) -> EvalResult:
@@ -82,6 +85,10 @@ class Evaluation:
     # -- the loop ----------------------------------------------------------------------------------------------
     def run(self) -> EvalResult:
         res = self.result
+        lock = self.jc.lock if self.target.kind != "host" else None
+        if lock is not None:
+            with self._span("device lock"):
+                lock.shared()
         watch = self._watch_memory()
         t0 = time.perf_counter()
         try:
@@ -105,11 +112,21 @@ class Evaluation:
                 self._release()
             if watch is not None:
                 self.peaks["device_peak_memory"] = watch.stop()
+            if lock is not None:
+                lock.release()
             self._stages(time.perf_counter() - t0)
         res.warnings += [w for w in self.checks.warnings if w not in res.warnings]
         if self.peaks:
             res.device.extra.update({f"{k}_bytes": v for k, v in self.peaks.items()})
         return res
+
+    def exclusive(self) -> None:
+        """From here this evaluation has the device to itself (other judges on it wait): before timing."""
+        if self.jc.lock is None or self.target.kind == "host":
+            return
+        self.target.synchronize()
+        with self._span("device lock"):
+            self.jc.lock.exclusive()
 
     def _stage(self) -> Stage:
         return self.link.stage if self.link is not None else Stage.LOAD
@@ -211,6 +228,8 @@ class Evaluation:
         self.io_bytes = (sum(Slot.model_validate(a["slot"]).nbytes for a in self.args if "slot" in a),
                          sum(o.nbytes for o in self.outs))
         self.peaks["inputs_outputs"] = sum(self.io_bytes)
+        if self.jc.lock is not None and self.target.kind != "host" and sum(self.io_bytes) > EXCLUSIVE_IO_BYTES:
+            self.exclusive()  # too large to share the device's memory with another judge's problem
         self.memory = self.backend.memory(run)
         self._fits(layout.size)
         with self._span("process hand-out"):

@@ -43,7 +43,8 @@ class LocalEvaluator(Evaluator):
         if devices is None:
             devices = [d.index for d in self.availability.devices] if not self.interpret else [0]
         if workers is not None and workers > len(devices):
-            devices = (devices * workers)[:workers]  # several workers may share a device when asked
+            devices = (devices * workers)[:workers]  # several workers may share a device when asked (they take
+            # turns to time: ksdk/evaluation/device_lock.py)
         elif workers is not None:
             devices = devices[:workers]
         gpu = not self.interpret and any(d.kind == "gpu" for d in self.availability.devices)

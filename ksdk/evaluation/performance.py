@@ -45,6 +45,7 @@ def run(ev: "Evaluation") -> None:
         return
     link, target = ev.link, ev.target
     ev.enter(Stage.PERFORMANCE, ev.limits.performance)
+    ev.exclusive()  # timing never overlaps another judge's work on the device
     if target.kind == "host":
         ev.jc.pool.wait_spares()  # a spare's start-up must not share the CPU with the timing
     with link.span("baseline setup"):

@@ -18,7 +18,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, Optional
 
-from ksdk.evaluation import containment, frames
+from ksdk.evaluation import containment, device_lock, frames
 from ksdk.evaluation.procs import pool, signal_name, spawner
 from ksdk.evaluation.protocol import JUDGE_ENV, PARENT_ENV, WORKER_FD_ENV, Evaluate, Note
 from ksdk.evaluation.sandbox_env import scrubbed_env
@@ -139,7 +139,8 @@ class WorkerProcess:
         env = scrubbed_env(self._env_allow, self._env_overrides)
         env[WORKER_FD_ENV] = str(theirs.fileno())
         env[PARENT_ENV] = str(os.getpid())
-        env[JUDGE_ENV] = json.dumps({"spares": self.spares, "sandbox": self.sandbox})
+        env[JUDGE_ENV] = json.dumps({"spares": self.spares, "sandbox": self.sandbox,
+                                     "device_lock": None if self.interpret else device_lock.default_path(self.device)})
         env.setdefault("PYTHONUNBUFFERED", "1")
         log = tempfile.TemporaryFile()
         cmd = [sys.executable, "-m", "ksdk.evaluation.worker", self.backend, str(self.device)]

@@ -60,6 +60,20 @@ def _judge_settings() -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
+def _device_lock(path, warnings: list[str]):
+    """The device's lock among judges (ksdk/evaluation/device_lock.py), or None with a warning saying why not."""
+    if not path:
+        return None
+    from ksdk.evaluation.device_lock import DeviceLock
+
+    try:
+        return DeviceLock(str(path))
+    except OSError as e:
+        warnings.append(f"the device's lock {path} cannot be opened ({e}): judges sharing this device do not wait "
+                        "for each other's timing; make its folder writable")
+        return None
+
+
 def main(argv: list[str]) -> int:
     _die_with_parent()
     backend_name, device = argv[0], int(argv[1])
@@ -88,6 +102,7 @@ def main(argv: list[str]) -> int:
         target = backend.target(ctx)
         target.prepare()  # its buffers exist before the first evaluation's memory is watched
         spares = int(cfg.get("spares", 1))
+        lock = _device_lock(cfg.get("device_lock"), warnings)
         seeder = sandboxed.Seeder(backend, ctx)
         pool = sandboxed.Pool(launch, spares, seeder)
     except Exception as e:  # the parent turns this into an 'unavailable' error for the user
@@ -115,7 +130,7 @@ def main(argv: list[str]) -> int:
             jc = JudgeContext(backend=backend, run=ctx, pool=pool, on_stage=on_stage, device=probed,
                               fallback=availability.fallback if interpret else None,
                               skip_performance=req.skip_performance, sandboxed=launch.sandboxed,
-                              target=target)
+                              target=target, lock=lock)
             t0 = time.perf_counter()
             try:
                 result = evaluate(task, cand, jc)

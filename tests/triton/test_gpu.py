@@ -187,3 +187,26 @@ def test_a_candidate_holding_the_device_memory_gets_the_out_of_memory_verdict_ne
                              "        _calls[0] += 1\n        if _calls[0] == 4:\n            _grab()")
     (r,) = evaluate_in_order([(task, src)])
     assert r.status == Status.FAILED and r.error_kind == ErrorKind.OOM, (r.status, r.error_kind, r.message)
+
+
+def test_an_evaluation_waits_while_another_judge_times_on_its_device():
+    """Judges sharing a GPU: one holding the device's lock exclusively (timing) keeps another's evaluation from
+    starting; released, the evaluation runs and is timed."""
+    import threading
+
+    from ksdk.evaluation.device_lock import DeviceLock, default_path
+
+    other = DeviceLock(default_path(0))
+    other.exclusive()
+    out: list = []
+    t = threading.Thread(target=lambda: out.extend(evaluate_in_order([(small_task(), GOOD)])), daemon=True)
+    t.start()
+    try:
+        t.join(20)  # the judge starts (seconds), then waits at the lock
+        assert t.is_alive() and not out, "an evaluation ran while another judge held the device exclusively"
+    finally:
+        other.release()
+    t.join(300)
+    (r,) = out
+    assert r.status == Status.OK and r.stage == Stage.PERFORMANCE, r.message
+    assert r.stages.get("device lock", 0.0) > 0
