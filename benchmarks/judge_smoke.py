@@ -28,7 +28,8 @@ async def main(names: list[str], sandbox: bool = True, flush: bool = True) -> No
                 update={"cross_check_do_bench": True, "cross_check_reported": True, "flush_l2": flush})})
             r = await ev.evaluate(task, Candidate(source=(EXAMPLES / name / "seed.py").read_text()))
             cc = {k: round(v.median_ms * 1e3, 2) for k, v in r.cross_checks.items()}
-            print(f"== {name} (sandbox {sandbox}, eviction {flush}): {r.status.value} {r.error_kind} speedup {r.speedup} ci {r.speedup_ci}")
+            print(f"== {name} (sandbox {sandbox}, eviction {flush}): {r.status.value} {r.error_kind} "
+                  f"speedup {r.speedup} ci {r.speedup_ci}")
             if r.message:
                 print("   message:", r.message[:600])
             if r.candidate_timing:

@@ -48,6 +48,7 @@ class JudgeContext:
     fallback: Optional[str] = None  # what the probe says runs without a device (e.g. Triton's interpreter)
     target: Optional[Target] = None  # the judge process's Target (made once: it keeps buffers for its whole life)
     lock: Optional[DeviceLock] = None  # the device's lock among judges (ksdk/evaluation/device_lock.py)
+    on_wait: Callable[[bool], None] = lambda waiting: None  # told before and after waiting for the lock
 
 
 def evaluate(task: Task, candidate, jc: JudgeContext) -> EvalResult:
@@ -87,8 +88,7 @@ class Evaluation:
         res = self.result
         lock = self.jc.lock if self.target.kind != "host" else None
         if lock is not None:
-            with self._span("device lock"):
-                lock.shared()
+            self._hold(lock.shared)
         watch = self._watch_memory()
         t0 = time.perf_counter()
         try:
@@ -125,8 +125,16 @@ class Evaluation:
         if self.jc.lock is None or self.target.kind == "host":
             return
         self.target.synchronize()
-        with self._span("device lock"):
-            self.jc.lock.exclusive()
+        self._hold(self.jc.lock.exclusive)
+
+    def _hold(self, take: Callable[[], None]) -> None:
+        """Take the device's lock; the wait (another judge's timing) is counted in no stage's time limit."""
+        self.jc.on_wait(True)
+        try:
+            with self._span("device lock"):
+                take()
+        finally:
+            self.jc.on_wait(False)
 
     def _stage(self) -> Stage:
         return self.link.stage if self.link is not None else Stage.LOAD

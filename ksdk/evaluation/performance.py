@@ -44,8 +44,8 @@ def run(ev: "Evaluation") -> None:
         res.performance_skipped = "performance stage skipped on request (skip_performance)"
         return
     link, target = ev.link, ev.target
+    ev.exclusive()  # timing never overlaps another judge's work on the device (a wait outside the stage's limit)
     ev.enter(Stage.PERFORMANCE, ev.limits.performance)
-    ev.exclusive()  # timing never overlaps another judge's work on the device
     if target.kind == "host":
         ev.jc.pool.wait_spares()  # a spare's start-up must not share the CPU with the timing
     with link.span("baseline setup"):

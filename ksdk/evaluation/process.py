@@ -25,6 +25,7 @@ from ksdk.evaluation.sandbox_env import scrubbed_env
 from ksdk.models import Candidate, ErrorKind, EvalResult, Stage, Status, Task, trim_message
 
 READY_TIMEOUT_S = 180.0
+DEVICE_WAIT_S = 3600.0  # the most a judge may wait for its device's lock (held by other judges' evaluations)
 STAGE_MARGIN_S = 30.0  # beyond a stage's limit, the judge gets this long to report the candidate's timeout itself
 
 
@@ -244,6 +245,7 @@ class WorkerProcess:
         limit = task.timeouts.for_stage(stage)
         deadline = t0 + limit + STAGE_MARGIN_S
         log_mark = self._log.seek(0, os.SEEK_END) if self._log else 0
+        left: Optional[float] = None  # while the judge waits for its device: what its stage had left
         try:
             self._send(Evaluate(nonce=nonce, task=task.model_dump(mode="json"),
                                 candidate=candidate.model_dump(mode="json"),
@@ -262,6 +264,11 @@ class WorkerProcess:
                         stage = new
                         limit = float(msg.limit or task.timeouts.for_stage(stage))
                         deadline = time.monotonic() + limit + STAGE_MARGIN_S
+                elif msg.op == "waiting" and left is None:
+                    left = max(0.0, deadline - time.monotonic())
+                    deadline = time.monotonic() + DEVICE_WAIT_S
+                elif msg.op == "resumed" and left is not None:
+                    deadline, left = time.monotonic() + left, None
                 elif msg.op == "result":
                     result = EvalResult.model_validate(msg.result)
                     if msg.recycle:
@@ -271,6 +278,11 @@ class WorkerProcess:
                     return result
         except TimeoutError:
             self.kill()
+            if left is not None:
+                res = EvalResult(status=Status.INFRA_ERROR, error_kind=ErrorKind.INFRA, stage=stage)
+                res.message = (f"the judge waited more than {DEVICE_WAIT_S:g} s for its device, held by other judges' "
+                               "evaluations: run fewer workers per device")
+                return res
             return EvalResult(status=Status.FAILED).fail(
                 stage, ErrorKind.TIMEOUT,
                 f"stage '{stage.value}' exceeded its {limit:g} s limit; the judge and every candidate process it "

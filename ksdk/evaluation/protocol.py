@@ -144,7 +144,8 @@ class Evaluate(Request):
 class Note(Model):
     """What a judge process tells its driver: ready, accepted, a stage's start (its limit), a result, an error."""
 
-    op: Literal["ready", "accepted", "stage", "result", "error"]
+    op: Literal["ready", "accepted", "stage", "waiting", "resumed", "result", "error"]  # waiting: for the device's
+    # lock, held by another judge (the stage's deadline stops until resumed)
     nonce: Optional[str] = None
     stage: Optional[str] = None
     limit: Optional[float] = None

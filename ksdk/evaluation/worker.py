@@ -127,7 +127,10 @@ def main(argv: list[str]) -> int:
                 state["stage"] = stage
                 chan.send(Note(op="stage", stage=stage.value, limit=limit, nonce=nonce))
 
-            jc = JudgeContext(backend=backend, run=ctx, pool=pool, on_stage=on_stage, device=probed,
+            def on_wait(waiting: bool, nonce=nonce) -> None:
+                chan.send(Note(op="waiting" if waiting else "resumed", nonce=nonce))
+
+            jc = JudgeContext(backend=backend, run=ctx, pool=pool, on_stage=on_stage, on_wait=on_wait, device=probed,
                               fallback=availability.fallback if interpret else None,
                               skip_performance=req.skip_performance, sandboxed=launch.sandboxed,
                               target=target, lock=lock)

@@ -92,6 +92,20 @@ DOUBLE = textwrap.dedent('''
         def sticky_error(self, result):
             return "sticky" in result.message
 
+        def target(self, ctx):
+            from ksdk.evaluation.targets import Target
+
+            if not os.environ.get("KSDK_TEST_DEVICE_TARGET"):
+                return super().target(ctx)
+
+            class Device(Target):  # a device's rules (its lock among judges, its clock) over the host's memory
+                kind = "device"
+
+                def thread_cpu_ns(self):
+                    return None
+
+            return Device()
+
         def runner(self, ctx):
             if os.environ.get("KSDK_TEST_BROKEN_RUNNER"):
                 raise RuntimeError("backend bug")

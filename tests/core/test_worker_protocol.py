@@ -66,3 +66,47 @@ def test_cancelling_one_caller_does_not_cancel_another_waiting_on_the_same_progr
 
     r = asyncio.run(go())
     assert r.status == Status.OK
+
+
+def test_a_judge_waiting_for_its_device_is_not_killed_for_its_stage_limit(tamper, monkeypatch, tmp_path):
+    """Another judge on the device holds it past this evaluation's correctness limit: the judge waits (the wait is
+    in no stage's limit) and its verdict is the candidate's, not a timeout."""
+    import fcntl
+    import threading
+    import time
+
+    from ksdk.evaluation import device_lock, process
+    from ksdk.evaluation.device_lock import DeviceLock
+
+    path = str(tmp_path / "dev.lock")
+    monkeypatch.setenv("KSDK_TEST_DEVICE_TARGET", "1")
+    monkeypatch.setattr(device_lock, "default_path", lambda device: path)
+    monkeypatch.setattr(process, "STAGE_MARGIN_S", 0.0)
+    task = TASK.model_copy(update={"timeouts": StageTimeouts(load=20, compile=30, correctness=3, performance=20)})
+    other = DeviceLock(path)
+    other.shared()  # another judge's evaluation, still loading or checking
+
+    def release_once_waited() -> None:
+        gate = open(path + ".gate", "a")
+        for _ in range(600):  # until this evaluation's judge waits to time (it holds the turnstile then)
+            try:
+                fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(gate, fcntl.LOCK_UN)
+            except BlockingIOError:
+                break
+            time.sleep(0.05)
+        time.sleep(4.0)  # past the correctness limit of 3 s
+        other.release()
+
+    threading.Thread(target=release_once_waited, daemon=True).start()
+
+    async def go():
+        ev = LocalEvaluator("scripted", cache=False)
+        try:
+            return await asyncio.wait_for(ev.evaluate(task, Candidate(source="ok", language="cmd")), 120)
+        finally:
+            await ev.close()
+
+    r = asyncio.run(go())
+    assert r.status == Status.OK, (r.error_kind, r.message)
+    assert r.stages["device lock"] >= 3.5, r.stages
