@@ -217,25 +217,30 @@ HANG_GPU = GOOD.replace("def fused_kernel(x_ptr, y_ptr, out_ptr, n, scale, BLOCK
 assert HANG_GPU.count("flag") >= 3
 
 
-def throughput(batch, sandbox: bool = True) -> dict:
+def throughput(batch, sandbox: bool = True, workers: int = 1) -> dict:
+    """The mixed batch through one evaluator on GPU 0 with `workers` judges (several share the device: they take
+    turns to time), `workers` candidates in flight at once."""
     async def go():
-        ev = LocalEvaluator("triton_nvidia", cache=False, workers=1, sandbox=sandbox)
-        rows = []
+        ev = LocalEvaluator("triton_nvidia", devices=[0], cache=False, workers=workers, sandbox=sandbox)
+        gate = asyncio.Semaphore(workers)
+
+        async def one(label, task, src, accepted) -> dict:
+            async with gate:
+                r = await ev.evaluate(task, Candidate(source=src))
+            verdict = "ok" if r.status == Status.OK else (r.error_kind.value if r.error_kind else r.status.value)
+            right = verdict in accepted or (verdict == "ok" and "ok<1" in accepted  # SLOW_OK
+                                             and r.speedup is not None and r.speedup < 1)
+            timed_s = sum(r.stages.get(k, 0.0) for k in ("candidate timing", "baseline timing"))
+            print(f"{'OK ' if right else 'BAD'} {label:45s} {verdict:16s} {r.wall_s:6.2f}s "
+                  f"{'' if r.speedup is None else f'{r.speedup:.2f}x'} {'' if right else r.message[:200]}",
+                  flush=True)
+            return {"candidate": label, "task": task.name, "verdict": verdict, "expected": sorted(accepted),
+                    "right": right, "wall_s": round(r.wall_s, 3), "timed_kernel_s": round(timed_s, 3),
+                    "speedup": r.speedup, "message": r.message[:160], "stages": r.stages}
+
         t0 = time.perf_counter()
         try:
-            for label, task, src, accepted in batch:
-                r = await ev.evaluate(task, Candidate(source=src))
-                verdict = "ok" if r.status == Status.OK else (r.error_kind.value if r.error_kind else r.status.value)
-                right = verdict in accepted or (verdict == "ok" and "ok<1" in accepted  # SLOW_OK
-                                                 and r.speedup is not None and r.speedup < 1)
-                timed_s = sum(r.stages.get(k, 0.0) for k in ("candidate timing", "baseline timing"))
-                rows.append({"candidate": label, "task": task.name, "verdict": verdict, "expected": sorted(accepted),
-                             "right": right,
-                             "wall_s": round(r.wall_s, 3), "timed_kernel_s": round(timed_s, 3),
-                             "speedup": r.speedup, "message": r.message[:160], "stages": r.stages})
-                print(f"{'OK ' if right else 'BAD'} {label:45s} {verdict:16s} {r.wall_s:6.2f}s "
-                      f"{'' if r.speedup is None else f'{r.speedup:.2f}x'} {'' if right else r.message[:200]}",
-                      flush=True)
+            rows = list(await asyncio.gather(*(one(*item) for item in batch)))
         finally:
             await ev.close()
         total = time.perf_counter() - t0
@@ -269,6 +274,7 @@ def main() -> None:
     ap.add_argument("--sandbox-cost", action="store_true",
                     help="also run the mixed batch unsandboxed (--no-sandbox): the sandbox's cost per candidate")
     ap.add_argument("--no-fidelity", action="store_true", help="throughput only")
+    ap.add_argument("--workers", type=int, default=1, help="judges sharing GPU 0 for the mixed batch")
     args = ap.parse_args()
     import torch
     import triton
@@ -279,7 +285,7 @@ def main() -> None:
     tasks = examples()
     batch = mixed_batch(tasks)
     out = {"info": info}
-    out["throughput"] = throughput(batch)
+    out["throughput"] = throughput(batch, workers=args.workers)
     tp = out["throughput"]
     print(f"throughput: {tp['candidates']} candidates / {tp['tasks']} tasks in {tp['wall_s']:.1f}s = "
           f"{tp['per_minute']:.1f}/min; wrong verdicts: {len(tp['wrong_verdicts'])}; "
