@@ -225,7 +225,10 @@ class Evaluation:
         overrides = dict(self.task.interpreter) if run.interpret else {}
         with self._span("reference"):
             self.trials = trials = Trials(self.task, self.target, overrides)
-            self._interpretable(trials.ref.input_elements())  # before a large problem's inputs are made on the CPU
+            elements = trials.ref.input_elements()
+            self._interpretable(elements)  # before a large problem's inputs are made on the CPU
+            if elements is not None and elements * 4 > EXCLUSIVE_IO_BYTES // 2:  # before its inputs are made
+                self.exclusive()
             raw, self.first = trials.make()
         self._interpretable(sum(int(x.numel()) for x in raw if hasattr(x, "numel")))
         self._scale_limits(self.first.ref_s)
@@ -236,7 +239,7 @@ class Evaluation:
         self.io_bytes = (sum(Slot.model_validate(a["slot"]).nbytes for a in self.args if "slot" in a),
                          sum(o.nbytes for o in self.outs))
         self.peaks["inputs_outputs"] = sum(self.io_bytes)
-        if self.jc.lock is not None and self.target.kind != "host" and sum(self.io_bytes) > EXCLUSIVE_IO_BYTES:
+        if sum(self.io_bytes) > EXCLUSIVE_IO_BYTES:
             self.exclusive()  # too large to share the device's memory with another judge's problem
         self.memory = self.backend.memory(run)
         self._fits(layout.size)
