@@ -104,13 +104,17 @@ class BatchMixin:
     def run_batch(self) -> None:
         from ksdk.evaluation import timers
 
+        self._calls()
+        if not self.ctx.interpret:
+            timers.synchronize()
+
+    def _calls(self) -> None:
+        """The prepared calls, queued: graph replays, or the forward eagerly."""
         if self._graphs:
             for g in self._graphs:
                 g.replay()
         else:
             self._eager()
-        if not self.ctx.interpret:
-            timers.synchronize()
 
     def run_batch_timed(self) -> Optional[float]:
         """run_batch, timed by this process's own CUDA events around it (a record for the judge: does the batch's
@@ -122,11 +126,7 @@ class BatchMixin:
 
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         e0.record()
-        if self._graphs:
-            for g in self._graphs:
-                g.replay()
-        else:
-            self._eager()
+        self._calls()
         e1.record()
         torch.cuda.synchronize()
         return float(e0.elapsed_time(e1))

@@ -108,10 +108,11 @@ class Clock:
         target = self.ev.target
         c0 = target.thread_cpu_ns()
         t0 = time.perf_counter()
-        dev = target.device_ms(batch.run) if batch.queues_only else None
-        if dev is not None:
-            return max(dev, 1e-6) / self.ring.n
-        if not batch.queues_only:
+        if batch.queues_only:
+            dev = target.device_ms(batch.run)  # runs it; None where the target has no device clock
+            if dev is not None:
+                return max(dev, 1e-6) / self.ring.n
+        else:
             batch.run()
         target.synchronize()
         wall = (time.perf_counter() - t0) * 1e3 - self.base_floor.wall_ms
