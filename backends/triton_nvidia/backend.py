@@ -150,6 +150,13 @@ class TritonNvidiaBackend(Backend):
 
         return clocks.memory_used(self._nvml_handle())
 
+    def memory_by_process(self, ctx: RunContext) -> Optional[dict[int, int]]:
+        if ctx.interpret:
+            return None
+        from ksdk_triton_nvidia import clocks
+
+        return clocks.memory_by_process(self._nvml_handle())
+
     def _nvml_handle(self):
         """NVML's handle of the judge's GPU (torch's device 0), found once."""
         if self._nvml is None:

@@ -62,3 +62,26 @@ def memory_used(h) -> Optional[int]:
         return None
     info = _MemoryInfo()
     return int(info.used) if lib.nvmlDeviceGetMemoryInfo(h, ctypes.byref(info)) == 0 else None
+
+
+class _ProcessInfo(ctypes.Structure):  # nvmlProcessInfo_v2_t
+    _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong), ("gpuInstanceId", ctypes.c_uint),
+                ("computeInstanceId", ctypes.c_uint)]
+
+
+def memory_by_process(h) -> Optional[dict[int, int]]:
+    """Bytes each process with a compute context on the GPU uses (pid as this process's namespace sees it), or None
+    where NVML cannot say (a process whose figure NVML withholds is left out)."""
+    lib = _lib()
+    if lib is None or h is None:
+        return None
+    count = ctypes.c_uint(64)
+    infos = (_ProcessInfo * 64)()
+    try:
+        fn = lib.nvmlDeviceGetComputeRunningProcesses_v2
+    except AttributeError:
+        return None
+    if fn(h, ctypes.byref(count), infos) != 0:
+        return None
+    not_available = (1 << 64) - 1  # NVML_VALUE_NOT_AVAILABLE
+    return {int(i.pid): int(i.usedGpuMemory) for i in infos[:count.value] if i.usedGpuMemory != not_available}

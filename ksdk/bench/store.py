@@ -93,6 +93,9 @@ class ProblemRecord(Model):
     peak_memory_bytes: int | None = Field(None, description="device memory the evaluation added at its peak, both "
                                           "processes and their contexts, when the backend can say (EvalResult."
                                           "device.extra['device_peak_memory_bytes'])")
+    peak_by_role: dict[str, int] | None = Field(None, description="whose that peak was: bytes the judge, the "
+                                                "candidate's processes and others (spares started ahead of need) "
+                                                "held at the peak above what each held at the start")
     io_bytes: int | None = Field(None, description="one trial's inputs plus outputs (EvalResult.device.extra["
                                  "'inputs_outputs_bytes'])")
     device: str = ""

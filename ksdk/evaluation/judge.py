@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
-from ksdk.evaluation import clock
+from ksdk.evaluation import clock, memwatch
 from ksdk.evaluation.device_lock import DeviceLock
 from ksdk.evaluation.link import Link
 from ksdk.evaluation.memwatch import MemoryWatch
@@ -112,6 +112,9 @@ class Evaluation:
                 self._release()
             if watch is not None:
                 self.peaks["device_peak_memory"] = watch.stop()
+                parts = memwatch.growth(watch.first_detail, watch.at_peak)
+                if parts is not None:  # whose memory the peak was, above each one's at the start (bytes)
+                    res.device.extra["device_peak_by_role"] = parts
             if lock is not None:
                 lock.release()
             self._stages(time.perf_counter() - t0)
@@ -197,10 +200,16 @@ class Evaluation:
         self.target.release_cached()
         used = lambda: self.backend.memory_used(self.jc.run)  # noqa: E731
         _wait_released(used)
-        watch = MemoryWatch.start(used)
+        watch = MemoryWatch.start(used, lambda: memwatch.by_role(self.backend.memory_by_process(self.jc.run),
+                                                                 self._candidate_pids()))
         if watch is not None:  # what earlier evaluations (or other processes) still hold: a leak shows here
             self.peaks["device_in_use_at_start"] = int(watch.first)
         return watch
+
+    def _candidate_pids(self) -> set[int]:
+        """The candidate's processes now (none before its process is handed out)."""
+        box = getattr(self.link.proc, "box", None) if self.link is not None else None
+        return set(box.pids()) if box is not None else set()
 
     def _release(self) -> None:
         if self.link is not None:

@@ -4,29 +4,40 @@ until the evaluation ends."""
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 SAMPLE_S = 0.01  # a short-lived peak (a temporary freed within 10 ms) can be missed
 
 
 class MemoryWatch:
-    """Samples `used()` (bytes, or None when unknown) until stop(); the peak above the first sample."""
+    """Samples `used()` (bytes, or None when unknown) until stop(); the peak above the first sample. `detail()`,
+    where given, says whose memory it is (e.g. bytes per process role): read at the start and at each new peak."""
 
-    def __init__(self, used: Callable[[], Optional[int]], first: int):
+    def __init__(self, used: Callable[[], Optional[int]], first: int, detail: Optional[Callable[[], Any]] = None):
         self.used, self.first, self.peak = used, first, first
+        self.detail = detail
+        self.first_detail = self.at_peak = self._detail()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ksdk-memwatch", daemon=True)
         self._thread.start()
 
     @classmethod
-    def start(cls, used: Callable[[], Optional[int]]) -> Optional["MemoryWatch"]:
+    def start(cls, used: Callable[[], Optional[int]],
+              detail: Optional[Callable[[], Any]] = None) -> Optional["MemoryWatch"]:
         """A running watch, or None when the backend cannot say how much device memory is in use."""
         try:
             first = used()
         except Exception:  # noqa: BLE001 - a record, never a verdict
             return None
-        return cls(used, first) if first is not None else None
+        return cls(used, first, detail) if first is not None else None
+
+    def _detail(self) -> Any:
+        try:
+            return self.detail() if self.detail is not None else None
+        except Exception:  # noqa: BLE001 - a record, never a verdict
+            return None
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_S):
@@ -39,6 +50,7 @@ class MemoryWatch:
             return
         if now is not None and now > self.peak:
             self.peak = now
+            self.at_peak = self._detail()
 
     def stop(self) -> int:
         """Stop sampling; the peak bytes in use above those in use when the watch started."""
@@ -46,3 +58,22 @@ class MemoryWatch:
         self._thread.join()
         self._sample()
         return self.peak - self.first
+
+
+def by_role(per_pid: Optional[dict[int, int]], candidate: set[int]) -> Optional[dict[str, int]]:
+    """Device bytes per role: the judge (this process), the candidate's processes, and every other process (spares
+    started ahead of need, other judges, anything else on the device)."""
+    if per_pid is None:
+        return None
+    own = os.getpid()
+    out = {"judge": 0, "candidate": 0, "other": 0}
+    for pid, used in per_pid.items():
+        out["judge" if pid == own else "candidate" if pid in candidate else "other"] += int(used)
+    return out
+
+
+def growth(first: Optional[dict[str, int]], peak: Optional[dict[str, int]]) -> Optional[dict[str, int]]:
+    """Each role's bytes at the peak above its bytes at the start (what the peak is made of)."""
+    if first is None or peak is None:
+        return None
+    return {k: v - first.get(k, 0) for k, v in peak.items()}

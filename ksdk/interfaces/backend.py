@@ -240,6 +240,11 @@ class Backend(ABC):
         during an evaluation and reports the peak the evaluation added (`device_peak_memory_bytes`)."""
         return None
 
+    def memory_by_process(self, ctx: RunContext) -> Optional[dict[int, int]]:
+        """Bytes in use on the device per process id, or None (the default: unknown). Read when the sampled total
+        reaches a new peak, to say whose memory the peak is (`device_memory_at_peak`)."""
+        return None
+
     def sticky_error(self, result: EvalResult) -> bool:
         """True when the judge's own process can no longer be trusted after this result (its device context)."""
         return False

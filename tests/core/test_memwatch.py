@@ -30,3 +30,36 @@ def test_no_watch_where_the_backend_cannot_say_and_a_failing_reading_is_not_an_e
         raise OSError("NVML went away")
 
     assert MemoryWatch.start(broken) is None
+
+
+def test_whose_memory_the_peak_was_is_read_at_the_peak_not_after_it(monkeypatch):
+    """The per-role detail is taken when the total peaks: a candidate that frees its memory before the evaluation
+    ends still shows as the peak's owner."""
+    monkeypatch.setattr(memwatch, "SAMPLE_S", 0.001)
+    readings = iter([100, 900, 200])
+    owners = iter([{"judge": 100, "candidate": 0}, {"judge": 100, "candidate": 800}, {"judge": 100, "candidate": 0}])
+    sampled = threading.Event()
+
+    def used():
+        try:
+            return next(readings)
+        except StopIteration:
+            sampled.set()
+            return 150
+
+    def detail():
+        return next(owners, {"judge": 150, "candidate": 0})
+
+    watch = MemoryWatch.start(used, detail)
+    assert sampled.wait(5)
+    assert watch.stop() == 800
+    assert memwatch.growth(watch.first_detail, watch.at_peak) == {"judge": 0, "candidate": 800}
+
+
+def test_roles_are_this_process_the_candidates_processes_and_everyone_else():
+    import os
+
+    per_pid = {os.getpid(): 1000, 4242: 500, 4243: 70, 9999: 300}
+    assert memwatch.by_role(per_pid, {4242, 4243}) == {"judge": 1000, "candidate": 570, "other": 300}
+    assert memwatch.by_role(None, {1}) is None
+    assert memwatch.growth(None, {"judge": 1}) is None

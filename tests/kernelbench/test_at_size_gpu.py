@@ -32,7 +32,10 @@ def self_check(*sources: str, hog_first: bool = False):
 def within_memory(r) -> None:
     io = r.device.extra["inputs_outputs_bytes"]
     peak = r.device.extra.get("device_peak_memory_bytes")
-    assert peak is not None and peak <= 3 * io + GiB, f"peak {peak / GiB:.2f} GiB for {io / GiB:.2f} GiB of I/O"
+    roles = r.device.extra.get("device_peak_by_role")
+    assert roles is not None and roles["candidate"] > 0, roles  # NVML per process: whose the peak was
+    assert peak is not None and peak <= 3 * io + GiB, (f"peak {peak / GiB:.2f} GiB for {io / GiB:.2f} GiB of I/O; "
+                                                       f"by role {roles}")
 
 
 def good(r, lo: float = 0.97, hi: float = 1.03) -> None:
