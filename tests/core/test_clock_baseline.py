@@ -55,3 +55,30 @@ def test_where_there_is_no_device_clock_the_wall_clock_times_the_batch_once():
     ms = clock(Target()).baseline(batch)
     assert batch.runs == 1
     assert ms == 1e-6 / 4  # wall (and CPU) time less the 1 s floor
+
+
+def test_a_forged_device_time_in_the_candidates_reply_is_a_record_never_the_figure(monkeypatch):
+    """The attacker: a batch that takes 20 ms by the judge's clock, whose reply claims its own device events saw
+    1e-6 ms. The judge's figure is its own clock's; the claim is kept only as `reported_ms`."""
+    import time
+
+    from ksdk.evaluation import clock as clockmod
+    from ksdk.evaluation.link import Span
+
+    class Link:
+        def timed(self, req):
+            t0 = time.perf_counter()
+            time.sleep(0.02)
+            t1 = time.perf_counter()
+            return SimpleNamespace(device_ms=1e-6), Span(t0, t1, t1, 0)
+
+    class IdleDevice(TimedDevice):
+        def busy_ms(self):
+            return 0.0
+
+    monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)  # every output written
+    ev = SimpleNamespace(target=IdleDevice(), link=Link())
+    c = Clock(ev, SimpleNamespace(n=4), Floor(), Floor())
+    ms = c.candidate(events=True)
+    assert c.reported_ms == 1e-6
+    assert ms >= 20.0 / 4, ms
