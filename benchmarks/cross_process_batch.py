@@ -2,7 +2,8 @@
 judge's clock, ksdk/evaluation/clock.py). Process A (the judge's stand-in) owns the memory and times requests to
 process B (the candidate's stand-in) from its side, as the judge does; B holds CUDA graphs over A's memory (CUDA IPC)
 and over its own. Each request is timed after A's own device work of four kinds (none, a cache eviction, rewriting
-the inputs, both), and B's CUDA events say how long its device work took.
+the inputs, both), and B's CUDA events say how long its device work took. A waits for each reply asleep in recv(),
+then again polling back to back (a sleeping CPU, a virtual machine's above all, wakes late).
 
 Requests: ping (a one-element kernel), touch (a one-element kernel reading A's memory), batch (N graph replays over
 A's memory), batch2 (the same twice), own (N graph replays over B's own memory), eager (the same work without
@@ -103,22 +104,26 @@ def main() -> None:
     a.recv()
     print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}; {args.n} sets of {SHAPE}; medians of "
           f"{args.rounds}", flush=True)
-    for before in BEFORE:
-        for op in OPS:
-            walls, devs = [], []
-            for _ in range(args.rounds):
-                if "rewrite" in before:
-                    for x in xs:
-                        x.normal_()
-                if "evict" in before:
-                    flush.fill_(1)
-                torch.cuda.synchronize()
-                t = time.perf_counter()
-                a.send(op)
-                devs.append(a.recv())
-                walls.append((time.perf_counter() - t) * 1e3)
-            print(f"after {before:14s} {op:7s} A's wall {statistics.median(walls):.4f} ms (least "
-                  f"{min(walls):.4f}); B's events {statistics.median(devs):.4f} ms", flush=True)
+    for wait in ("block", "spin"):  # A sleeps in recv, or polls the pipe back to back (its CPU never idles)
+        for before in BEFORE:
+            for op in OPS:
+                walls, devs = [], []
+                for _ in range(args.rounds):
+                    if "rewrite" in before:
+                        for x in xs:
+                            x.normal_()
+                    if "evict" in before:
+                        flush.fill_(1)
+                    torch.cuda.synchronize()
+                    t = time.perf_counter()
+                    a.send(op)
+                    if wait == "spin":
+                        while not a.poll(0):
+                            pass
+                    devs.append(a.recv())
+                    walls.append((time.perf_counter() - t) * 1e3)
+                print(f"{wait} after {before:14s} {op:7s} A's wall {statistics.median(walls):.4f} ms (least "
+                      f"{min(walls):.4f}); B's events {statistics.median(devs):.4f} ms", flush=True)
     e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     for before in ("none", "evict"):
         walls, devs = [], []

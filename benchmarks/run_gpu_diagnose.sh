@@ -14,7 +14,8 @@ timeout 100 python3 benchmarks/cross_process_batch.py --rounds 15 --cupti > "$ou
 timeout 150 python3 benchmarks/judge_smoke.py > "$out/smoke.txt" 2>&1
 timeout 100 python3 benchmarks/judge_smoke.py --no-sandbox elementwise_chain matmul_bias_relu > "$out/smoke_nosb.txt" 2>&1
 timeout 70 python3 benchmarks/judge_smoke.py --no-flush elementwise_chain > "$out/smoke_noflush.txt" 2>&1
-cut -c1-200 "$out/xpb.txt"; echo "==== with CUPTI"; grep -E "batch|own|ping" "$out/xpb_cupti.txt" | cut -c1-200
+grep -vE "after (evict|rewrite) " "$out/xpb.txt" | cut -c1-160  # the files under OUT hold every line
+echo "==== with CUPTI"; grep -E "^spin after evict\+rewrite" "$out/xpb_cupti.txt" | cut -c1-160
 for f in smoke smoke_nosb smoke_noflush; do
   echo "#### $f"; grep -E "^==|judge us|do_bench|message|clock:" "$out/$f.txt" | cut -c1-700
 done

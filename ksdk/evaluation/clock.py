@@ -47,7 +47,7 @@ def candidate_floor(link, target) -> Floor:
             target.evict()
             target.synchronize()
         cpu0 = link.proc.cpu_ns() if host else 0
-        _reply, span = link.timed(Ping())
+        _reply, span = link.timed(Ping(), spin=True)
         walls.append((span.frozen - span.start) * 1e3)
         parts.append(((span.reply - span.start) * 1e3, (span.frozen - span.reply) * 1e3))
         probes.append(target.busy_ms())  # and back: what the settle's first probe costs on an idle device
@@ -88,7 +88,7 @@ class Clock:
         its own device events (`self.reported_ms`: a record, never a figure)."""
         ev = self.ev
         cpu0 = ev.link.proc.cpu_ns() if self.host else 0
-        reply, span = ev.link.timed(Batch(events=events))
+        reply, span = ev.link.timed(Batch(events=events), spin=True)
         self.reported_ms = reply.device_ms if events else None
         # The batch lasted until its processes were frozen again (work they did after replying counts), or until its
         # outputs were written and the device idle; the floor was measured the same way, to the freeze.

@@ -60,14 +60,15 @@ class Link:
         return self.timed(req, compile_credit, fds)[0]
 
     def timed(self, req: Union[Request, dict], compile_credit: bool = False,
-              fds: tuple[int, ...] = ()) -> tuple[Reply, Span]:
+              fds: tuple[int, ...] = (), spin: bool = False) -> tuple[Reply, Span]:
         """A request, and when it ran by the judge's clock: from just before the process was thawed to serve it until
-        its reply arrived, and until it was frozen again (with the CPU time its processes used in between)."""
+        its reply arrived, and until it was frozen again (with the CPU time its processes used in between). With
+        `spin` (the clock's requests), the reply is polled for rather than slept on, so that it is seen on arrival."""
         msg = req.model_dump(mode="json") if isinstance(req, Request) else req
         t0 = time.perf_counter()
         self.proc.thaw()
         try:
-            raw = self.proc.request(msg, self.deadline, self.compile_credit if compile_credit else None, fds)
+            raw = self.proc.request(msg, self.deadline, self.compile_credit if compile_credit else None, fds, spin)
             t1 = time.perf_counter()
             cpu1 = self.proc.cpu_ns()
         except TimeoutError:

@@ -34,6 +34,7 @@ READY_TIMEOUT_S = 180.0
 SEED_WAIT_S = 150.0  # how long a candidate waits for the judge's first seed build (once per judge)
 SEED_REQUESTS_MAX = 64  # distinct seed requests a judge builds over its life
 WATCH_S = 0.2  # how often the judge checks a candidate's process count while it waits
+SPIN_S = 0.5  # a timed request's reply is polled for back to back this long (frames._spin says why), then waited for
 DISK_WATCH_S = 1.0  # how often it checks the candidate's scratch folder's size
 
 
@@ -145,11 +146,13 @@ class CandidateProcess:
             raise Died(f"its socket broke ({e})", self._ended()) from None
 
     def request(self, msg: dict, deadline: float, compile_credit: Optional[list[float]] = None,
-                fds: tuple[int, ...] = ()) -> dict:
+                fds: tuple[int, ...] = (), spin: bool = False) -> dict:
         """Send one request and wait for its reply until `deadline` (monotonic). Time the process reports as
-        compilation extends the deadline, out of `compile_credit` ([seconds left]), never beyond it. Raises
+        compilation extends the deadline, out of `compile_credit` ([seconds left]), never beyond it. With `spin`
+        (a request the judge's clock times), the reply is polled for back to back for up to SPIN_S. Raises
         TimeoutError, Died, Overrun or frames.FrameError."""
         self.send(msg, fds)
+        spin_until = time.monotonic() + SPIN_S if spin else None
         compiling_since: Optional[float] = None
         while True:
             now = time.monotonic()
@@ -159,7 +162,7 @@ class CandidateProcess:
             if now >= wait_until:
                 raise TimeoutError
             try:
-                reply, _ = self.reader.recv(min(wait_until, now + WATCH_S))
+                reply, _ = self.reader.recv(min(wait_until, now + WATCH_S), spin_until)
             except TimeoutError:
                 self._watch()
                 continue

@@ -95,7 +95,7 @@ class FakeProcess:
         self.events: list[str] = []
         self.scratch, self.ready_s, self.killed = "/tmp/judgekit", 0.0, False
 
-    def request(self, msg: dict, deadline: float, credit=None, fds=()) -> dict:
+    def request(self, msg: dict, deadline: float, credit=None, fds=(), spin=False) -> dict:
         self.events.append(msg["op"])
         try:
             reply = self.harness.handle(msg["op"], msg, [os.dup(f) for f in fds])

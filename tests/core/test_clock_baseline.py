@@ -66,7 +66,7 @@ def test_a_forged_device_time_in_the_candidates_reply_is_a_record_never_the_figu
     from ksdk.evaluation.link import Span
 
     class Link:
-        def timed(self, req):
+        def timed(self, req, spin=False):
             t0 = time.perf_counter()
             time.sleep(0.02)
             t1 = time.perf_counter()
