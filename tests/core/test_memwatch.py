@@ -6,18 +6,23 @@ from ksdk.evaluation import memwatch
 from ksdk.evaluation.memwatch import MemoryWatch
 
 
-def test_the_peak_above_the_first_sample_survives_a_later_release(monkeypatch):
-    monkeypatch.setattr(memwatch, "SAMPLE_S", 0.001)
-    readings = iter([100, 100, 400, 900, 250])
-    sampled = threading.Event()
+def readings(values: list, then: int):
+    """used(): `values` in turn, then `then` for ever; and an event set once the values ran out."""
+    it, done = iter(values), threading.Event()
 
     def used():
         try:
-            return next(readings)
+            return next(it)
         except StopIteration:
-            sampled.set()
-            return 120
+            done.set()
+            return then
 
+    return used, done
+
+
+def test_the_peak_above_the_first_sample_survives_a_later_release(monkeypatch):
+    monkeypatch.setattr(memwatch, "SAMPLE_S", 0.001)
+    used, sampled = readings([100, 100, 400, 900, 250], 120)
     watch = MemoryWatch.start(used)
     assert sampled.wait(5)
     assert watch.stop() == 800
@@ -36,16 +41,8 @@ def test_whose_memory_the_peak_was_is_read_at_the_peak_not_after_it(monkeypatch)
     """The per-role detail is taken when the total peaks: a candidate that frees its memory before the evaluation
     ends still shows as the peak's owner."""
     monkeypatch.setattr(memwatch, "SAMPLE_S", 0.001)
-    readings = iter([100, 900, 200])
+    used, sampled = readings([100, 900, 200], 150)
     owners = iter([{"judge": 100, "candidate": 0}, {"judge": 100, "candidate": 800}, {"judge": 100, "candidate": 0}])
-    sampled = threading.Event()
-
-    def used():
-        try:
-            return next(readings)
-        except StopIteration:
-            sampled.set()
-            return 150
 
     def detail():
         return next(owners, {"judge": 150, "candidate": 0})
