@@ -57,6 +57,14 @@ def candidate_floor(link, target) -> Floor:
     return Floor(min(walls), min(cpus) if cpus else 0.0, min(probes), least[0], least[1])
 
 
+def before_batch(ev) -> None:
+    """What precedes every timed batch, either side's: the caches evicted as the task's timing asks, the device idle."""
+    timing = ev.task.timing
+    if timing.flush_l2:
+        ev.target.evict(timing.l2_flush_by or "read")
+    ev.target.synchronize()
+
+
 def judge_floor(target) -> Floor:
     """The judge's own wait for an idle device (and its CPU time for it), the least of a few."""
     walls, cpus = [], []

@@ -8,7 +8,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ksdk.evaluation.baselines import ModelBatch, ring_inputs
-from ksdk.evaluation.clock import Clock, judge_floor
+from ksdk.evaluation.clock import Clock, before_batch, judge_floor
 from ksdk.evaluation.protocol import Time
 from ksdk.evaluation.verdict import Verdict
 from ksdk.timing import summarize
@@ -50,9 +50,7 @@ def _time(ev: "Evaluation", clock: Clock, batch: ModelBatch, label: str, mode: s
         batch.prepare(mode)
         ms = []
         for _ in range(EXTRA_BATCHES):
-            if ev.task.timing.flush_l2:
-                ev.target.evict(ev.task.timing.l2_flush_by or "read")
-            ev.target.synchronize()
+            before_batch(ev)
             ms.append(clock.baseline(batch))
         how = "the device's own events" if batch.queues_only else "the judge's clock"
         ev.result.extra_baselines[label] = summarize(ms, f"{how} over {clock.ring.n} calls per batch, "
@@ -87,9 +85,7 @@ def _events_batch(ev: "Evaluation", clock: Clock, refresh) -> None:
     clock against the device work it saw tells where a batch's time goes (a record, never the speedup)."""
     try:
         refresh()
-        if ev.task.timing.flush_l2:
-            ev.target.evict(ev.task.timing.l2_flush_by or "read")
-        ev.target.synchronize()
+        before_batch(ev)
         judged = clock.candidate(events=True) * clock.ring.n
     except Verdict as v:
         ev.result.warnings.append(f"the batch timed by the candidate's own events failed ({v.message[:200]})")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ksdk.evaluation import ring as ringmod
 from ksdk.evaluation.baselines import BaselineBatch, ModelBatch, ShippedBatch, ring_inputs, shipped_runner
-from ksdk.evaluation.clock import Clock, judge_floor
+from ksdk.evaluation.clock import Clock, before_batch, judge_floor
 from ksdk.evaluation.protocol import PrepareBatch, Release
 from ksdk.evaluation.shared import Layout, Slot, arg_views
 from ksdk.evaluation.verdict import Verdict
@@ -183,9 +183,7 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
         sides = ("candidate", "baseline") if r % 2 == 0 else ("baseline", "candidate")
         got = {}
         for side in sides:
-            if flush:
-                target.evict(flush)
-            target.synchronize()
+            before_batch(ev)
             with link.span(f"{side} timing"):
                 got[side] = clock.candidate() if side == "candidate" else clock.baseline(base)
             if side == "candidate":
