@@ -242,7 +242,7 @@ class Backend(ABC):
 
     def memory_by_process(self, ctx: RunContext) -> Optional[dict[int, int]]:
         """Bytes in use on the device per process id, or None (the default: unknown). Read when the sampled total
-        reaches a new peak, to say whose memory the peak is (`device_memory_at_peak`)."""
+        reaches a new peak, to say whose memory the peak is (`device_peak_by_role`)."""
         return None
 
     def sticky_error(self, result: EvalResult) -> bool:
