@@ -57,7 +57,8 @@ raise SystemExit("SAW flood done")
 
 def judges_files_max(stop: threading.Event, seen: list[int]) -> None:
     """Sizes of the regular files in the temporary folder (unlinked ones included: "/tmp/#123 (deleted)") held open
-    by this process or any process it started. (Shared memory, "/memfd:...", is the judge's input and output.)"""
+    for writing by this process or any process it started. (Shared memory, "/memfd:...", is the judge's input and
+    output.)"""
     tmp = os.path.realpath(tempfile.gettempdir())
     while not stop.wait(0.02):
         for pid in [os.getpid(), *descendants(os.getpid())]:
@@ -71,8 +72,19 @@ def judges_files_max(stop: threading.Event, seen: list[int]) -> None:
                     st = os.stat(f"/proc/{pid}/fd/{fd}")
                 except OSError:
                     continue
-                if stat.S_ISREG(st.st_mode) and target.startswith(tmp + "/"):
+                if stat.S_ISREG(st.st_mode) and target.startswith(tmp + "/") and _writable(pid, fd):
                     seen.append(st.st_blocks * 512)
+
+
+def _writable(pid: int, fd: str) -> bool:
+    """Whether the descriptor was opened for writing (a shared library being loaded from a checkout under the
+    temporary folder is open read-only, and never grows with what a candidate prints)."""
+    try:
+        with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+            flags = next(int(line.split()[1], 8) for line in f if line.startswith("flags:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return flags & (os.O_WRONLY | os.O_RDWR) != 0
 
 
 def test_a_flood_of_output_leaves_the_judges_disk_alone_and_the_verdict_arrives():
