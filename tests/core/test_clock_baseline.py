@@ -2,10 +2,13 @@
 adds launch latency the judge's floor does not hold: 5-20 us a batch on an H100, 9-12% of a 3-call batch of 60 us
 kernels), by wall time otherwise; the batch runs once either way."""
 
+import time
 from types import SimpleNamespace
 
+from ksdk.evaluation import clock as clockmod
 from ksdk.evaluation.baselines import BaselineBatch
 from ksdk.evaluation.clock import Clock, Floor
+from ksdk.evaluation.link import Span
 from ksdk.evaluation.targets import Target
 
 
@@ -31,6 +34,16 @@ class TimedDevice(Target):
 
     def thread_cpu_ns(self):
         return None
+
+
+class IdleDevice(TimedDevice):
+    """A device that is idle whenever probed and has no caches to evict."""
+
+    def busy_ms(self):
+        return 0.0
+
+    def evict(self, how="read"):
+        pass
 
 
 def clock(target: Target) -> Clock:
@@ -60,10 +73,6 @@ def test_where_there_is_no_device_clock_the_wall_clock_times_the_batch_once():
 def test_a_forged_device_time_in_the_candidates_reply_is_a_record_never_the_figure(monkeypatch):
     """The attacker: a batch that takes 20 ms by the judge's clock, whose reply claims its own device events saw
     1e-6 ms. The judge's figure is its own clock's; the claim is kept only as `reported_ms`."""
-    import time
-
-    from ksdk.evaluation import clock as clockmod
-    from ksdk.evaluation.link import Span
 
     class Link:
         def timed(self, req, spin=False):
@@ -71,10 +80,6 @@ def test_a_forged_device_time_in_the_candidates_reply_is_a_record_never_the_figu
             time.sleep(0.02)
             t1 = time.perf_counter()
             return SimpleNamespace(device_ms=1e-6), Span(t0, t1, t1, 0)
-
-    class IdleDevice(TimedDevice):
-        def busy_ms(self):
-            return 0.0
 
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)  # every output written
     ev = SimpleNamespace(target=IdleDevice(), link=Link())
@@ -87,11 +92,6 @@ def test_a_forged_device_time_in_the_candidates_reply_is_a_record_never_the_figu
 def test_the_clocks_requests_are_polled_for_not_slept_on(monkeypatch):
     """docs/architecture.md: the judge polls for a timed request's reply (a CPU left idle for a batch's length wakes
     late, which the floor's short round trips do not pay). Both the candidate's batch and the floor's pings ask so."""
-    import time
-
-    from ksdk.evaluation import clock as clockmod
-    from ksdk.evaluation.link import Span
-
     asked = []
 
     class Link:
@@ -101,13 +101,6 @@ def test_the_clocks_requests_are_polled_for_not_slept_on(monkeypatch):
             asked.append((type(req).__name__, spin))
             t = time.perf_counter()
             return SimpleNamespace(device_ms=None), Span(t, t, t, 0)
-
-    class IdleDevice(TimedDevice):
-        def busy_ms(self):
-            return 0.0
-
-        def evict(self, how="read"):
-            pass
 
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
     ev = SimpleNamespace(target=IdleDevice(), link=Link())
