@@ -122,8 +122,10 @@ def main() -> None:
                             pass
                     devs.append(a.recv())
                     walls.append((time.perf_counter() - t) * 1e3)
+                dec = statistics.quantiles(walls, n=10)  # the spread is the jitter a 1% figure must beat
                 print(f"{wait} after {before:14s} {op:7s} A's wall {statistics.median(walls):.4f} ms (least "
-                      f"{min(walls):.4f}); B's events {statistics.median(devs):.4f} ms", flush=True)
+                      f"{min(walls):.4f}, p10-p90 {dec[-1] - dec[0]:.4f}); B's events {statistics.median(devs):.4f} ms",
+                      flush=True)
     e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     for before in ("none", "evict"):
         walls, devs = [], []
