@@ -49,8 +49,9 @@ class BatchMixin:
                 if self._capture(inputs, outputs):
                     return "graph"
             if self._arena is not None:
-                try:  # a forward that needs more than the arena holds runs without it (its outputs copied)
-                    self._eager()
+                try:  # a forward that needs more than the arena holds runs without it (its outputs copied); twice,
+                    for _ in range(2):  # as the timed batches will: the second reuses what the first left cached
+                        self._eager()
                 except Exception:  # noqa: BLE001
                     self._arena, self._kept, self._placed = None, [], None
                 torch.cuda.synchronize()
@@ -113,7 +114,15 @@ class BatchMixin:
         if self._graphs:
             for g in self._graphs:
                 g.replay()
-        else:
+            return
+        try:
+            self._eager()
+        except Exception as e:  # the arena ran short after all: this batch and the next copy their outputs instead
+            import torch
+
+            if self._arena is None or not isinstance(e, (MemoryError, torch.OutOfMemoryError)):
+                raise
+            self._arena, self._kept, self._placed = None, [], None
             self._eager()
 
     def run_batch_timed(self) -> Optional[float]:

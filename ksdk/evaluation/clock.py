@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ksdk.evaluation.protocol import Batch, Ping
 from ksdk.evaluation.targets import IDLE_PROBE_MS
@@ -33,28 +33,42 @@ class Floor:
     probe_ms: float = 0.0  # the judge's idle-device probe right after the candidate's process used the device
     to_reply_ms: float = 0.0  # the least round trip's parts: to its reply, and from the reply to the freeze (records)
     reply_to_frozen_ms: float = 0.0
+    side_ms: Optional[tuple[float, float, float]] = None  # the least round trip as its process saw it (`sides`)
 
 
-def candidate_floor(link, target) -> Floor:
+def sides(reply, span) -> Optional[tuple[float, float, float]]:
+    """A record, never a figure: a request's round trip split by the candidate process's own clock stamps (`at`:
+    request read, work done; the host's monotonic clock, shared by both processes): judge to process, the work, the
+    process back to the judge's reply, in ms. None where the stamps are missing or cannot be true."""
+    at = reply.at
+    if not at or len(at) != 2:
+        return None
+    parts = ((at[0] - span.start) * 1e3, (at[1] - at[0]) * 1e3, (span.reply - at[1]) * 1e3)
+    if not all(-1.0 < p <= (span.reply - span.start) * 1e3 + 1.0 for p in parts):  # NaN fails too
+        return None
+    return tuple(round(p, 4) for p in parts)
+
+
+def candidate_floor(link, target, before: Callable[[], None]) -> Floor:
     """The least round trip of a request to the candidate's process (thawed, it runs a one-element kernel on its
-    device right after the judge's own work there and waits for it, replies, and is frozen again), measured after
-    setup and before the candidate's code is loaded: no candidate can make it shorter, so taking it off never
-    favours one."""
+    device and waits for it, replies, and is frozen again), each after `before`: the judge's own work that precedes
+    every timed batch (`before_batch`: caches evicted as the task asks, which leaves the process's own code and data
+    cold too, then the device idle). Measured after setup and before the candidate's code is loaded: no candidate can
+    make it shorter, so taking it off never favours one."""
     host = target.kind == "host"
-    walls, cpus, probes, parts = [], [], [], []
+    walls, cpus, probes, parts, seen = [], [], [], [], []
     for _ in range(PINGS):
-        if not host:  # the judge's device work first, as before every batch (the device then switches contexts)
-            target.evict()
-            target.synchronize()
+        before()  # as before every batch (on a GPU the device then switches contexts; on the host, caches are cold)
         cpu0 = link.proc.cpu_ns() if host else 0
-        _reply, span = link.timed(Ping(), spin=True)
+        reply, span = link.timed(Ping(), spin=True)
+        seen.append(sides(reply, span))
         walls.append((span.frozen - span.start) * 1e3)
         parts.append(((span.reply - span.start) * 1e3, (span.frozen - span.reply) * 1e3))
         probes.append(target.busy_ms())  # and back: what the settle's first probe costs on an idle device
         if host:
             cpus.append((link.proc.cpu_ns() - cpu0) / 1e6)
-    least = parts[walls.index(min(walls))]
-    return Floor(min(walls), min(cpus) if cpus else 0.0, min(probes), least[0], least[1])
+    i = walls.index(min(walls))
+    return Floor(min(walls), min(cpus) if cpus else 0.0, min(probes), parts[i][0], parts[i][1], seen[i])
 
 
 def before_batch(ev) -> None:
@@ -89,6 +103,7 @@ class Clock:
         self.reported_ms: Optional[float] = None  # the candidate process's own events over its last batch, if asked
         self.spans: list[tuple[float, float, float, float]] = []  # per batch: to reply, reply to frozen, frozen to
         # settled (ms), CPU ms after replying
+        self.sides: list[tuple[float, float, float]] = []  # per batch, as the candidate's process saw it (records)
 
     def candidate(self, events: bool = False) -> float:
         """One batch in the candidate's process: ms per call by the judge's clock. The ring's inputs are written,
@@ -98,6 +113,10 @@ class Clock:
         cpu0 = ev.link.proc.cpu_ns() if self.host else 0
         reply, span = ev.link.timed(Batch(events=events), spin=True)
         self.reported_ms = reply.device_ms if events else None
+        place(self.ring, reply.placed)  # where this batch's outputs are (checked), before they are looked for
+        seen = sides(reply, span)
+        if seen is not None:
+            self.sides.append(seen)
         # The batch lasted until its processes were frozen again (work they did after replying counts), or until its
         # outputs were written and the device idle; the floor was measured the same way, to the freeze.
         end = self._settled(span.frozen)
@@ -155,6 +174,16 @@ class Clock:
                               "called repeatedly, or leaves it running after a call returns, where no clock sees it")
             first = False
             time.sleep(0.0005)
+
+
+def place(ring: "Ring", offsets) -> None:
+    """Take the output places a Runner reported (ring.Ring.place); places that break the rules (outputs over each
+    other or outside the judge's memory) are a reward_hack."""
+    try:
+        ring.place(offsets)
+    except ValueError as e:
+        raise Verdict(Stage.PERFORMANCE, ErrorKind.REWARD_HACK, f"the candidate's process placed its outputs "
+                      f"where the judge cannot check them: {e}") from None
 
 
 def unwritten(ring: "Ring", device: str) -> Optional[int]:

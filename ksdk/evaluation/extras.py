@@ -5,8 +5,10 @@ when asked), triton.testing.do_bench of the baseline, and the candidate's proces
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
+from ksdk.evaluation import procfs
 from ksdk.evaluation.baselines import ModelBatch, ring_inputs
 from ksdk.evaluation.clock import Clock, before_batch, judge_floor
 from ksdk.evaluation.protocol import Time
@@ -86,14 +88,32 @@ def _events_batch(ev: "Evaluation", clock: Clock, refresh) -> None:
     try:
         refresh()
         before_batch(ev)
+        threads, own = _threads_cpu(ev), procfs.thread_cpu([os.getpid()])
         judged = clock.candidate(events=True) * clock.ring.n
+        after, own_after = _threads_cpu(ev), procfs.thread_cpu([os.getpid()])
     except Verdict as v:
         ev.result.warnings.append(f"the batch timed by the candidate's own events failed ({v.message[:200]})")
         return
     rec = ev.result.device.extra.setdefault("clock", {})
     own = clock.reported_ms
     rec["events_batch"] = {"judge_clock_ms": round(judged, 4), "candidate_events_ms":
-                           round(own, 4) if isinstance(own, float) and 0 <= own < math.inf else None}
+                           round(own, 4) if isinstance(own, float) and 0 <= own < math.inf else None,
+                           # which of the process's threads ran during the batch, ms (thaw to freeze)
+                           "threads_cpu_ms": _ran(threads, after) if threads is not None else None,
+                           "judge_threads_cpu_ms": _ran(own, own_after)}  # the judge's own threads, e.g. a pool's
+
+
+def _ran(before: dict, after: dict) -> dict:
+    """ms of CPU each thread name used between two readings of procfs.thread_cpu."""
+    return {k: round((v - before.get(k, 0)) / 1e6, 4) for k, v in after.items() if v > before.get(k, 0)}
+
+
+def _threads_cpu(ev: "Evaluation"):
+    """The candidate's threads' CPU ns by name, or None where its process cannot say (a record)."""
+    try:
+        return ev.link.proc.threads_cpu_ns()
+    except Exception:  # noqa: BLE001 - a record, never a verdict
+        return None
 
 
 def _reported(ev: "Evaluation", rg) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ksdk.evaluation import ring as ringmod
 from ksdk.evaluation.baselines import BaselineBatch, ModelBatch, ShippedBatch, ring_inputs, shipped_runner
-from ksdk.evaluation.clock import Clock, before_batch, judge_floor
+from ksdk.evaluation.clock import Clock, before_batch, judge_floor, place
 from ksdk.evaluation.protocol import PrepareBatch, Release
 from ksdk.evaluation.shared import Layout, Slot, arg_views
 from ksdk.evaluation.verdict import Verdict
@@ -142,24 +142,12 @@ def _write(ev: "Evaluation", rg) -> None:
 def _prepare(ev: "Evaluation", rg, mode: str) -> str:
     """The candidate's process prepares its calls in `mode` ('graph', 'eager', 'host'); the mode it chose."""
     reply = ev.link.request(PrepareBatch(inputs=rg.args, outputs=[[{"slot": s.model_dump()} for s in outs]
-                                                                  for outs in rg.outs],
+                                                                  for outs in rg.proposed],
                                          arena=rg.arena.model_dump() if rg.arena else None, mode=mode),
                             compile_credit=True)
-    _placed(ev, rg, reply.placed)
+    place(rg, reply.placed)
     got = reply.mode if reply.mode in ("graph", "eager", "host") else "eager"
     return "host" if ev.target.kind == "host" else got
-
-
-def _placed(ev: "Evaluation", rg, placed) -> None:
-    """Where the Runner put its outputs in the arena, checked (a placement that breaks the rules is a reward_hack:
-    outputs over each other or outside the judge's memory)."""
-    if placed is None or rg.arena is None:
-        return
-    try:
-        rg.outs = ringmod.placed(rg.arena, placed, rg.outs)
-    except ValueError as e:
-        raise Verdict(Stage.PERFORMANCE, ErrorKind.REWARD_HACK, f"the candidate's process placed its outputs "
-                      f"where the judge cannot check them: {e}") from None
 
 
 def _telemetry(ev: "Evaluation") -> dict:
@@ -223,7 +211,8 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
         from ksdk.evaluation.clock import candidate_floor
 
         try:
-            res.device.extra["clock"]["floor_after_load_ms"] = round(candidate_floor(link, target).wall_ms, 4)
+            again = candidate_floor(link, target, lambda: before_batch(ev))
+            res.device.extra["clock"]["floor_after_load_ms"] = round(again.wall_ms, 4)
         except Verdict:
             res.device.extra["clock"]["floor_after_load_ms"] = None
     if before:  # clocks, temperature and throttling around the rounds (NVML on NVIDIA devices)
@@ -247,7 +236,10 @@ def clock_record(clock: Clock, floor) -> dict:
             "floor_reply_to_frozen_ms": round(floor.reply_to_frozen_ms, 4),
             "to_reply_ms": med[0],
             "reply_to_frozen_ms": med[1], "settle_ms": med[2], "cpu_after_reply_ms": med[3],
-            "late_ms": round(clock.late_ms, 4)}
+            "late_ms": round(clock.late_ms, 4),
+            # the candidate process's own stamps (records): judge to process, its work, back to the judge's reply
+            "floor_sides_ms": list(floor.side_ms) if floor.side_ms else None,
+            "batch_sides_ms": [round(statistics.median(c), 4) for c in zip(*clock.sides)] if clock.sides else None}
 
 
 def _check(ev: "Evaluation", rg, r: int, budget_ms: float) -> None:

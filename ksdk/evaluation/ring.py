@@ -27,6 +27,16 @@ class Ring:
     outs: list[list[Slot]]
     arena: Optional[Slot] = None
     seeds: list[int] = field(default_factory=list)
+    proposed: list[list[Slot]] = field(default_factory=list)  # the judge's slots, where a Runner places none
+
+    def __post_init__(self) -> None:
+        self.proposed = self.proposed or self.outs
+
+    def place(self, offsets: Optional[list[list[int]]]) -> None:
+        """Where the Runner says its last calls put their outputs in the arena (None: the proposed slots), checked
+        by `placed`; a Runner's places may change from batch to batch (the whole arena is poisoned before each)."""
+        if self.arena is not None:
+            self.outs = self.proposed if offsets is None else placed(self.arena, offsets, self.proposed)
 
     @property
     def n(self) -> int:

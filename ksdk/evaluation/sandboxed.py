@@ -24,7 +24,7 @@ from typing import Callable, Optional
 
 from ksdk.evaluation import containment, frames, sandbox
 from ksdk.evaluation.output import OutputTail
-from ksdk.evaluation.procfs import descendants
+from ksdk.evaluation.procfs import descendants, thread_cpu
 from ksdk.evaluation.procs import pool as _pool
 from ksdk.evaluation.procs import signal_name as _signal_name
 from ksdk.evaluation.procs import spawner as _spawner
@@ -233,6 +233,10 @@ class CandidateProcess:
     def cpu_ns(self) -> int:
         """CPU time used so far by the candidate's processes, including threads and children that are gone."""
         return self.box.cpu_ns()
+
+    def threads_cpu_ns(self) -> dict[str, int]:
+        """CPU time (ns) of the candidate's live threads by thread name: a record of which threads ran."""
+        return thread_cpu(self.box.pids())
 
     def freeze(self) -> None:
         """Stop every process of the candidate's, all at once where cgroups allow, and return once none runs: work

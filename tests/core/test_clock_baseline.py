@@ -46,6 +46,9 @@ class IdleDevice(TimedDevice):
         pass
 
 
+RING = SimpleNamespace(n=4, place=lambda offsets: None)  # four calls; outputs where the judge proposed
+
+
 def clock(target: Target) -> Clock:
     ev = SimpleNamespace(target=target)
     return Clock(ev, SimpleNamespace(n=4), Floor(), Floor(wall_ms=1000.0))
@@ -79,11 +82,11 @@ def test_a_forged_device_time_in_the_candidates_reply_is_a_record_never_the_figu
             t0 = time.perf_counter()
             time.sleep(0.02)
             t1 = time.perf_counter()
-            return SimpleNamespace(device_ms=1e-6), Span(t0, t1, t1, 0)
+            return SimpleNamespace(device_ms=1e-6, placed=None, at=None), Span(t0, t1, t1, 0)
 
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)  # every output written
     ev = SimpleNamespace(target=IdleDevice(), link=Link())
-    c = Clock(ev, SimpleNamespace(n=4), Floor(), Floor())
+    c = Clock(ev, RING, Floor(), Floor())
     ms = c.candidate(events=True)
     assert c.reported_ms == 1e-6
     assert ms >= 20.0 / 4, ms
@@ -100,11 +103,29 @@ def test_the_clocks_requests_are_polled_for_not_slept_on(monkeypatch):
         def timed(self, req, spin=False):
             asked.append((type(req).__name__, spin))
             t = time.perf_counter()
-            return SimpleNamespace(device_ms=None), Span(t, t, t, 0)
+            return SimpleNamespace(device_ms=None, placed=None, at=None), Span(t, t, t, 0)
 
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
     ev = SimpleNamespace(target=IdleDevice(), link=Link())
-    clockmod.candidate_floor(ev.link, ev.target)
-    Clock(ev, SimpleNamespace(n=4), Floor(), Floor()).candidate()
+    clockmod.candidate_floor(ev.link, ev.target, lambda: None)
+    Clock(ev, RING, Floor(), Floor()).candidate()
     assert {name for name, _ in asked} == {"Ping", "Batch"}
     assert all(spin for _, spin in asked), asked
+
+
+def test_every_ping_of_the_floor_follows_the_judges_work_that_precedes_a_batch():
+    """The floor is taken off every batch, so each of its pings comes after what comes before a batch (the caches
+    evicted as the task asks, which on the host leaves the process's own code cold too): a floor of warm pings
+    under-subtracts, and the candidate pays the difference."""
+    order = []
+
+    class Link:
+        proc = SimpleNamespace(cpu_ns=lambda: 0)
+
+        def timed(self, req, spin=False):
+            order.append("ping")
+            t = time.perf_counter()
+            return SimpleNamespace(device_ms=None, placed=None, at=None), Span(t, t, t, 0)
+
+    clockmod.candidate_floor(Link(), IdleDevice(), lambda: order.append("before"))
+    assert order == ["before", "ping"] * clockmod.PINGS

@@ -91,7 +91,10 @@ def test_a_batch_timed_by_the_candidates_own_events_is_kept_as_a_record_beside_t
     assert r.status == Status.OK and r.speedup, r.message
     rec = r.device.extra["clock"]["events_batch"]
     assert rec["judge_clock_ms"] > 0 and rec["candidate_events_ms"] > 0, rec
-    assert r.device.extra["clock"]["floor_after_load_ms"] > 0
+    assert rec["threads_cpu_ms"] and rec["judge_threads_cpu_ms"], rec  # which threads ran during the batch
+    clock = r.device.extra["clock"]
+    assert clock["floor_after_load_ms"] > 0
+    assert len(clock["floor_sides_ms"]) == 3 and len(clock["batch_sides_ms"]) == 3, clock  # its own stamps
 
 
 def test_the_ring_spreads_inputs_over_memory_and_both_sides_time_over_it():
