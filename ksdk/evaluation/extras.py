@@ -88,9 +88,9 @@ def _events_batch(ev: "Evaluation", clock: Clock, refresh) -> None:
     try:
         refresh()
         before_batch(ev)
-        threads, own = _threads_cpu(ev), procfs.thread_cpu([os.getpid()])
+        threads, judge_threads = _threads_cpu(ev), procfs.thread_cpu([os.getpid()])
         judged = clock.candidate(events=True) * clock.ring.n
-        after, own_after = _threads_cpu(ev), procfs.thread_cpu([os.getpid()])
+        after, judge_after = _threads_cpu(ev), procfs.thread_cpu([os.getpid()])
     except Verdict as v:
         ev.result.warnings.append(f"the batch timed by the candidate's own events failed ({v.message[:200]})")
         return
@@ -100,7 +100,7 @@ def _events_batch(ev: "Evaluation", clock: Clock, refresh) -> None:
                            round(own, 4) if isinstance(own, float) and 0 <= own < math.inf else None,
                            # which of the process's threads ran during the batch, ms (thaw to freeze)
                            "threads_cpu_ms": _ran(threads, after) if threads is not None else None,
-                           "judge_threads_cpu_ms": _ran(own, own_after)}  # the judge's own threads, e.g. a pool's
+                           "judge_threads_cpu_ms": _ran(judge_threads, judge_after)}  # the judge's, e.g. a pool's
 
 
 def _ran(before: dict, after: dict) -> dict:

@@ -61,3 +61,22 @@ def test_the_floor_keeps_the_stamps_of_its_least_round_trip():
 
     floor = clockmod.candidate_floor(Link(), IdleDevice(), lambda: None)
     assert floor.side_ms is not None and floor.side_ms[1] == 1.0, floor  # the 2 ms ping's: half its wait
+
+
+def test_the_events_batch_records_the_threads_that_ran_beside_the_judges_clock():
+    """The extra batch timed by the candidate's own events (a GPU path) keeps, as records, its events, the judge's
+    clock over it and the CPU each thread used, the candidate's and the judge's, by thread name."""
+    from ksdk.evaluation import extras
+
+    readings = iter([{"python": 1_000_000, "cuda-EvtHandlr": 0}, {"python": 1_500_000, "cuda-EvtHandlr": 250_000}])
+    proc = SimpleNamespace(threads_cpu_ns=lambda: next(readings))
+    timing = SimpleNamespace(flush_l2=False, l2_flush_by=None)
+    res = SimpleNamespace(device=SimpleNamespace(extra={}), warnings=[])
+    ev = SimpleNamespace(task=SimpleNamespace(timing=timing), target=IdleDevice(), link=SimpleNamespace(proc=proc),
+                         result=res)
+    clock = SimpleNamespace(ring=SimpleNamespace(n=3), reported_ms=0.14, candidate=lambda events: 0.1)
+    extras._events_batch(ev, clock, refresh=lambda: None)
+    rec = res.device.extra["clock"]["events_batch"]
+    assert rec["candidate_events_ms"] == 0.14 and math.isclose(rec["judge_clock_ms"], 0.3), rec
+    assert rec["threads_cpu_ms"] == {"python": 0.5, "cuda-EvtHandlr": 0.25}, rec
+    assert isinstance(rec["judge_threads_cpu_ms"], dict), rec
