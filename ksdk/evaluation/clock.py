@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 SETTLE_MS = 100.0  # after a batch's reply: how long its outputs may take to appear and its device work to end
 PINGS = 7  # round trips measured for the candidate's floor (the least counts)
+LATE_NOTE_MS = 0.05  # device work found after a batch's freeze is counted always, and named in a warning above this
 
 
 @dataclass
@@ -61,10 +62,10 @@ def candidate_floor(link, target, before: Callable[[], None]) -> Floor:
         before()  # as before every batch (on a GPU the device then switches contexts; on the host, caches are cold)
         cpu0 = link.proc.cpu_ns() if host else 0
         reply, span = link.timed(Ping(), spin=True)
-        seen.append(sides(reply, span))
-        walls.append((span.frozen - span.start) * 1e3)
-        parts.append(((span.reply - span.start) * 1e3, (span.frozen - span.reply) * 1e3))
         probes.append(target.busy_ms())  # and back: what the settle's first probe costs on an idle device
+        walls.append((time.perf_counter() - span.start) * 1e3)  # to the end of that probe, as a batch is timed
+        seen.append(sides(reply, span))
+        parts.append(((span.reply - span.start) * 1e3, (span.frozen - span.reply) * 1e3))
         if host:
             cpus.append((link.proc.cpu_ns() - cpu0) / 1e6)
     i = walls.index(min(walls))
@@ -112,14 +113,17 @@ class Clock:
         ev = self.ev
         cpu0 = ev.link.proc.cpu_ns() if self.host else 0
         reply, span = ev.link.timed(Batch(events=events), spin=True)
+        busy = ev.target.busy_ms()  # first, as after the floor's pings: has the device finished the batch's work?
+        probed = time.perf_counter()
         self.reported_ms = reply.device_ms if events else None
         place(self.ring, reply.placed)  # where this batch's outputs are (checked), before they are looked for
         seen = sides(reply, span)
         if seen is not None:
             self.sides.append(seen)
-        # The batch lasted until its processes were frozen again (work they did after replying counts), or until its
-        # outputs were written and the device idle; the floor was measured the same way, to the freeze.
-        end = self._settled(span.frozen)
+        # The batch lasted until its processes were frozen again (work they did after replying counts) and the judge's
+        # first probe found the device idle, or until its outputs were written and the device idle; the floor was
+        # measured the same way, to the end of the same probe.
+        end = self._settled(span.frozen, busy, probed)
         wall = (end - span.start) * 1e3 - self.cand_floor.wall_ms
         self.spans.append(((span.reply - span.start) * 1e3, (span.frozen - span.reply) * 1e3,
                            (end - span.frozen) * 1e3, span.cpu_after_ns / 1e6))
@@ -148,20 +152,23 @@ class Clock:
             wall = min(wall, cpu) if cpu > 0 else wall
         return max(wall, 1e-6) / self.ring.n
 
-    def _settled(self, t_reply: float) -> float:
-        """When the batch's work was done: when its process was frozen after the reply, or later if outputs were
-        still unwritten or the device still busy then (frozen threads do nothing more, but device work it queued may
+    def _settled(self, t_reply: float, busy: float, probed: float) -> float:
+        """When the batch's work was done: when the judge's first probe after the freeze (`busy` ms, ended at
+        `probed`) returned, which waits for device work the batch left queued, or later if outputs were still
+        unwritten or the device still busy then (frozen threads do nothing more, but device work they queued may
         still land). On the host, outputs unwritten once frozen stay so; past SETTLE_MS the candidate's process is
         ended: work left running after a call returns is a verdict, never a faster time."""
         ev = self.ev
         first = True
         while True:
-            busy = ev.target.busy_ms()  # first: a probe that had to wait means the device was still at work
+            if not first:
+                busy = ev.target.busy_ms()  # a probe that had to wait means the device was still at work
             j = unwritten(self.ring, ev.target.device) if busy < self.cand_floor.probe_ms + IDLE_PROBE_MS else -1
             now = time.perf_counter()
             if j is None:
-                end = t_reply if first else now
-                self.late_ms = max(self.late_ms, (end - t_reply) * 1e3)
+                end = probed if first else now
+                late = busy - self.cand_floor.probe_ms if first else (end - t_reply) * 1e3
+                self.late_ms = max(self.late_ms, late if late > LATE_NOTE_MS else 0.0)
                 return end
             j = None if j == -1 else j
             if (now - t_reply) * 1e3 > SETTLE_MS or (self.host and j is not None):

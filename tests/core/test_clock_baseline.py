@@ -129,3 +129,35 @@ def test_every_ping_of_the_floor_follows_the_judges_work_that_precedes_a_batch()
 
     clockmod.candidate_floor(Link(), IdleDevice(), lambda: order.append("before"))
     assert order == ["before", "ping"] * clockmod.PINGS
+
+
+def test_device_work_still_running_after_the_reply_is_counted_even_when_the_first_probe_waits_only_briefly(
+        monkeypatch):
+    """The attacker (on an H100: 3.71x against the honest kernel's 1.44x): the process replies as soon as its calls
+    are queued. The judge's first probe after the freeze waits for that work, but under IDLE_PROBE_MS it was taken for
+    an idle device and the batch ended at the freeze: up to 0.5 ms of device work a batch went untimed. The batch
+    ends when the judge saw the device idle: the end of its probe, on the batches and the floor alike."""
+
+    class Link:
+        proc = SimpleNamespace(cpu_ns=lambda: 0)
+
+        def timed(self, req, spin=False):
+            t = time.perf_counter()
+            return SimpleNamespace(device_ms=None, placed=None, at=None), Span(t, t, t, 0)
+
+    class StillBusy(IdleDevice):
+        """0.4 ms of the candidate's work still on the device when the judge first probes it."""
+
+        def __init__(self):
+            super().__init__()
+            self.pending = 0.4
+
+        def busy_ms(self):
+            t = time.perf_counter()
+            time.sleep(self.pending / 1e3)
+            self.pending = 0.0
+            return (time.perf_counter() - t) * 1e3
+
+    monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
+    c = Clock(SimpleNamespace(target=StillBusy(), link=Link()), RING, Floor(), Floor())
+    assert c.candidate() * RING.n >= 0.4
