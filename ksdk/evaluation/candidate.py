@@ -44,6 +44,10 @@ class Harness:
     def views(self, args: list) -> list:
         return [self.view(a) for a in args]
 
+    def stamps(self) -> list[float]:
+        """This process's clock when the request was read and now (the judge's clock keeps them as a record)."""
+        return [self.t_in, time.perf_counter()]
+
     def serve(self) -> int:
         while True:
             try:
@@ -77,7 +81,7 @@ class Harness:
         if op == "ping":
             if self.runner is not None:
                 self.runner.synchronize()
-            return {"at": [self.t_in, time.perf_counter()]}
+            return {"at": self.stamps()}
         if op == "setup":
             from ksdk.interfaces.backend import TaskView
 
@@ -120,9 +124,9 @@ class Harness:
         if op == "batch":
             if msg.get("events"):  # Runner.run_batch_timed: every Runner has it (None where it has no own clock)
                 ms = self.runner.run_batch_timed()
-                return {"placed": self.runner.placed_outputs(), "device_ms": ms, "at": [self.t_in, time.perf_counter()]}
+                return {"placed": self.runner.placed_outputs(), "device_ms": ms, "at": self.stamps()}
             self.runner.run_batch()
-            return {"placed": self.runner.placed_outputs(), "at": [self.t_in, time.perf_counter()]}
+            return {"placed": self.runner.placed_outputs(), "at": self.stamps()}
         raise ValueError(f"unknown request {op!r}")
 
 

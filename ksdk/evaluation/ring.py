@@ -28,6 +28,7 @@ class Ring:
     arena: Optional[Slot] = None
     seeds: list[int] = field(default_factory=list)
     proposed: list[list[Slot]] = field(default_factory=list)  # the judge's slots, where a Runner places none
+    offsets: Optional[list[list[int]]] = None  # the places `outs` was last made from (checked)
 
     def __post_init__(self) -> None:
         self.proposed = self.proposed or self.outs
@@ -35,8 +36,9 @@ class Ring:
     def place(self, offsets: Optional[list[list[int]]]) -> None:
         """Where the Runner says its last calls put their outputs in the arena (None: the proposed slots), checked
         by `placed`; a Runner's places may change from batch to batch (the whole arena is poisoned before each)."""
-        if self.arena is not None:
+        if self.arena is not None and offsets != self.offsets:  # the same places as last time were checked then
             self.outs = self.proposed if offsets is None else placed(self.arena, offsets, self.proposed)
+            self.offsets = offsets
 
     @property
     def n(self) -> int:

@@ -49,6 +49,28 @@ class IdleDevice(TimedDevice):
 RING = SimpleNamespace(n=4, place=lambda offsets: None)  # four calls; outputs where the judge proposed
 
 
+class FakeLink:
+    """The candidate's link as the judge's clock uses it: each timed request takes `waits` seconds (a number, or an
+    iterator of them), is answered with `reply`'s fields (`at(t0, t1, wait)` for the process's stamps, if given)
+    and noted in `asked` as (request name, spin)."""
+
+    proc = SimpleNamespace(cpu_ns=lambda: 0)
+
+    def __init__(self, waits=0.0, at=None, **reply):
+        self.waits, self.at, self.asked = waits, at, []
+        self.reply = {"device_ms": None, "placed": None, "at": None, **reply}
+
+    def timed(self, req, spin=False):
+        self.asked.append((type(req).__name__, spin))
+        w = self.waits if isinstance(self.waits, float) else next(self.waits)
+        t0 = time.perf_counter()
+        if w:
+            time.sleep(w)
+        t1 = time.perf_counter()
+        at = self.at(t0, t1, w) if self.at else self.reply["at"]
+        return SimpleNamespace(**{**self.reply, "at": at}), Span(t0, t1, t1, 0)
+
+
 def clock(target: Target) -> Clock:
     ev = SimpleNamespace(target=target)
     return Clock(ev, SimpleNamespace(n=4), Floor(), Floor(wall_ms=1000.0))
@@ -76,16 +98,8 @@ def test_where_there_is_no_device_clock_the_wall_clock_times_the_batch_once():
 def test_a_forged_device_time_in_the_candidates_reply_is_a_record_never_the_figure(monkeypatch):
     """The attacker: a batch that takes 20 ms by the judge's clock, whose reply claims its own device events saw
     1e-6 ms. The judge's figure is its own clock's; the claim is kept only as `reported_ms`."""
-
-    class Link:
-        def timed(self, req, spin=False):
-            t0 = time.perf_counter()
-            time.sleep(0.02)
-            t1 = time.perf_counter()
-            return SimpleNamespace(device_ms=1e-6, placed=None, at=None), Span(t0, t1, t1, 0)
-
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)  # every output written
-    ev = SimpleNamespace(target=IdleDevice(), link=Link())
+    ev = SimpleNamespace(target=IdleDevice(), link=FakeLink(0.02, device_ms=1e-6))
     c = Clock(ev, RING, Floor(), Floor())
     ms = c.candidate(events=True)
     assert c.reported_ms == 1e-6
@@ -95,20 +109,11 @@ def test_a_forged_device_time_in_the_candidates_reply_is_a_record_never_the_figu
 def test_the_clocks_requests_are_polled_for_not_slept_on(monkeypatch):
     """docs/architecture.md: the judge polls for a timed request's reply (a CPU left idle for a batch's length wakes
     late, which the floor's short round trips do not pay). Both the candidate's batch and the floor's pings ask so."""
-    asked = []
-
-    class Link:
-        proc = SimpleNamespace(cpu_ns=lambda: 0)
-
-        def timed(self, req, spin=False):
-            asked.append((type(req).__name__, spin))
-            t = time.perf_counter()
-            return SimpleNamespace(device_ms=None, placed=None, at=None), Span(t, t, t, 0)
-
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
-    ev = SimpleNamespace(target=IdleDevice(), link=Link())
+    ev = SimpleNamespace(target=IdleDevice(), link=FakeLink())
     clockmod.candidate_floor(ev.link, ev.target, lambda: None)
     Clock(ev, RING, Floor(), Floor()).candidate()
+    asked = ev.link.asked
     assert {name for name, _ in asked} == {"Ping", "Batch"}
     assert all(spin for _, spin in asked), asked
 
@@ -119,13 +124,10 @@ def test_every_ping_of_the_floor_follows_the_judges_work_that_precedes_a_batch()
     under-subtracts, and the candidate pays the difference."""
     order = []
 
-    class Link:
-        proc = SimpleNamespace(cpu_ns=lambda: 0)
-
+    class Link(FakeLink):
         def timed(self, req, spin=False):
             order.append("ping")
-            t = time.perf_counter()
-            return SimpleNamespace(device_ms=None, placed=None, at=None), Span(t, t, t, 0)
+            return super().timed(req, spin)
 
     clockmod.candidate_floor(Link(), IdleDevice(), lambda: order.append("before"))
     assert order == ["before", "ping"] * clockmod.PINGS
@@ -137,13 +139,6 @@ def test_device_work_still_running_after_the_reply_is_counted_even_when_the_firs
     are queued. The judge's first probe after the freeze waits for that work, but under IDLE_PROBE_MS it was taken for
     an idle device and the batch ended at the freeze: up to 0.5 ms of device work a batch went untimed. The batch
     ends when the judge saw the device idle: the end of its probe, on the batches and the floor alike."""
-
-    class Link:
-        proc = SimpleNamespace(cpu_ns=lambda: 0)
-
-        def timed(self, req, spin=False):
-            t = time.perf_counter()
-            return SimpleNamespace(device_ms=None, placed=None, at=None), Span(t, t, t, 0)
 
     class StillBusy(IdleDevice):
         """0.4 ms of the candidate's work still on the device when the judge first probes it."""
@@ -159,5 +154,5 @@ def test_device_work_still_running_after_the_reply_is_counted_even_when_the_firs
             return (time.perf_counter() - t) * 1e3
 
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
-    c = Clock(SimpleNamespace(target=StillBusy(), link=Link()), RING, Floor(), Floor())
+    c = Clock(SimpleNamespace(target=StillBusy(), link=FakeLink()), RING, Floor(), Floor())
     assert c.candidate() * RING.n >= 0.4

@@ -3,10 +3,9 @@ done): a record that splits a round trip into judge-to-process, the work, and ba
 batch's time beyond its device work goes. Stamps that cannot be true are dropped; none ever changes the figure."""
 
 import math
-import time
 from types import SimpleNamespace
 
-from test_clock_baseline import RING, IdleDevice
+from test_clock_baseline import RING, FakeLink, IdleDevice
 
 from ksdk.evaluation import clock as clockmod
 from ksdk.evaluation.clock import Clock, Floor, sides
@@ -30,36 +29,16 @@ def test_stamps_that_cannot_be_true_are_dropped():
 def test_a_batch_whose_stamps_claim_no_work_is_still_timed_by_the_judges_clock(monkeypatch):
     """The attacker: a 20 ms batch whose stamps say the work took no time at all. The figure is the judge's clock's;
     the stamps are kept as a record only."""
-
-    class Link:
-        proc = SimpleNamespace(cpu_ns=lambda: 0)
-
-        def timed(self, req, spin=False):
-            t0 = time.perf_counter()
-            time.sleep(0.02)
-            t1 = time.perf_counter()
-            return SimpleNamespace(device_ms=None, placed=None, at=[t1 - 1e-6, t1 - 1e-6]), Span(t0, t1, t1, 0)
-
+    link = FakeLink(0.02, at=lambda t0, t1, w: [t1 - 1e-6, t1 - 1e-6])
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
-    c = Clock(SimpleNamespace(target=IdleDevice(), link=Link()), RING, Floor(), Floor())
+    c = Clock(SimpleNamespace(target=IdleDevice(), link=link), RING, Floor(), Floor())
     assert c.candidate() >= 20.0 / 4
     assert c.sides and c.sides[0][1] == 0.0 and c.sides[0][0] >= 19.0
 
 
 def test_the_floor_keeps_the_stamps_of_its_least_round_trip():
-    waits = iter([0.04, 0.002, 0.03, 0.02, 0.05, 0.03, 0.04])
-
-    class Link:
-        proc = SimpleNamespace(cpu_ns=lambda: 0)
-
-        def timed(self, req, spin=False):
-            t0 = time.perf_counter()
-            w = next(waits)
-            time.sleep(w)
-            t1 = time.perf_counter()
-            return SimpleNamespace(at=[t0, t0 + w / 2]), Span(t0, t1, t1, 0)
-
-    floor = clockmod.candidate_floor(Link(), IdleDevice(), lambda: None)
+    link = FakeLink(iter([0.04, 0.002, 0.03, 0.02, 0.05, 0.03, 0.04]), at=lambda t0, t1, w: [t0, t0 + w / 2])
+    floor = clockmod.candidate_floor(link, IdleDevice(), lambda: None)
     assert floor.side_ms is not None and floor.side_ms[1] == 1.0, floor  # the 2 ms ping's: half its wait
 
 

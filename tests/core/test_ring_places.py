@@ -4,19 +4,17 @@ proposed slots) was checked at the old places: poison there, and a reward_hack v
 candidate gains nothing from the freedom: the whole arena is poisoned before every batch, and places that overlap or
 leave the arena are a reward_hack."""
 
-import time
 from types import SimpleNamespace
 
 import pytest
 
 from ksdk.evaluation import clock as clockmod
 from ksdk.evaluation.clock import Clock, Floor
-from ksdk.evaluation.link import Span
 from ksdk.evaluation.ring import Ring
 from ksdk.evaluation.shared import Slot
 from ksdk.evaluation.verdict import Verdict
 from ksdk.models import ErrorKind
-from test_clock_baseline import IdleDevice
+from test_clock_baseline import FakeLink, IdleDevice
 
 OUT = 1024  # bytes a call's one output takes (256 float32)
 
@@ -31,6 +29,9 @@ def test_places_reported_by_each_batch_are_where_the_judge_looks_and_none_means_
     rg = ring()
     rg.place([[2 * OUT], [0], [4 * OUT]])
     assert [o[0].offset for o in rg.outs] == [4096 + 2 * OUT, 4096, 4096 + 4 * OUT]
+    first = rg.outs
+    rg.place([[2 * OUT], [0], [4 * OUT]])  # the same places again: the slots already checked
+    assert rg.outs is first
     rg.place(None)  # the Runner gave up its arena: outputs copied into the slots the judge proposed
     assert [o[0].offset for o in rg.outs] == [4096 + j * OUT for j in range(3)]
 
@@ -50,14 +51,7 @@ def test_places_that_break_the_rules_are_a_reward_hack_in_any_batch(offsets, why
 def test_the_clock_looks_for_unwritten_outputs_where_this_batch_put_them(monkeypatch):
     looked = []
     rg = ring()
-
-    class Link:
-        proc = SimpleNamespace(cpu_ns=lambda: 0)
-
-        def timed(self, req, spin=False):
-            t = time.perf_counter()
-            return SimpleNamespace(device_ms=None, placed=[[4 * OUT], [2 * OUT], [0]], at=None), Span(t, t, t, 0)
-
+    link = FakeLink(placed=[[4 * OUT], [2 * OUT], [0]])
     monkeypatch.setattr(clockmod, "unwritten", lambda r, device: looked.append([o[0].offset for o in r.outs]))
-    Clock(SimpleNamespace(target=IdleDevice(), link=Link()), rg, Floor(), Floor()).candidate()
+    Clock(SimpleNamespace(target=IdleDevice(), link=link), rg, Floor(), Floor()).candidate()
     assert looked == [[4096 + 4 * OUT, 4096 + 2 * OUT, 4096]]
