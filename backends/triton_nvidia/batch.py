@@ -161,14 +161,28 @@ class BatchMixin:
     def placed_outputs(self) -> Optional[list[list[int]]]:
         return self._placed
 
-    def synchronize(self) -> None:
+    def synchronize(self, passes: int = 0, nbytes: int = 0) -> None:
         """A one-element kernel on the device, waited for (the judge's floor for its clock: what a batch costs
-        beyond its calls, the device's switch from the judge's work to this process's included)."""
+        beyond its calls, the device's switch from the judge's work to this process's included); first, `passes`
+        passes adding 1 to a buffer of `nbytes` (the judge's calibration: a round trip that did device work)."""
         if not self.ctx.interpret:
             import torch
 
             if getattr(self, "_tick", None) is None:
                 self._tick = torch.zeros(1, dtype=torch.int32, device=self.device)
+            if passes and nbytes >= 4:
+                cal = getattr(self, "_cal", None)
+                if cal is None or cal.numel() != nbytes // 4:
+                    self._cal = cal = torch.zeros(nbytes // 4, dtype=torch.int32, device=self.device)
+                for _ in range(passes):
+                    cal.add_(1)
             self._tick.add_(1)
             torch.cuda.synchronize()
 
+    def drop_calibration(self) -> None:
+        """The calibration buffer is not the candidate's to keep (freed before its code loads)."""
+        if getattr(self, "_cal", None) is not None:
+            import torch
+
+            self._cal = None
+            torch.cuda.empty_cache()

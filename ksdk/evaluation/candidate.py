@@ -80,7 +80,7 @@ class Harness:
             return {}
         if op == "ping":
             if self.runner is not None:
-                self.runner.synchronize()
+                self.runner.synchronize(int(msg.get("passes") or 0), int(msg.get("nbytes") or 0))
             return {"at": self.stamps()}
         if op == "setup":
             from ksdk.interfaces.backend import TaskView

@@ -43,11 +43,10 @@ def run(ev: "Evaluation") -> None:
     if ev.jc.skip_performance:
         res.performance_skipped = "performance stage skipped on request (skip_performance)"
         return
-    link, target = ev.link, ev.target
+    link = ev.link
     ev.exclusive()  # timing never overlaps another judge's work on the device (a wait outside the stage's limit)
     ev.enter(Stage.PERFORMANCE, ev.limits.performance)
-    if target.kind == "host":
-        ev.jc.pool.wait_spares()  # a spare's start-up must not share the CPU with the timing
+    ev.jc.pool.wait_spares()  # a spare's start-up (a new process, on a GPU a new context) must not overlap the timing
     with link.span("baseline setup"):
         shipped = _shipped(ev)
     if not ev.backend.host_code:
@@ -59,11 +58,7 @@ def run(ev: "Evaluation") -> None:
     link.request(Release(name="io"))
     ev.drop_region(ev.io)
     ev.io = None
-    mode = "host" if target.kind == "host" else ("graph" if est < GRAPH_BELOW_MS else "eager")
-    # As many calls as last a batch's target time at the baseline's speed, but no more input sets than the judge can
-    # make anew in a few times that each round.
-    n = ringmod.calls(sum(ev.io_bytes), max(est, ev.trials.make_ms / MAKE_SHARE), BATCH_TARGET_MS[target.kind],
-                      MAX_CALLS[mode], ev.memory.free_bytes())
+    mode, n = plan(ev, est)
     specs = [Slot.model_validate(a["slot"]) if "slot" in a else None for a in ev.args]
     lay, args, outs, arena = ringmod.layout(
         n, lambda lay: [{"slot": lay.add(s.shape, s.dtype).model_dump()} if s is not None else dict(a)
@@ -82,6 +77,23 @@ def run(ev: "Evaluation") -> None:
         _extras(ev, rg, shipped, cmode)
     finally:
         base.close()
+
+
+def plan(ev: "Evaluation", est: float) -> tuple[str, int]:
+    """How the calls of a batch run ('graph', 'eager', 'host') and how many there are: as many as last a batch's
+    target time at `est` ms a call (the baseline's), but no more input sets than the judge can make anew in a few
+    times that each round, nor than the ring's memory holds."""
+    kind = ev.target.kind
+    mode = "host" if kind == "host" else ("graph" if est < GRAPH_BELOW_MS else "eager")
+    return mode, ringmod.calls(sum(ev.io_bytes), max(est, ev.trials.make_ms / MAKE_SHARE), BATCH_TARGET_MS[kind],
+                               MAX_CALLS[mode], ev.memory.free_bytes())
+
+
+def batch_ms(ev: "Evaluation") -> float:
+    """About how long a timed batch will take at the reference's speed (the clock's calibration asks for this much
+    device work)."""
+    _mode, n = plan(ev, ev.ref_ms)
+    return min(n * ev.ref_ms, BATCH_TARGET_MS[ev.target.kind])
 
 
 def _shipped(ev: "Evaluation"):
@@ -190,9 +202,10 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
     common = (f"{rg.n} {how[mode]} over fresh input sets ({evicted}), timed until every output was written"
               f"{' and the device idle' if target.kind != 'host' else ''}")
     cpu = "; the CPU time of {} where that is less (a busy machine)" if target.kind == "host" else "{}"
+    less = ("less the fixed cost of a batch of its length, calibrated before any candidate code loaded"
+            if ev.cand_floor.cal is not None else "less the least round trip measured before any candidate code loaded")
     res.candidate_timing = summarize(cand, f"the judge's clock over batches of {common} in the candidate's process, "
-                                           "less the least round trip measured before any candidate code loaded"
-                                           + cpu.format("its processes" if target.kind == "host" else "")
+                                           + less + cpu.format("its processes" if target.kind == "host" else "")
                                            + f"; {len(cand)} rounds")
     own = ("the device's own events around" if base.queues_only and target.kind != "host" else
            "the judge's clock over")
@@ -231,7 +244,11 @@ def clock_record(clock: Clock, floor) -> dict:
 
     cols = list(zip(*clock.spans)) or [[0.0]] * 4
     med = [round(statistics.median(c), 4) for c in cols]
+    cal = floor.cal
     return {"batch_calls": clock.ring.n, "floor_ms": round(floor.wall_ms, 4), "idle_probe_ms": round(floor.probe_ms, 4),
+            "calibration": None if cal is None else {k: round(v, 4) if isinstance(v, float) else v
+                                                     for k, v in vars(cal).items()},
+            "fixed_ms": round(statistics.median(clock.fixed), 4) if clock.fixed else None,
             "floor_to_reply_ms": round(floor.to_reply_ms, 4),
             "floor_reply_to_frozen_ms": round(floor.reply_to_frozen_ms, 4),
             "to_reply_ms": med[0],

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
+from pydantic import Field
+
 from ksdk.models import KernelMeta, Model
 
 # Environment of the processes (read once at their start, then removed from their environment)
@@ -131,6 +133,8 @@ class Ping(Request):
     """Wait for the device and reply: the judge's clock learns the round trip before any candidate code exists."""
 
     op: Literal["ping"] = "ping"
+    passes: int = Field(0, ge=0, le=10_000)  # device work first: passes over a buffer of the Runner's own (calibration)
+    nbytes: int = Field(0, ge=0, le=1 << 30)  # that buffer's size
 
 
 # -- driver <-> judge ------------------------------------------------------------------------------------------

@@ -133,8 +133,9 @@ class Runner(ABC):
         and output; None when they go to the `outputs` given."""
         return None
 
-    def synchronize(self) -> None:
-        """Wait for the device (the judge measures this round trip before any candidate code exists)."""
+    def synchronize(self, passes: int = 0, nbytes: int = 0) -> None:
+        """Wait for the device, after `passes` passes adding 1 to each int32 of a buffer of `nbytes` of the Runner's
+        own (the judge calibrates its clock with these round trips before any candidate code exists)."""
 
     def close(self) -> None:
         """Release what the candidate loaded."""
