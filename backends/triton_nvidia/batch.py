@@ -102,10 +102,11 @@ class BatchMixin:
             raise MemoryError("the batch's outputs do not fit the judge's arena")
         return placed
 
-    def run_batch(self) -> None:
+    def run_batch(self, passes: int = 1) -> None:
         from ksdk.evaluation import timers
 
-        self._calls()
+        for _ in range(passes):
+            self._calls()
         if not self.ctx.interpret:
             timers.synchronize()
 
@@ -125,17 +126,18 @@ class BatchMixin:
             self._arena, self._kept, self._placed = None, [], None
             self._eager()
 
-    def run_batch_timed(self) -> Optional[float]:
+    def run_batch_timed(self, passes: int = 1) -> Optional[float]:
         """run_batch, timed by this process's own CUDA events around it (a record for the judge: does the batch's
         device work itself take the time the judge's clock sees?); None in the interpreter."""
         if self.ctx.interpret:
-            self.run_batch()
+            self.run_batch(passes)
             return None
         import torch
 
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         e0.record()
-        self._calls()
+        for _ in range(passes):
+            self._calls()
         e1.record()
         torch.cuda.synchronize()
         return float(e0.elapsed_time(e1))
@@ -161,28 +163,14 @@ class BatchMixin:
     def placed_outputs(self) -> Optional[list[list[int]]]:
         return self._placed
 
-    def synchronize(self, passes: int = 0, nbytes: int = 0) -> None:
+    def synchronize(self) -> None:
         """A one-element kernel on the device, waited for (the judge's floor for its clock: what a batch costs
-        beyond its calls, the device's switch from the judge's work to this process's included); first, `passes`
-        passes adding 1 to a buffer of `nbytes` (the judge's calibration: a round trip that did device work)."""
+        beyond its calls, the device's switch from the judge's work to this process's included)."""
         if not self.ctx.interpret:
             import torch
 
             if getattr(self, "_tick", None) is None:
                 self._tick = torch.zeros(1, dtype=torch.int32, device=self.device)
-            if passes and nbytes >= 4:
-                cal = getattr(self, "_cal", None)
-                if cal is None or cal.numel() != nbytes // 4:
-                    self._cal = cal = torch.zeros(nbytes // 4, dtype=torch.int32, device=self.device)
-                for _ in range(passes):
-                    cal.add_(1)
             self._tick.add_(1)
             torch.cuda.synchronize()
 
-    def drop_calibration(self) -> None:
-        """The calibration buffer is not the candidate's to keep (freed before its code loads)."""
-        if getattr(self, "_cal", None) is not None:
-            import torch
-
-            self._cal = None
-            torch.cuda.empty_cache()

@@ -151,7 +151,6 @@ class TritonRunner(BatchMixin, Runner):
     def load(self, source: str) -> None:
         from ksdk_triton_nvidia import checks, diagnose, loading
 
-        self.drop_calibration()
         checks.settle_torch(source, False)
         self.integrity = checks.new_integrity(self.guarded)
         self.threads = set(threading.enumerate())

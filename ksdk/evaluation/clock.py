@@ -2,14 +2,13 @@
 process is timed from the judge's side (request sent to reply received, then on until every output is written and
 the device is idle again), and the baseline's batch over the same ring in the judge's process the same way; on the
 host, the smaller of wall time and the CPU time the kernel accounted to the processes (a busy machine inflates wall
-time, not CPU time). The only amounts taken off are floors measured while no candidate code existed: what a request
-to the candidate's freshly set-up process costs beyond the device work it asked for (on a GPU calibrated with round
-trips that did a known amount of device work, held and preceded as batches are), and the judge's own wait for an
-idle device."""
+time, not CPU time). The only amounts taken off are floors measured while no candidate code existed: the round trip
+of a request to the candidate's freshly set-up process, and the judge's own wait for an idle device; where batches
+of several passes over the ring are timed, the difference of two batches of different lengths cancels every cost a
+batch has beyond its calls."""
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
@@ -25,10 +24,6 @@ if TYPE_CHECKING:
 
 SETTLE_MS = 100.0  # after a batch's reply: how long its outputs may take to appear and its device work to end
 PINGS = 7  # round trips measured for the candidate's floor (the least counts)
-CAL_PINGS = 5  # on a device, calibrating round trips of each kind (no work, about a batch's work): medians count
-CAL_BYTES = 64 << 20  # the calibration's device work: passes over this much of the process's own memory
-CAL_HOLD_S = 0.003  # before each, the process stays frozen this long, as it does between batches
-MAX_SLOPE = 0.5  # the fixed cost grows with a batch's length by at most this much of it
 LATE_NOTE_MS = 0.05  # device work found after a batch's freeze is counted always, and named in a warning above this
 LATE_CHARGE_MS = 0.1  # above this (beyond the probe's usual wait), the batch replied early: charged the reply path
 
@@ -43,44 +38,11 @@ class Floor:
     to_reply_ms: float = 0.0  # the least round trip's parts: to its reply, and from the reply to the freeze (records)
     reply_to_frozen_ms: float = 0.0
     side_ms: Optional[tuple[float, float, float]] = None  # the least round trip as its process saw it (`sides`)
-    cal: Optional["Calibration"] = None  # on a device: the fixed cost by the length of a batch
-
-    def fixed_ms(self, t_ms: float) -> float:
-        """What a batch that took `t_ms` by the judge's clock cost beyond its calls' device work."""
-        return self.wall_ms if self.cal is None else self.cal.fixed_ms(t_ms)
-
-    def probe_after_ms(self) -> float:
-        """The judge's first probe after a round trip that did device work (after one that did none, uncalibrated)."""
-        return self.probe_ms if self.cal is None else self.cal.probe_ms
 
     def reply_path_ms(self) -> float:
-        """From a process's end of work to its freeze: what a batch that replied before its work ended skipped."""
-        if self.cal is not None and self.cal.reply_ms > 0:
-            return self.cal.reply_ms
+        """From a process's end of work to its freeze (the least round trip's): what a batch that replied before its
+        work ended skipped."""
         return self.reply_to_frozen_ms + (self.side_ms[2] if self.side_ms else 0.0)
-
-
-@dataclass
-class Calibration:
-    """Round trips to the candidate's process before its code loaded, each held frozen and preceded as a batch is:
-    with no device work (`idle_ms`, the median wall), and with `work_ms` of it (the judge's own events over the same
-    work) costing `worked_ms` beyond that work; `reply_ms` from the process's end of work to its freeze, and `probe_ms`
-    the judge's first probe after it (medians)."""
-
-    idle_ms: float
-    work_ms: float
-    worked_ms: float
-    reply_ms: float
-    probe_ms: float
-    passes: int
-
-    def fixed_ms(self, t_ms: float) -> float:
-        """Between the two points, by the batch's work (`t_ms` less the idle cost); never growing faster than
-        MAX_SLOPE of it, so a longer batch never gains."""
-        if self.work_ms <= 0:
-            return self.idle_ms
-        share = min(max((t_ms - self.idle_ms) / self.work_ms, 0.0), 1.0)
-        return self.idle_ms + share * min(max(self.worked_ms - self.idle_ms, 0.0), MAX_SLOPE * self.work_ms)
 
 
 def sides(reply, span) -> Optional[tuple[float, float, float]]:
@@ -96,12 +58,12 @@ def sides(reply, span) -> Optional[tuple[float, float, float]]:
     return tuple(round(p, 4) for p in parts)
 
 
-def candidate_floor(link, target, before: Callable[[], None], work_ms: float = 0.0) -> Floor:
+def candidate_floor(link, target, before: Callable[[], None]) -> Floor:
     """The least round trip of a request to the candidate's process (thawed, it runs a one-element kernel on its
     device and waits for it, replies, and is frozen again), each after `before`: the judge's own work that precedes
     every timed batch (`before_batch`: caches evicted as the task asks, which leaves the process's own code and data
     cold too, then the device idle). Measured after setup and before the candidate's code is loaded: no candidate can
-    make it shorter, so taking it off never favours one. With `work_ms` on a device, also `calibrate`."""
+    make it shorter, so taking it off never favours one."""
     host = target.kind == "host"
     walls, cpus, probes, parts, seen = [], [], [], [], []
     for _ in range(PINGS):
@@ -115,46 +77,7 @@ def candidate_floor(link, target, before: Callable[[], None], work_ms: float = 0
         if host:
             cpus.append((link.proc.cpu_ns() - cpu0) / 1e6)
     i = walls.index(min(walls))
-    floor = Floor(min(walls), min(cpus) if cpus else 0.0, min(probes), parts[i][0], parts[i][1], seen[i])
-    if not host and work_ms > 0:
-        floor.cal = calibrate(link, target, before, work_ms)
-    return floor
-
-
-def calibrate(link, target, before: Callable[[], None], work_ms: float) -> Optional[Calibration]:
-    """What a batch costs beyond its device work, measured on trusted code: round trips that ask the process for no
-    device work and for about `work_ms` of it (passes over CAL_BYTES of its own memory, which the judge times by its
-    own events), alternating, each after the process was held frozen and `before` ran, timed as a batch is. A batch's
-    fixed cost is more than a bare round trip's (the process and the device wake from longer idles; a device switch
-    after real work costs more): on an H100 0.15-0.3 ms a batch. None where the target cannot do the work."""
-    one = target.work_ms(1, CAL_BYTES)
-    if not one:
-        return None
-    passes = max(1, min(2000, round(work_ms / one)))
-    link.timed(Ping(passes=1, nbytes=CAL_BYTES), spin=True)  # the process allocates its buffer: not timed
-    idle, worked, replies, probes = [], [], [], []
-    for i in range(2 * CAL_PINGS):
-        p = passes if i % 2 else 0
-        time.sleep(CAL_HOLD_S)
-        before()
-        reply, span = link.timed(Ping(passes=p, nbytes=CAL_BYTES), spin=True)
-        busy = target.busy_ms()
-        wall = (time.perf_counter() - span.start) * 1e3
-        if not p:
-            idle.append(wall)
-            continue
-        worked.append(wall)
-        probes.append(busy)
-        at = reply.at
-        if at and len(at) == 2 and span.start <= at[1] <= span.frozen:
-            replies.append((span.frozen - at[1]) * 1e3)
-    done = []
-    for _ in range(3):
-        before()
-        done.append(target.work_ms(passes, CAL_BYTES) or 0.0)
-    work = statistics.median(done)
-    return Calibration(statistics.median(idle), work, statistics.median(worked) - work,
-                       statistics.median(replies) if replies else 0.0, statistics.median(probes), passes)
+    return Floor(min(walls), min(cpus) if cpus else 0.0, min(probes), parts[i][0], parts[i][1], seen[i])
 
 
 def before_batch(ev) -> None:
@@ -190,15 +113,23 @@ class Clock:
         self.spans: list[tuple[float, float, float, float]] = []  # per batch: to reply, reply to frozen, frozen to
         # settled (ms), CPU ms after replying
         self.sides: list[tuple[float, float, float]] = []  # per batch, as the candidate's process saw it (records)
-        self.fixed: list[float] = []  # per batch, the fixed cost taken off (records)
+        self.passes = 1  # passes over the ring of the longer batch of a round (performance.repeats)
+        self.repeats: list[tuple[float, float]] = []  # per round with passes: ms a call from the difference, the
+        # bound from the one-pass batch (records)
 
     def candidate(self, events: bool = False) -> float:
-        """One batch in the candidate's process: ms per call by the judge's clock. The ring's inputs are written,
-        its outputs poisoned and the caches evicted by the caller. With `events`, the process also times the batch by
-        its own device events (`self.reported_ms`: a record, never a figure)."""
+        """One batch in the candidate's process: ms per call by the judge's clock, less the floor. The ring's inputs
+        are written, its outputs poisoned and the caches evicted by the caller. With `events`, the process also times
+        the batch by its own device events (`self.reported_ms`: a record, never a figure)."""
+        return max(self.batch(events=events), 1e-6) / self.ring.n
+
+    def batch(self, passes: int = 1, events: bool = False) -> float:
+        """One batch of `passes` passes over the ring in the candidate's process: its ms by the judge's clock, less
+        the floor (a figure for the difference of two batches of different lengths, or per call of a one-pass batch).
+        A batch that replied before its work ended is charged the floor's way back it skipped."""
         ev = self.ev
         cpu0 = ev.link.proc.cpu_ns() if self.host else 0
-        reply, span = ev.link.timed(Batch(events=events), spin=True)
+        reply, span = ev.link.timed(Batch(events=events, passes=passes), spin=True)
         busy = ev.target.busy_ms()  # first, as after the floor's pings: has the device finished the batch's work?
         probed = time.perf_counter()
         self.reported_ms = reply.device_ms if events else None
@@ -211,15 +142,13 @@ class Clock:
         # measured the same way, to the end of the same probe. A batch that replied before its work ended is timed as
         # if it had replied when it ended: the floor holds that reply's way back to the judge.
         end, late = self._settled(span.frozen, busy, probed)
-        took = (end - span.start) * 1e3
-        wall = took - self.cand_floor.fixed_ms(took) + (self.cand_floor.reply_path_ms() if late else 0.0)
-        self.fixed.append(self.cand_floor.fixed_ms(took))
+        wall = (end - span.start) * 1e3 - self.cand_floor.wall_ms + (self.cand_floor.reply_path_ms() if late else 0.0)
         self.spans.append(((span.reply - span.start) * 1e3, (span.frozen - span.reply) * 1e3,
                            (end - span.frozen) * 1e3, span.cpu_after_ns / 1e6))
         if self.host:
             cpu = (ev.link.proc.cpu_ns() - cpu0) / 1e6 - self.cand_floor.cpu_ms
             wall = min(wall, cpu) if cpu > 0 else wall
-        return max(wall, 1e-6) / self.ring.n
+        return wall
 
     def baseline(self, batch: "BaselineBatch") -> float:
         """One batch of the baseline in the judge's process over the same ring: ms per call. A batch that only
@@ -250,7 +179,7 @@ class Clock:
         work outlasted its reply by more than LATE_CHARGE_MS."""
         ev = self.ev
         first = True
-        probe = self.cand_floor.probe_after_ms()
+        probe = self.cand_floor.probe_ms
         while True:
             if not first:
                 busy = ev.target.busy_ms()  # a probe that had to wait means the device was still at work

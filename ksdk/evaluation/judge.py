@@ -277,10 +277,7 @@ class Evaluation:
             with link.span("setup"):
                 link.request(Setup(task=task, params=[{"slot": s.model_dump()} for s in self.params]))
                 if not run.interpret:
-                    from ksdk.evaluation.performance import batch_ms
-
-                    work = batch_ms(self) if self.target.kind != "host" else 0.0
-                    self.cand_floor = clock.candidate_floor(link, self.target, lambda: clock.before_batch(self), work)
+                    self.cand_floor = clock.candidate_floor(link, self.target, lambda: clock.before_batch(self))
         except Verdict as v:  # no candidate code has run yet: the backend cannot run this task here
             raise Verdict(Stage.LOAD, ErrorKind.INFRA, f"backend {self.backend.name} cannot run this task: "
                           f"{v.message}") from None

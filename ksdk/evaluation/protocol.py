@@ -127,14 +127,13 @@ class PrepareBatch(Request):
 class Batch(Request):
     op: Literal["batch"] = "batch"
     events: bool = False  # also time the batch by the process's own device events (a record, never a figure)
+    passes: int = Field(1, ge=1, le=4096)  # the prepared calls this many times over, one synchronisation at the end
 
 
 class Ping(Request):
     """Wait for the device and reply: the judge's clock learns the round trip before any candidate code exists."""
 
     op: Literal["ping"] = "ping"
-    passes: int = Field(0, ge=0, le=10_000)  # device work first: passes over a buffer of the Runner's own (calibration)
-    nbytes: int = Field(0, ge=0, le=1 << 30)  # that buffer's size
 
 
 # -- driver <-> judge ------------------------------------------------------------------------------------------

@@ -51,11 +51,6 @@ class Target:
     def prepare(self) -> None:
         """Allocate what the judge keeps for its whole life (before the first evaluation's memory is watched)."""
 
-    def work_ms(self, passes: int, nbytes: int) -> Optional[float]:
-        """The device time of the clock's calibration work (`passes` passes adding 1 to `nbytes` of int32, as a
-        Runner's synchronize(passes, nbytes) does) done here by the judge; None on the host."""
-        return None
-
     def thread_cpu_ns(self) -> Optional[int]:
         """CPU time of the judge's calling thread (the baseline's clock on the host), or None on a device."""
         return time.thread_time_ns()
@@ -132,15 +127,6 @@ class DeviceTarget(Target):
         e1.record()
         torch.cuda.synchronize()  # and any other stream's work (the events time the current stream's)
         return e0.elapsed_time(e1)
-
-    def work_ms(self, passes: int, nbytes: int) -> Optional[float]:
-        self.prepare()
-        buf = self._evict_buf[:max(nbytes, 4) // 4]
-
-        def run():
-            for _ in range(passes):
-                buf.add_(1)
-        return self.device_ms(run)
 
     def thread_cpu_ns(self) -> Optional[int]:
         return None

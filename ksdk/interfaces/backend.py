@@ -116,16 +116,17 @@ class Runner(ABC):
         self._batch = (inputs, outputs)
         return "eager"
 
-    def run_batch(self) -> None:
-        """The prepared calls, back to back, each call's results into its outputs (or its places in the arena);
-        synchronise at the end. The judge times this with its own clock and then checks the outputs."""
-        for ins, outs in zip(*self._batch):
-            self.call(ins, outs)
+    def run_batch(self, passes: int = 1) -> None:
+        """The prepared calls, back to back, each call's results into its outputs (or its places in the arena),
+        `passes` times over; synchronise at the end. The judge times this with its own clock and checks the outputs."""
+        for _ in range(passes):
+            for ins, outs in zip(*self._batch):
+                self.call(ins, outs)
 
-    def run_batch_timed(self) -> Optional[float]:
+    def run_batch_timed(self, passes: int = 1) -> Optional[float]:
         """run_batch, timed by this process's own device clock (ms, or None where it has none): asked once per
         evaluation when the task wants the candidate's own timing, kept as a record beside the judge's clock."""
-        self.run_batch()
+        self.run_batch(passes)
         return None
 
     def placed_outputs(self) -> Optional[list[list[int]]]:
@@ -133,9 +134,8 @@ class Runner(ABC):
         and output; None when they go to the `outputs` given."""
         return None
 
-    def synchronize(self, passes: int = 0, nbytes: int = 0) -> None:
-        """Wait for the device, after `passes` passes adding 1 to each int32 of a buffer of `nbytes` of the Runner's
-        own (the judge calibrates its clock with these round trips before any candidate code exists)."""
+    def synchronize(self) -> None:
+        """Wait for the device (the judge measures this round trip before any candidate code exists)."""
 
     def close(self) -> None:
         """Release what the candidate loaded."""

@@ -156,3 +156,27 @@ def test_device_work_still_running_after_the_reply_is_counted_even_when_the_firs
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
     c = Clock(SimpleNamespace(target=StillBusy(), link=FakeLink()), RING, Floor(), Floor())
     assert c.candidate() * RING.n >= 0.4
+
+
+def test_a_batch_that_replies_before_its_work_ends_is_charged_the_reply_path_it_skipped(monkeypatch):
+    """The attacker (on an H100: 25.8x against the honest kernel's 11.5x): its process replies as soon as its calls
+    are queued, so its way back to the judge overlaps its device work, where the honest process waits for the device
+    and then replies. The judge's probe finds the work still running: the batch is charged the floor's reply path."""
+
+    class Pending(IdleDevice):
+        def __init__(self, ms):
+            super().__init__()
+            self.pending = ms
+
+        def busy_ms(self):
+            t = time.perf_counter()
+            time.sleep(self.pending / 1e3)
+            self.pending = 0.0
+            return (time.perf_counter() - t) * 1e3
+
+    monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
+    floor = Floor(probe_ms=0.5, reply_to_frozen_ms=4.0, side_ms=(0.0, 0.0, 2.0))  # 6 ms from work done to frozen
+    honest = Clock(SimpleNamespace(target=Pending(0.0), link=FakeLink(0.026)), RING, floor, Floor()).candidate()
+    cheat = Clock(SimpleNamespace(target=Pending(20.0), link=FakeLink(0.0)), RING, floor, Floor())
+    assert cheat.candidate() >= 0.95 * honest, (cheat.late_ms, honest)
+    assert honest <= 29.0 / RING.n  # 20 ms of work and 6 of reply path, not charged again

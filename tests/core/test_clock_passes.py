@@ -1,0 +1,73 @@
+"""Batches of several passes over the ring (replayed device graphs whose fresh sets the memory bound keeps short):
+the candidate's time a call is the difference of a one-pass and a many-pass batch, which cancels what every batch
+costs beyond its calls (on an H100 0.6-1.2 ms a batch, against 0.13 ms of work in a 3-call ring of 44 us kernels),
+bounded below by what the one-pass batch over fresh inputs allows."""
+
+import contextlib
+from types import SimpleNamespace
+
+import pytest
+
+from ksdk.evaluation import candidate, performance
+from ksdk.evaluation.clock import Floor
+
+
+def evaluation(io_bytes, ref_ms, kind="device"):
+    return SimpleNamespace(io_bytes=io_bytes, ref_ms=ref_ms, target=SimpleNamespace(kind=kind),
+                           link=SimpleNamespace(span=lambda name: contextlib.nullcontext()),
+                           cand_floor=Floor(wall_ms=0.5))
+
+
+def test_passes_only_for_graphs_over_a_ring_too_large_for_the_caches():
+    big = (100 << 20, 40 << 20)  # 140 MiB a set: three sets are far beyond an H100's 50 MB L2
+    ring = SimpleNamespace(n=3)
+    assert performance.repeats(evaluation(big, 0.044), ring, "graph") == 61  # 8 ms / (3 x 44 us)
+    assert performance.repeats(evaluation(big, 0.0001), ring, "graph") == performance.MAX_PASSES
+    assert performance.repeats(evaluation(big, 0.044), ring, "eager") == 1  # the forward's Python runs each call
+    assert performance.repeats(evaluation(big, 0.044, "host"), ring, "host") == 1
+    assert performance.repeats(evaluation((1 << 20, 1 << 20), 0.044), ring, "graph") == 1  # warm in the caches
+    assert performance.repeats(evaluation(big, 5.0), ring, "graph") == 1  # already as long as a batch should be
+
+
+class Clock:
+    """Batches that cost `fixed` ms beyond the floor and `work` ms a call; a skipper does only the first pass."""
+
+    def __init__(self, work, fixed, skip=False):
+        self.work, self.fixed, self.skip, self.repeats = work, fixed, skip, []
+
+    def batch(self, passes=1):
+        return self.fixed + self.work * 3 * (1 if self.skip else passes)
+
+
+@pytest.fixture
+def quiet(monkeypatch):
+    for name in ("_write", "before_batch", "_check"):
+        monkeypatch.setattr(performance, name, lambda *a, **k: None)
+
+
+def test_the_difference_of_two_batches_cancels_their_fixed_cost(quiet):
+    ev, ring = evaluation((100 << 20, 40 << 20), 0.044), SimpleNamespace(n=3)
+    for fixed in (0.1, 0.6, 0.99):  # up to GUARD_FLOORS floors (0.5 ms) beyond the floor
+        clock = Clock(work=0.044, fixed=fixed)
+        per = performance._repeated(ev, ring, clock, 0, 61, clock.batch(1))
+        assert per == pytest.approx(0.044)
+
+
+def test_a_kernel_that_skips_inputs_it_has_seen_gains_no_more_than_its_first_pass_allows(quiet):
+    """The attacker keeps device-side state and does nothing on a pass over inputs it has already seen: the
+    difference reads no work at all. Its time is bounded by the one-pass batch over fresh inputs, less at most
+    GUARD_FLOORS more floors: with 2 ms calls it is judged at least 0.85 of the honest kernel's time."""
+    ev, ring = evaluation((100 << 20, 40 << 20), 2.0), SimpleNamespace(n=3)
+    honest = Clock(work=2.0, fixed=0.2)
+    cheat = Clock(work=2.0, fixed=0.2, skip=True)
+    h = performance._repeated(ev, ring, honest, 0, 4, honest.batch(1))
+    c = performance._repeated(ev, ring, cheat, 0, 4, cheat.batch(1))
+    assert h == pytest.approx(2.0)
+    assert c >= 0.85 * h, (c, h)
+    assert cheat.repeats[0][0] < 0.01  # what the difference alone said: kept as a record
+
+
+def test_a_runner_without_passes_runs_its_batch_that_many_times():
+    calls = []
+    assert candidate._passes(lambda: calls.append(1) or len(calls), 3) == 3
+    assert candidate._passes(lambda passes=1: passes, 5) == 5
