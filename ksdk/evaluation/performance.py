@@ -33,6 +33,7 @@ MAKE_SHARE = 4.0  # remaking the ring's inputs each round may take this many bat
 REPEAT_MIN_BYTES = 128 << 20  # a ring at least this large leaves the caches cold for the next pass over it
 MAX_PASSES = 64
 GUARD_FLOORS = 2.0  # a batch costs at most this many floors beyond its calls and the floor taken off (H100: <= 1.2)
+WRITE_SPEEDUP = 1.5  # no kernel writes its outputs faster than this many times the judge's own zeroing of memory
 GRAPH_BELOW_MS = 2.0  # calls shorter than this are replayed as device graphs (no launch overhead)
 CHECK_SHARE = 1.0  # per round, outputs are compared beyond the last call's for at most this share of the batch's time
 
@@ -260,7 +261,8 @@ def _repeated(ev: "Evaluation", rg, clock: Clock, r: int, passes: int, one_ms: f
     """The candidate's ms a call from two batches over fresh inputs, of one pass (`one_ms`, just timed and checked)
     and of `passes` passes over the ring: their difference cancels what every batch costs beyond its calls. Bounded
     below by the one-pass batch less GUARD_FLOORS more floors: passes after the first faster than that are work
-    skipped on inputs seen before, and never make a call faster than its first pass allows."""
+    skipped on inputs seen before, and never make a call faster than its first pass allows, nor than writing its
+    outputs takes (`written_ms`)."""
     with ev.link.span("inputs"):
         _write(ev, rg)
     before_batch(ev)
@@ -269,9 +271,19 @@ def _repeated(ev: "Evaluation", rg, clock: Clock, r: int, passes: int, one_ms: f
     with ev.link.span("checks"):
         _check(ev, rg, r, CHECK_SHARE * many / passes)
     per = (many - one_ms) / ((passes - 1) * rg.n)
-    bound = (one_ms - GUARD_FLOORS * ev.cand_floor.wall_ms) / rg.n
+    bound = max((one_ms - GUARD_FLOORS * ev.cand_floor.wall_ms) / rg.n, written_ms(ev, rg.n))
     clock.repeats.append((per, bound))
     return max(per, bound, 1e-6 / rg.n)
+
+
+def written_ms(ev: "Evaluation", n: int) -> float:
+    """The least time a call of a pass over n sets can take that writes its outputs: what the pass writes beyond the
+    device's last-level cache, at WRITE_SPEEDUP times the speed the judge itself zeroes device memory (a pass that
+    skips its work writes nothing); 0 where the target cannot say."""
+    speed = ev.target.write_bytes_per_ms()
+    if not speed:
+        return 0.0
+    return max(0, n * ev.io_bytes[1] - ev.target.cache_bytes()) / (n * WRITE_SPEEDUP * speed)
 
 
 def clock_record(clock: Clock, floor) -> dict:

@@ -51,6 +51,15 @@ class Target:
     def prepare(self) -> None:
         """Allocate what the judge keeps for its whole life (before the first evaluation's memory is watched)."""
 
+    def write_bytes_per_ms(self) -> Optional[float]:
+        """How fast the judge writes device memory (bytes a ms, its own events over zeroing its eviction buffer, the
+        best of a few, kept); None on the host."""
+        return None
+
+    def cache_bytes(self) -> int:
+        """The device's last-level cache, which can take writes faster than its memory (0 on the host)."""
+        return 0
+
     def thread_cpu_ns(self) -> Optional[int]:
         """CPU time of the judge's calling thread (the baseline's clock on the host), or None on a device."""
         return time.thread_time_ns()
@@ -104,6 +113,18 @@ class DeviceTarget(Target):
             self._evict_buf.zero_()
         else:
             torch.sum(self._evict_buf, dtype=torch.int64)
+
+    def cache_bytes(self) -> int:
+        import torch
+
+        return int(getattr(torch.cuda.get_device_properties(self.device), "L2_cache_size", 0) or 0)
+
+    def write_bytes_per_ms(self) -> Optional[float]:
+        if getattr(self, "_write_bw", None) is None:
+            self.prepare()
+            ms = min(self.device_ms(self._evict_buf.zero_) for _ in range(3))
+            self._write_bw = EVICT_BYTES / max(ms, 1e-6)
+        return self._write_bw
 
     def busy_ms(self) -> float:
         """Launch a one-element kernel and wait for it: with the device idle this takes tens of microseconds; while

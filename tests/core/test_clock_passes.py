@@ -12,8 +12,9 @@ from ksdk.evaluation import candidate, performance
 from ksdk.evaluation.clock import Floor
 
 
-def evaluation(io_bytes, ref_ms, kind="device"):
-    return SimpleNamespace(io_bytes=io_bytes, ref_ms=ref_ms, target=SimpleNamespace(kind=kind),
+def evaluation(io_bytes, ref_ms, kind="device", speed=None, cache=0):
+    target = SimpleNamespace(kind=kind, write_bytes_per_ms=lambda: speed, cache_bytes=lambda: cache)
+    return SimpleNamespace(io_bytes=io_bytes, ref_ms=ref_ms, target=target,
                            link=SimpleNamespace(span=lambda name: contextlib.nullcontext()),
                            cand_floor=Floor(wall_ms=0.5))
 
@@ -71,3 +72,16 @@ def test_a_runner_without_passes_runs_its_batch_that_many_times():
     calls = []
     assert candidate._passes(lambda: calls.append(1) or len(calls), 3) == 3
     assert candidate._passes(lambda passes=1: passes, 5) == 5
+
+
+def test_a_skipping_kernel_is_never_judged_faster_than_writing_its_outputs(quiet):
+    """Where the one-pass batch is too short to bound anything (three 44 us calls against a 0.5 ms floor), a pass
+    that skips its work still cannot be faster than writing its outputs: the pass's bytes beyond the L2, at 1.5x the
+    speed the judge zeroes memory."""
+    out = 40 << 20
+    ev, ring = evaluation((120 << 20, out), 0.044, speed=3.0e9, cache=50 << 20), SimpleNamespace(n=3)
+    cheat = Clock(work=0.044, fixed=0.2, skip=True)
+    c = performance._repeated(ev, ring, cheat, 0, 61, cheat.batch(1))
+    assert c == pytest.approx((3 * out - (50 << 20)) / (3 * 1.5 * 3.0e9))
+    honest = Clock(work=0.044, fixed=0.2)
+    assert performance._repeated(ev, ring, honest, 0, 61, honest.batch(1)) == pytest.approx(0.044)
