@@ -180,7 +180,7 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
     clock = Clock(ev, rg, ev.cand_floor, judge_floor(target))
     flush = (ev.task.timing.l2_flush_by or "read") if ev.task.timing.flush_l2 else None
     cand, basel, ratios = [], [], []
-    passes = clock.passes = repeats(ev, rg, mode)
+    passes = clock.passes = repeats(ev, rg, mode, _baseline_ms(ev, clock, base, rg, mode))
     started = time.monotonic()
     for r in range(MAX_ROUNDS):
         if r:
@@ -247,14 +247,27 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
                             "being written, their values only in the correctness trials (same generator state)")
 
 
-def repeats(ev: "Evaluation", rg, mode: str) -> int:
+def _can_repeat(ev: "Evaluation", rg, mode: str) -> bool:
+    return mode == "graph" and ev.target.kind != "host" and rg.n * sum(ev.io_bytes) >= REPEAT_MIN_BYTES
+
+
+def _baseline_ms(ev: "Evaluation", clock: Clock, base: BaselineBatch, rg, mode: str) -> float:
+    """The baseline's ms a call from one untimed batch (where passes may be timed: it sizes them), else the
+    reference's first call."""
+    if not _can_repeat(ev, rg, mode):
+        return ev.ref_ms
+    before_batch(ev)
+    return clock.baseline(base)
+
+
+def repeats(ev: "Evaluation", rg, mode: str, est: float) -> int:
     """How many passes over the ring the longer of a round's two candidate batches makes: 1 (one batch a round) unless
-    the ring's calls are replayed device graphs that together last less than the batch's target time (its memory
-    is bounded) and the ring is large enough that each pass finds the caches cold again (REPEAT_MIN_BYTES)."""
-    est = max(ev.ref_ms, 1e-3)
-    if mode != "graph" or ev.target.kind == "host" or rg.n * sum(ev.io_bytes) < REPEAT_MIN_BYTES:
+    the ring's calls are replayed device graphs that together last less than the batch's target time at `est` ms a
+    call (its memory is bounded) and the ring is large enough that each pass finds the caches cold again
+    (REPEAT_MIN_BYTES)."""
+    if not _can_repeat(ev, rg, mode):
         return 1
-    return max(1, min(MAX_PASSES, math.ceil(BATCH_TARGET_MS["device"] / (rg.n * est))))
+    return max(1, min(MAX_PASSES, math.ceil(BATCH_TARGET_MS["device"] / (rg.n * max(est, 1e-4)))))
 
 
 def _repeated(ev: "Evaluation", rg, clock: Clock, r: int, passes: int, one_ms: float) -> float:
