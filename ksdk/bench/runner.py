@@ -353,6 +353,9 @@ async def _run_problem(config: BenchConfig, store: BenchStore, problem: Problem,
     t0 = time.perf_counter()
     if config.mode == "self_check":
         task = load_task(problem.path, allow_torch_ops=["*"])
+        # the candidate's process also times one batch by its own device events: a record beside the judge's clock
+        # that tells the device's time from the hand-over's where a self-check is off 1.00x
+        task = task.model_copy(update={"timing": task.timing.model_copy(update={"cross_check_reported": True})})
         source, path = task.source + SELF_CHECK_SUFFIX, None
     else:
         task = load_task(problem.path)
@@ -399,7 +402,7 @@ def from_result(problem: Problem, r: EvalResult, **fields: Any) -> ProblemRecord
                  baseline_ms=r.baseline_timing.median_ms if r.baseline_timing else None,
                  peak_memory_bytes=int(peak) if isinstance(peak, (int, float)) else None,
                  io_bytes=int(io) if isinstance(io, (int, float)) else None,
-                 peak_by_role=r.device.extra.get("device_peak_by_role"),
+                 peak_by_role=r.device.extra.get("device_peak_by_role"), clock=r.device.extra.get("clock"),
                  device=f"{r.device.name} ({r.device.kind})", stages=dict(r.stages),
                  speedup_ci=r.speedup_ci if r.correct else None, **fields)
 
