@@ -95,13 +95,6 @@ def plan(ev: "Evaluation", est: float) -> tuple[str, int]:
                                MAX_CALLS[mode], ev.memory.free_bytes())
 
 
-def batch_ms(ev: "Evaluation") -> float:
-    """About how long a timed batch will take at the reference's speed (the clock's calibration asks for this much
-    device work)."""
-    _mode, n = plan(ev, ev.ref_ms)
-    return min(n * ev.ref_ms, BATCH_TARGET_MS[ev.target.kind])
-
-
 def _shipped(ev: "Evaluation"):
     """(runner, ms a call, label) of a baseline kernel the task ships for this backend, built, checked and timed once
     on a trial's inputs; None when the task ships none or it is unusable (a warning says why)."""
@@ -200,7 +193,7 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
                     got[side] = _repeated(ev, rg, clock, r, passes, got[side] * rg.n)
         cand.append(got["candidate"])
         if passes > 1:  # sized again by the candidate's own speed so far (a fast one's batches were short)
-            passes = repeats(ev, rg, mode, statistics.median(cand))
+            passes = max(2, repeats(ev, rg, mode, statistics.median(cand)))
             clock.passes = max(clock.passes, passes)
         basel.append(got["baseline"])
         ratios.append(got["baseline"] / got["candidate"])
