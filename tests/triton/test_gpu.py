@@ -163,13 +163,14 @@ def test_a_batch_that_replies_before_its_device_work_is_done_is_timed_until_it_i
 
 
 def test_a_kernel_that_skips_inputs_it_has_seen_is_never_judged_faster_than_writing_its_outputs():
-    """The attacker keeps state on the device and does nothing on a pass over inputs it has seen (cheats/
+    """The attacker keeps state on the device and does nothing on a pass over inputs it has seen (timing_cheats/
     skips_seen_inputs.py): where the ring is short, the judge times passes over the same sets, whose difference
     then reads almost no work. docs/architecture.md's bound: never faster than writing the pass's outputs beyond the
     L2 at 1.5x the judge's own zeroing speed (for 3 x 64 MiB of outputs about a quarter of the honest 44 us)."""
     task, seed = example("elementwise_chain")
     task = task.model_copy(update={"timing": task.timing.model_copy(update=FAST)})
-    (honest, cheat) = evaluate_in_order([(task, seed), (task, (HERE / "cheats" / "skips_seen_inputs.py").read_text())])
+    cheat_source = (HERE / "timing_cheats" / "skips_seen_inputs.py").read_text()
+    (honest, cheat) = evaluate_in_order([(task, seed), (task, cheat_source)])
     assert honest.status == Status.OK, honest.message
     h, c = honest.device.extra["clock"], cheat.device.extra.get("clock") or {}
     assert h["passes"] > 1 and h["repeat_ms_per_call"] > 0.02, h  # passes are timed here, the honest work seen
