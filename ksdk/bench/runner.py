@@ -379,8 +379,19 @@ def self_check_flag(r: ProblemRecord) -> str | None:
     if not r.correct:
         return f"the reference failed its own check: {r.verdict}" + (f" ({r.error_kind})" if r.error_kind else "")
     if r.speedup is not None and not lo <= r.speedup <= hi:
-        return f"self-check speedup {r.speedup:.3f}x is outside [{lo}, {hi}]"
+        return f"self-check speedup {r.speedup:.3f}x is outside [{lo}, {hi}]" + _where(r)
     return None
+
+
+def _where(r: ProblemRecord) -> str:
+    """Where a self-check's time went, from the clock's record of one batch the candidate's process also timed by
+    its own device events: its device work against the judge's clock over the same batch."""
+    batch = (r.clock or {}).get("events_batch") or {}
+    own, judged = batch.get("candidate_events_ms"), batch.get("judge_clock_ms")
+    if not isinstance(own, (int, float)) or not isinstance(judged, (int, float)) or judged <= 0:
+        return ""
+    return (f" (one batch: {own:.3f} ms of device work by the candidate process's own events, {judged:.3f} ms by the "
+            "judge's clock)")
 
 
 def _bare(problem: Problem, verdict: str, **fields: Any) -> ProblemRecord:

@@ -88,6 +88,13 @@ def test_self_check_flags_speedups_outside_the_band(speedup, flagged):
         assert "outside [0.97, 1.03]" in flag
 
 
+def test_a_self_check_flag_says_where_the_time_went_when_the_clock_recorded_it():
+    r = record("p", None, "correct", 0.83)
+    r.clock = {"events_batch": {"judge_clock_ms": 5.21, "candidate_events_ms": 4.4}}
+    assert self_check_flag(r) == ("self-check speedup 0.830x is outside [0.97, 1.03] (one batch: 4.400 ms of device "
+                                  "work by the candidate process's own events, 5.210 ms by the judge's clock)")
+
+
 def test_a_self_check_that_is_not_correct_is_flagged():
     r = record("p", None, "incorrect")
     r.error_kind = "wrong_value"
