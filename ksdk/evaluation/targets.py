@@ -89,6 +89,7 @@ class DeviceTarget(Target):
     def __init__(self, device: str = "cuda") -> None:
         super().__init__()
         self.device = device
+        self._write_bw: Optional[float] = None  # write_bytes_per_ms, measured once
 
     def synchronize(self) -> None:
         import torch
@@ -120,7 +121,7 @@ class DeviceTarget(Target):
         return int(getattr(torch.cuda.get_device_properties(self.device), "L2_cache_size", 0) or 0)
 
     def write_bytes_per_ms(self) -> Optional[float]:
-        if getattr(self, "_write_bw", None) is None:
+        if self._write_bw is None:
             self.prepare()
             ms = min(self.device_ms(self._evict_buf.zero_) for _ in range(3))
             self._write_bw = EVICT_BYTES / max(ms, 1e-6)

@@ -46,6 +46,20 @@ class IdleDevice(TimedDevice):
         pass
 
 
+class PendingDevice(IdleDevice):
+    """`ms` of the candidate's work still on the device when the judge first probes it; idle after that."""
+
+    def __init__(self, ms: float):
+        super().__init__()
+        self.pending = ms
+
+    def busy_ms(self):
+        t = time.perf_counter()
+        time.sleep(self.pending / 1e3)
+        self.pending = 0.0
+        return (time.perf_counter() - t) * 1e3
+
+
 RING = SimpleNamespace(n=4, place=lambda offsets: None)  # four calls; outputs where the judge proposed
 
 
@@ -140,21 +154,8 @@ def test_device_work_still_running_after_the_reply_is_counted_even_when_the_firs
     an idle device and the batch ended at the freeze: up to 0.5 ms of device work a batch went untimed. The batch
     ends when the judge saw the device idle: the end of its probe, on the batches and the floor alike."""
 
-    class StillBusy(IdleDevice):
-        """0.4 ms of the candidate's work still on the device when the judge first probes it."""
-
-        def __init__(self):
-            super().__init__()
-            self.pending = 0.4
-
-        def busy_ms(self):
-            t = time.perf_counter()
-            time.sleep(self.pending / 1e3)
-            self.pending = 0.0
-            return (time.perf_counter() - t) * 1e3
-
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
-    c = Clock(SimpleNamespace(target=StillBusy(), link=FakeLink()), RING, Floor(), Floor())
+    c = Clock(SimpleNamespace(target=PendingDevice(0.4), link=FakeLink()), RING, Floor(), Floor())
     assert c.candidate() * RING.n >= 0.4
 
 
@@ -163,20 +164,9 @@ def test_a_batch_that_replies_before_its_work_ends_is_charged_the_reply_path_it_
     are queued, so its way back to the judge overlaps its device work, where the honest process waits for the device
     and then replies. The judge's probe finds the work still running: the batch is charged the floor's reply path."""
 
-    class Pending(IdleDevice):
-        def __init__(self, ms):
-            super().__init__()
-            self.pending = ms
-
-        def busy_ms(self):
-            t = time.perf_counter()
-            time.sleep(self.pending / 1e3)
-            self.pending = 0.0
-            return (time.perf_counter() - t) * 1e3
-
     monkeypatch.setattr(clockmod, "unwritten", lambda ring, device: None)
     floor = Floor(probe_ms=0.5, reply_to_frozen_ms=4.0, side_ms=(0.0, 0.0, 2.0))  # 6 ms from work done to frozen
-    honest = Clock(SimpleNamespace(target=Pending(0.0), link=FakeLink(0.026)), RING, floor, Floor()).candidate()
-    cheat = Clock(SimpleNamespace(target=Pending(20.0), link=FakeLink(0.0)), RING, floor, Floor())
+    honest = Clock(SimpleNamespace(target=PendingDevice(0.0), link=FakeLink(0.026)), RING, floor, Floor()).candidate()
+    cheat = Clock(SimpleNamespace(target=PendingDevice(20.0), link=FakeLink(0.0)), RING, floor, Floor())
     assert cheat.candidate() >= 0.95 * honest, (cheat.late_ms, honest)
     assert honest <= 29.0 / RING.n  # 20 ms of work and 6 of reply path, not charged again
