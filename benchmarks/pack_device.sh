@@ -11,7 +11,7 @@ root=$(git rev-parse --show-toplevel)
 cd "$root"
 ex="$(git rev-parse --git-dir)/info/exclude"; mkdir -p "$(dirname "$ex")"
 for p in /.whl/ /.sbx/ /.kb/ /.kbout/; do grep -qxF "$p" "$ex" 2>/dev/null || echo "$p" >> "$ex"; done
-bash ../shared/device/pack.sh
+KSDK_DEVICE_EXTRA="${KSDK_DEVICE_EXTRA:-} einops" bash ../shared/device/pack.sh  # einops: two of level 3's problems import it
 rm -rf .sbx && mkdir -p .sbx
 (cd .sbx && apt-get download bubblewrap >/dev/null)
 cat > .sbx/setup.sh <<'SETUP'

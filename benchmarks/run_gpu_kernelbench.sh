@@ -3,7 +3,7 @@
 # where a killed or timed-out call stopped (the bench folders live in .kbout/, kept while the machine stays warm).
 # Here first: bash benchmarks/pack_device.sh /work/.mirror/ScalingIntelligence+KernelBench/repo
 # There:      source .whl/prelude.sh && source .sbx/setup.sh && bash benchmarks/run_gpu_kernelbench.sh "$OUT" PART
-# PART: level1 | level2  --self-check of the whole level on every local GPU (one lane each); PROBLEMS="19 23" only those
+# PART: level1 | level2 | level3  --self-check of the whole level on every local GPU (one lane each); PROBLEMS="19 23" only those
 #       big              honest Triton kernels (benchmarks/kernelbench/level1) for the largest level-1 problems,
 #                        then benchmarks/kernelbench_independent.py on the same problems, with the ratio
 #       evolve           --evolve with the params mutator on the 5 problems whose seeds are in benchmarks/kernelbench
@@ -23,7 +23,7 @@ keep() {  # the bench's summary files into OUT (at most 8 files come back)
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 date -u +"start %FT%TZ"
 case "$part" in
-  level1|level2)
+  level1|level2|level3)
     timeout "$budget" python3 -m ksdk.cli.main bench "$kb/$part" --self-check -b triton_nvidia --out ".kbout/$part" -q \
       $(for p in ${PROBLEMS:-}; do printf -- "--problem %s " "$p"; done)
     echo "bench exit $?"; keep "$part" ;;
@@ -37,7 +37,7 @@ case "$part" in
     timeout "$budget" python3 -m ksdk.cli.main bench "$kb/level1" --evolve --mutator params --seeds benchmarks/kernelbench \
       -b triton_nvidia $(filters "${evolve[@]}") --max-candidates "${CANDIDATES:-12}" --out .kbout/evolve -q
     echo "bench exit $?"; keep evolve ;;
-  *) echo "unknown part $part (level1, level2, big, evolve)"; exit 2 ;;
+  *) echo "unknown part $part (level1, level2, level3, big, evolve)"; exit 2 ;;
 esac
 date -u +"end %FT%TZ"
 [ -f ".kbout/$part/summary.md" ] && sed -n '/## Metrics/,/## Problems/p' ".kbout/$part/summary.md"
