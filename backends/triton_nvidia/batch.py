@@ -8,6 +8,10 @@ import contextlib
 from typing import Any, Optional
 
 
+# the device allocator's counters a timed batch reports the change of (a record: cudaMalloc/cudaFree in a batch)
+ALLOCATOR_COUNTS = ("num_device_alloc", "num_device_free", "num_alloc_retries", "num_sync_all_streams")
+
+
 def _nothing():
     return contextlib.nullcontext()
 
@@ -132,14 +136,23 @@ class BatchMixin:
         if self.ctx.interpret:
             self.run_batch(passes)
             return None
+        import time
+
         import torch
 
+        before = torch.cuda.memory_stats()
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t0 = time.perf_counter()
         e0.record()
         for _ in range(passes):
             self._calls()
         e1.record()
+        queued = time.perf_counter()
         torch.cuda.synchronize()
+        after = torch.cuda.memory_stats()
+        self.batch_notes = {k: float(after.get(k, 0) - before.get(k, 0)) for k in ALLOCATOR_COUNTS}
+        self.batch_notes.update(queue_ms=(queued - t0) * 1e3, graphs=float(len(self._graphs)),
+                                outputs_copied=float(self._arena is None))
         return float(e0.elapsed_time(e1))
 
     def _eager(self) -> None:

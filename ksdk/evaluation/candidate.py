@@ -125,7 +125,9 @@ class Harness:
             passes = int(msg.get("passes") or 1)
             if msg.get("events"):  # Runner.run_batch_timed: every Runner has it (None where it has no own clock)
                 ms = _passes(self.runner.run_batch_timed, passes)
-                return {"placed": self.runner.placed_outputs(), "device_ms": ms, "at": self.stamps()}
+                notes = getattr(self.runner, "batch_notes", None)  # optional: what else the Runner saw (a record)
+                return {"placed": self.runner.placed_outputs(), "device_ms": ms, "at": self.stamps(),
+                        "notes": notes if isinstance(notes, dict) else None}
             _passes(self.runner.run_batch, passes)
             return {"placed": self.runner.placed_outputs(), "at": self.stamps()}
         raise ValueError(f"unknown request {op!r}")

@@ -110,6 +110,7 @@ class Clock:
         self.host = ev.target.kind == "host"
         self.late_ms = 0.0  # the most a batch's outputs or device work outlasted its reply
         self.reported_ms: Optional[float] = None  # the candidate process's own events over its last batch, if asked
+        self.reported_notes: Optional[dict[str, float]] = None  # and what else it saw then (records)
         self.spans: list[tuple[float, float, float, float]] = []  # per batch: to reply, reply to frozen, frozen to
         # settled (ms), CPU ms after replying
         self.sides: list[tuple[float, float, float]] = []  # per batch, as the candidate's process saw it (records)
@@ -133,6 +134,7 @@ class Clock:
         busy = ev.target.busy_ms()  # first, as after the floor's pings: has the device finished the batch's work?
         probed = time.perf_counter()
         self.reported_ms = reply.device_ms if events else None
+        self.reported_notes = reply.notes if events else None
         place(self.ring, reply.placed)  # where this batch's outputs are (checked), before they are looked for
         seen = sides(reply, span)
         if seen is not None:

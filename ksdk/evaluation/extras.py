@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from ksdk.evaluation import procfs
 from ksdk.evaluation.baselines import ModelBatch, ring_inputs
@@ -100,7 +100,16 @@ def _events_batch(ev: "Evaluation", clock: Clock, refresh) -> None:
                            round(own, 4) if isinstance(own, float) and 0 <= own < math.inf else None,
                            # which of the process's threads ran during the batch, ms (thaw to freeze)
                            "threads_cpu_ms": _ran(threads, after) if threads is not None else None,
-                           "judge_threads_cpu_ms": _ran(judge_threads, judge_after)}  # the judge's, e.g. a pool's
+                           "judge_threads_cpu_ms": _ran(judge_threads, judge_after),  # the judge's, e.g. a pool's
+                           "candidate_notes": _notes(clock.reported_notes)}
+
+
+def _notes(notes) -> Optional[dict]:
+    """The first few finite figures of what the candidate's process said it saw in its events batch (its allocator's
+    cudaMalloc calls, its queueing time): a record it could forge, kept short."""
+    if not isinstance(notes, dict):
+        return None
+    return {str(k)[:40]: round(v, 4) for k, v in list(notes.items())[:12] if isinstance(v, float) and math.isfinite(v)}
 
 
 def _ran(before: dict, after: dict) -> dict:

@@ -54,6 +54,7 @@ class Reply(Model):
     mode: Optional[str] = None
     placed: Optional[list[list[int]]] = None  # per call, per output: byte offset in the batch's arena
     device_ms: Optional[float] = None  # a batch by the process's own device events, when asked (a record)
+    notes: Optional[dict[str, float]] = None  # what else the process saw in that batch (Runner.batch_notes; a record)
     at: Optional[list[float]] = None  # the process's own clock: request read, work done (a record, see clock.py)
 
 

@@ -125,7 +125,8 @@ class Runner(ABC):
 
     def run_batch_timed(self, passes: int = 1) -> Optional[float]:
         """run_batch, timed by this process's own device clock (ms, or None where it has none): asked once per
-        evaluation when the task wants the candidate's own timing, kept as a record beside the judge's clock."""
+        evaluation when the task wants the candidate's own timing, kept as a record beside the judge's clock. A Runner
+        may also set `batch_notes` (name -> float, e.g. its allocator's cudaMalloc calls in the batch): a record too."""
         self.run_batch(passes)
         return None
 

@@ -53,9 +53,15 @@ def test_the_events_batch_records_the_threads_that_ran_beside_the_judges_clock()
     res = SimpleNamespace(device=SimpleNamespace(extra={}), warnings=[])
     ev = SimpleNamespace(task=SimpleNamespace(timing=timing), target=IdleDevice(), link=SimpleNamespace(proc=proc),
                          result=res)
-    clock = SimpleNamespace(ring=SimpleNamespace(n=3), reported_ms=0.14, candidate=lambda events: 0.1)
+    notes = {"num_device_alloc": 1.0, "queue_ms": 0.05, "bad": float("nan"), "text": "x",
+             **{f"k{i}": 1.0 for i in range(100)}}  # a process could say anything: kept short and finite
+    clock = SimpleNamespace(ring=SimpleNamespace(n=3), reported_ms=0.14, candidate=lambda events: 0.1,
+                            reported_notes=notes)
     extras._events_batch(ev, clock, refresh=lambda: None)
     rec = res.device.extra["clock"]["events_batch"]
     assert rec["candidate_events_ms"] == 0.14 and math.isclose(rec["judge_clock_ms"], 0.3), rec
     assert rec["threads_cpu_ms"] == {"python": 0.5, "cuda-EvtHandlr": 0.25}, rec
     assert isinstance(rec["judge_threads_cpu_ms"], dict), rec
+    kept = rec["candidate_notes"]
+    assert kept["num_device_alloc"] == 1.0 and kept["queue_ms"] == 0.05 and len(kept) <= 12, kept
+    assert "bad" not in kept and "text" not in kept, kept

@@ -92,6 +92,7 @@ def test_a_batch_timed_by_the_candidates_own_events_is_kept_as_a_record_beside_t
     rec = r.device.extra["clock"]["events_batch"]
     assert rec["judge_clock_ms"] > 0 and rec["candidate_events_ms"] > 0, rec
     assert rec["threads_cpu_ms"] and rec["judge_threads_cpu_ms"], rec  # which threads ran during the batch
+    assert rec["candidate_notes"]["graphs"] > 0 and "num_device_alloc" in rec["candidate_notes"], rec  # its allocator
     clock = r.device.extra["clock"]
     assert clock["floor_after_load_ms"] > 0
     assert len(clock["floor_sides_ms"]) == 3 and len(clock["batch_sides_ms"]) == 3, clock  # its own stamps
