@@ -134,7 +134,7 @@ class Clock:
         busy = ev.target.busy_ms()  # first, as after the floor's pings: has the device finished the batch's work?
         probed = time.perf_counter()
         self.reported_ms = reply.device_ms if events else None
-        self.reported_notes = reply.notes if events else None
+        self.reported_notes = getattr(reply, "notes", None) if events else None
         place(self.ring, reply.placed)  # where this batch's outputs are (checked), before they are looked for
         seen = sides(reply, span)
         if seen is not None:
