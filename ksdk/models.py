@@ -107,6 +107,9 @@ class TimingSettings(Model):
                                        "same L2 eviction (EvalResult.cross_checks): a check on the timer itself")
     placements: int = Field(1, ge=1, le=16, description="kept for old task files: the judge's clock now always "
                             "times over a ring of input sets at different places in memory (both sides alike)")
+    graphs: bool = Field(True, description="replay short calls (under 2 ms) as device graphs on both sides, so "
+                         "neither pays Python's launch overhead; False times eager calls, launch overhead included, "
+                         "as a model's own forward pays it")
     cross_check_reported: bool = Field(False, description="also ask the candidate's process to time itself (its "
                                        "Runner's method), kept in EvalResult.cross_checks as a record; never the "
                                        "speedup")

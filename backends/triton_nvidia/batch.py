@@ -20,6 +20,8 @@ class BatchMixin:
     """prepare_batch / run_batch / placed_outputs / synchronize for TritonRunner (which provides `new`, `ctx`,
     `rec`, `device` and the batch's state attributes)."""
 
+    copies = 0  # outputs copied (not written in place) since the count was last reset (a record)
+
     def prepare_batch(self, inputs: list[list], outputs: list[list], arena: Any = None, mode: str = "graph") -> str:
         """Get ready for the judge's timed batch. Outputs go to `arena` (judge-visible memory, as a PyTorch memory
         pool: ksdk_triton_nvidia.arena) where possible, else they are copied into `outputs` inside the calls (and
@@ -100,7 +102,9 @@ class BatchMixin:
         if slots is not None:
             for o, slot in zip(flat, slots):
                 slot.copy_(o)
+            self.copies += len(flat)
             return []
+        self.copies += sum(self._arena.offset(o) is None for o in flat)
         placed = [o if self._arena.offset(o) is not None else o.contiguous().clone() for o in flat]
         if any(self._arena.offset(o) is None for o in placed):  # the arena is full: copy into `slots` instead
             raise MemoryError("the batch's outputs do not fit the judge's arena")
@@ -140,7 +144,7 @@ class BatchMixin:
 
         import torch
 
-        before = torch.cuda.memory_stats()
+        before, self.copies = torch.cuda.memory_stats(), 0
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         t0 = time.perf_counter()
         e0.record()
@@ -152,7 +156,8 @@ class BatchMixin:
         after = torch.cuda.memory_stats()
         self.batch_notes = {k: float(after.get(k, 0) - before.get(k, 0)) for k in ALLOCATOR_COUNTS}
         self.batch_notes.update(queue_ms=(queued - t0) * 1e3, graphs=float(len(self._graphs)),
-                                outputs_copied=float(self._arena is None))
+                                outputs_copied=float(self.copies),  # in the batch's eager calls (graphs: captured)
+                                placed=float(self._placed is not None))  # the outputs written in the judge's arena
         return float(e0.elapsed_time(e1))
 
     def _eager(self) -> None:

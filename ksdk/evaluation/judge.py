@@ -72,6 +72,7 @@ class Evaluation:
         self.io: Optional[Region] = None
         self.first = None
         self.ref_ms = float("inf")
+        self.ref_scratch = 0
         self.stochastic = False
         self.cand_floor = clock.Floor()
         self.io_bytes = (0, 0)
@@ -242,6 +243,7 @@ class Evaluation:
         self._interpretable(sum(int(x.numel()) for x in raw if hasattr(x, "numel")))
         self._scale_limits(self.first.ref_s)
         self.ref_ms = self.first.ref_s * 1e3
+        self.ref_scratch = self.first.scratch  # the reference's temporaries (bytes): the timed batch's arena holds them
         self.stochastic = self.first.stochastic
         layout = Layout("io")
         self.args, self.outs = trials.layout(layout, raw, self.first.refs)

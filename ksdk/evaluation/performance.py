@@ -68,7 +68,8 @@ def run(ev: "Evaluation") -> None:
     specs = [Slot.model_validate(a["slot"]) if "slot" in a else None for a in ev.args]
     lay, args, outs, arena = ringmod.layout(
         n, lambda lay: [{"slot": lay.add(s.shape, s.dtype).model_dump()} if s is not None else dict(a)
-                        for s, a in zip(specs, ev.args)], ev.outs, arena=ev.backend.places_outputs)
+                        for s, a in zip(specs, ev.args)], ev.outs, arena=ev.backend.places_outputs,
+        scratch=_scratch(ev))
     rg = ringmod.Ring(ev.region("ring", lay.size), args, outs, arena)
     link.send_region(rg.region)
     base = _baseline(ev, rg, shipped)
@@ -85,12 +86,20 @@ def run(ev: "Evaluation") -> None:
         base.close()
 
 
+def _scratch(ev: "Evaluation") -> int:
+    """Room in the arena for a forward's temporaries: the reference's (its first trial's), at most a quarter of the
+    free device memory (the rest of a larger forward's temporaries go to the candidate's own memory)."""
+    free = ev.memory.free_bytes()
+    scratch = ev.ref_scratch
+    return scratch if free is None else min(scratch, free // 4)
+
+
 def plan(ev: "Evaluation", est: float) -> tuple[str, int]:
     """How the calls of a batch run ('graph', 'eager', 'host') and how many there are: as many as last a batch's
     target time at `est` ms a call (the baseline's), but no more input sets than the judge can make anew in a few
     times that each round, nor than the ring's memory holds."""
     kind = ev.target.kind
-    mode = "host" if kind == "host" else ("graph" if est < GRAPH_BELOW_MS else "eager")
+    mode = "host" if kind == "host" else ("graph" if est < GRAPH_BELOW_MS and ev.task.timing.graphs else "eager")
     return mode, ringmod.calls(sum(ev.io_bytes), max(est, ev.trials.make_ms / MAKE_SHARE), BATCH_TARGET_MS[kind],
                                MAX_CALLS[mode], ev.memory.free_bytes())
 

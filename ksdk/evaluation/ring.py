@@ -56,10 +56,12 @@ def calls(set_bytes: int, est_ms: float, target_ms: float, max_calls: int, free:
     return max(1, min(n, 1 + extra // max(set_bytes, 1)))
 
 
-def layout(n: int, one_set, specs: list[Slot], arena: bool) -> tuple[Layout, list[list[dict]], list[list[Slot]],
-                                                                  Optional[Slot]]:
+def layout(n: int, one_set, specs: list[Slot], arena: bool, scratch: int = 0) -> tuple[
+        Layout, list[list[dict]], list[list[Slot]], Optional[Slot]]:
     """Slots for n input sets, then the outputs: with `arena`, one uint8 slot holding the proposed output slots of
-    every call and ARENA_SLACK_BYTES (plus one call's outputs) for the Runner's temporaries.
+    every call, `scratch` bytes for a forward's temporaries (the reference's, measured: an eager forward allocates
+    them from the same pool before its outputs, and outputs pushed past the arena's end would be copied in the timed
+    calls) and ARENA_SLACK_BYTES for the allocator's rounding.
     `one_set(layout) -> args` lays out one input set; `specs` are one call's output slots (shapes and dtypes)."""
     lay = Layout("ring")
     args = [one_set(lay) for _ in range(n)]
@@ -68,7 +70,7 @@ def layout(n: int, one_set, specs: list[Slot], arena: bool) -> tuple[Layout, lis
         return lay, args, outs, None
     start = lay.size
     outs = [[lay.add(list(s.shape), s.dtype) for s in specs] for _ in range(n)]
-    size = lay.size - start + ARENA_SLACK_BYTES
+    size = lay.size - start + max(0, int(scratch)) + ARENA_SLACK_BYTES
     lay.size = start + size
     return lay, args, outs, Slot(region="ring", offset=start, shape=[size], dtype="uint8")
 

@@ -64,6 +64,11 @@ class Target:
         """CPU time of the judge's calling thread (the baseline's clock on the host), or None on a device."""
         return time.thread_time_ns()
 
+    def scratch_bytes(self, run) -> tuple[object, int]:
+        """(run(), the most device memory it held at once beyond what it returned): a forward's temporaries, which a
+        Runner's pool must hold beside its outputs; 0 on the host, where nothing needs sizing."""
+        return run(), 0
+
     def release_cached(self) -> None:
         """Give the judge's cached memory on this device back (between evaluations); nothing on the host."""
 
@@ -152,6 +157,17 @@ class DeviceTarget(Target):
 
     def thread_cpu_ns(self) -> Optional[int]:
         return None
+
+    def scratch_bytes(self, run) -> tuple[object, int]:
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        out = run()
+        torch.cuda.synchronize()
+        kept = torch.cuda.memory_allocated() - before  # what run() returned (and anything it cached)
+        return out, max(0, torch.cuda.max_memory_allocated() - before - kept)
 
     def release_cached(self) -> None:
         import gc

@@ -30,6 +30,7 @@ class Trial:
     refs: list
     ref_s: float
     stochastic: bool  # the reference drew random numbers (dropout): its outputs depend on the generators' state
+    scratch: int = 0  # the reference's temporaries, bytes: the most it held at once beyond its outputs (a device's)
 
 
 class Trials:
@@ -76,7 +77,7 @@ class Trials:
             torch.manual_seed(rng_seed)
             before = self.target.rng_state()
             t = time.perf_counter()
-            refs = self.ref.forward(raw)
+            refs, scratch = self.target.scratch_bytes(lambda: self.ref.forward(raw))
             self.target.synchronize()
             ref_s = time.perf_counter() - t
             stochastic = not torch.equal(before, self.target.rng_state())
@@ -85,7 +86,7 @@ class Trials:
         except Exception as e:  # noqa: BLE001
             self._oom(e)
             raise
-        return raw, Trial(seed, rng_seed, refs, ref_s, stochastic)
+        return raw, Trial(seed, rng_seed, refs, ref_s, stochastic, scratch)
 
     def _oom(self, e: BaseException) -> None:
         if not out_of_memory(e):

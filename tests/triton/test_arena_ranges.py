@@ -48,3 +48,24 @@ def test_a_request_larger_than_any_free_range_is_refused_not_overlapped():
     r.give(a)
     r.give(12345)  # an address it never handed out changes nothing
     assert r.take(2 * ALIGN) == 2 * ALIGN and b == ALIGN
+
+
+def test_an_arena_sized_with_the_references_temporaries_holds_an_eager_forwards_output_after_its_temporary():
+    """The user whose forward is x * sigmoid(x): sigmoid's temporary takes arena space before the output does. With
+    room for the outputs only, the output lands past the arena's end (and would be copied inside every timed call);
+    with the reference's temporaries measured and added, it is written in place."""
+    from ksdk.evaluation.ring import layout
+    from ksdk.evaluation.shared import Slot
+
+    out = Slot(region="ring", offset=0, shape=[1 << 25], dtype="float32")  # 128 MiB, beyond the arena's slack
+
+    def forward(scratch: int):
+        _, _, _, arena = layout(1, lambda lay: [], [out], arena=True, scratch=scratch)
+        r = Ranges(arena.shape[0])
+        temp = r.take(out.nbytes)
+        output = r.take(out.nbytes)
+        r.give(temp)
+        return output
+
+    assert forward(0) is None
+    assert forward(out.nbytes) is not None

@@ -196,6 +196,24 @@ def test_a_problem_that_cannot_fit_the_device_is_told_so_with_its_figures_before
     assert "the problem needs about" in r.message and "GiB is free" in r.message, r.message
 
 
+def test_a_forward_with_temporaries_as_large_as_its_output_writes_its_output_in_place_both_ways():
+    """Swish as its own candidate, 128 MiB each way: the eager forward allocates sigmoid's temporary before its
+    output. The arena holds the reference's temporaries beside the outputs, so the output is written where the judge
+    reads it (graphs and eager calls alike), never copied in the timed calls (25_Swish read 0.68x that way)."""
+    source = ("import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n    def forward(self, x):\n"
+              "        return x * torch.sigmoid(x)\n\n"
+              "def get_inputs():\n    return [torch.randn(1 << 25)]\n\ndef get_init_inputs():\n    return []\n")
+    task = small_task(source, "swish", allow_torch_ops=["*"])
+    task = task.model_copy(update={"timing": task.timing.model_copy(update={"cross_check_reported": True})})
+    for graphs in (True, False):  # eager calls as KernelBench's problems of 2 ms and more get them
+        timed = task.model_copy(update={"timing": task.timing.model_copy(update={"graphs": graphs})})
+        (r,) = evaluate_in_order([(timed, source.replace("class Model(", "class ModelNew("))])
+        assert r.status == Status.OK and r.speedup, r.message
+        notes = r.device.extra["clock"]["events_batch"]["candidate_notes"]
+        assert notes["placed"] == 1.0 and notes["outputs_copied"] == 0.0, (graphs, notes)
+        assert (notes["graphs"] > 0) == graphs, notes
+
+
 def test_a_candidate_holding_the_device_memory_gets_the_out_of_memory_verdict_never_a_harness_error():
     """After the correctness calls, the candidate's forward takes every free byte of device memory and keeps it:
     whichever side then runs out (its own allocations, or the judge, which checked the problem fitted before any
