@@ -413,7 +413,8 @@ def from_result(problem: Problem, r: EvalResult, **fields: Any) -> ProblemRecord
                  baseline_ms=r.baseline_timing.median_ms if r.baseline_timing else None,
                  peak_memory_bytes=int(peak) if isinstance(peak, (int, float)) else None,
                  io_bytes=int(io) if isinstance(io, (int, float)) else None,
-                 peak_by_role=r.device.extra.get("device_peak_by_role"), clock=r.device.extra.get("clock"),
+                 peak_by_role=r.device.extra.get("device_peak_by_role"),
+                 peak_during=r.device.extra.get("device_peak_during"), clock=r.device.extra.get("clock"),
                  device=f"{r.device.name} ({r.device.kind})", stages=dict(r.stages),
                  speedup_ci=r.speedup_ci if r.correct else None, **fields)
 

@@ -96,6 +96,7 @@ class ProblemRecord(Model):
     peak_by_role: dict[str, int] | None = Field(None, description="whose that peak was: bytes the judge, the "
                                                 "candidate's processes and others (spares started ahead of need) "
                                                 "held at the peak above what each held at the start")
+    peak_during: str | None = Field(None, description="what the evaluation was doing at that peak (stage: span)")
     clock: dict[str, Any] | None = Field(None, description="how the judge's clock saw the candidate's batches "
                                          "(EvalResult.device.extra['clock']): a record")
     io_bytes: int | None = Field(None, description="one trial's inputs plus outputs (EvalResult.device.extra["

@@ -82,6 +82,7 @@ class Evaluation:
                                    self.backend.requires_kernels and not task.allows_any_torch, task.allow_torch_ops,
                                    on_device=self.target.kind != "host" and self.backend.requires_kernels)
         self._marks: list[tuple[str, float]] = []
+        self.open_spans: list[str] = []  # the judge's own spans now running (a record of where memory peaks)
         self.spans: dict[str, float] = {}  # seconds per part of the evaluation (the link adds its own)
 
     # -- the loop ----------------------------------------------------------------------------------------------
@@ -116,6 +117,8 @@ class Evaluation:
                 parts = memwatch.growth(watch.first_detail, watch.at_peak)
                 if parts is not None:  # whose memory the peak was, above each one's at the start (bytes)
                     res.device.extra["device_peak_by_role"] = parts
+                if watch.where_at_peak:
+                    res.device.extra["device_peak_during"] = watch.where_at_peak
             if lock is not None:
                 lock.release()
             self._stages(time.perf_counter() - t0)
@@ -157,9 +160,11 @@ class Evaluation:
     @contextlib.contextmanager
     def _span(self, name: str) -> Iterator[None]:
         t = time.perf_counter()
+        self.open_spans.append(name)
         try:
             yield
         finally:
+            self.open_spans.pop()
             self.spans[name] = self.spans.get(name, 0.0) + time.perf_counter() - t
 
     def _stages(self, total: float) -> None:
@@ -202,10 +207,17 @@ class Evaluation:
         used = lambda: self.backend.memory_used(self.jc.run)  # noqa: E731
         _wait_released(used)
         watch = MemoryWatch.start(used, lambda: memwatch.by_role(self.backend.memory_by_process(self.jc.run),
-                                                                 self._candidate_pids()))
+                                                                 self._candidate_pids()), self._doing)
         if watch is not None:  # what earlier evaluations (or other processes) still hold: a leak shows here
             self.peaks["device_in_use_at_start"] = int(watch.first)
         return watch
+
+    def _doing(self) -> str:
+        """What the evaluation is doing now: its stage and the link's innermost running span (a record)."""
+        stage = self._marks[-1][0] if self._marks else "load"
+        spans = (self.link.open if self.link is not None else []) or self.open_spans
+        inner = spans[-1] if spans else ""
+        return f"{stage}: {inner}" if inner else stage
 
     def _candidate_pids(self) -> set[int]:
         """The candidate's processes now (none before its process is handed out)."""

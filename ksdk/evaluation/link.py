@@ -39,6 +39,7 @@ class Link:
         self.deadline = time.monotonic()
         self.compile_credit = [float(compile_limit)]
         self.spans: dict[str, float] = {} if spans is None else spans
+        self.open: list[str] = []  # the spans now running, innermost last (a record of where memory peaks)
 
     def enter(self, stage: Stage, limit: float) -> None:
         """Start a stage with its limit (seconds): its deadline is set once, here."""
@@ -50,9 +51,11 @@ class Link:
     def span(self, name: str) -> Iterator[None]:
         """Add the block's wall time to the evaluation's breakdown under `name`."""
         t = time.perf_counter()
+        self.open.append(name)
         try:
             yield
         finally:
+            self.open.pop()
             self.spans[name] = self.spans.get(name, 0.0) + time.perf_counter() - t
 
     def request(self, req: Union[Request, dict], compile_credit: bool = False, fds: tuple[int, ...] = ()) -> Reply:

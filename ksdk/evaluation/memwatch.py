@@ -15,23 +15,25 @@ class MemoryWatch:
     """Samples `used()` (bytes, or None when unknown) until stop(); the peak above the first sample. `detail()`,
     where given, says whose memory it is (e.g. bytes per process role): read at the start and at each new peak."""
 
-    def __init__(self, used: Callable[[], Optional[int]], first: int, detail: Optional[Callable[[], Any]] = None):
+    def __init__(self, used: Callable[[], Optional[int]], first: int, detail: Optional[Callable[[], Any]] = None,
+                 where: Optional[Callable[[], str]] = None):
         self.used, self.first, self.peak = used, first, first
-        self.detail = detail
+        self.detail, self.where = detail, where
         self.first_detail = self.at_peak = self._detail()
+        self.where_at_peak: Optional[str] = None  # what the evaluation was doing at the peak (`where()`), a record
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ksdk-memwatch", daemon=True)
         self._thread.start()
 
     @classmethod
-    def start(cls, used: Callable[[], Optional[int]],
-              detail: Optional[Callable[[], Any]] = None) -> Optional["MemoryWatch"]:
+    def start(cls, used: Callable[[], Optional[int]], detail: Optional[Callable[[], Any]] = None,
+              where: Optional[Callable[[], str]] = None) -> Optional["MemoryWatch"]:
         """A running watch, or None when the backend cannot say how much device memory is in use."""
         try:
             first = used()
         except Exception:  # noqa: BLE001 - a record, never a verdict
             return None
-        return cls(used, first, detail) if first is not None else None
+        return cls(used, first, detail, where) if first is not None else None
 
     def _detail(self) -> Any:
         try:
@@ -51,6 +53,10 @@ class MemoryWatch:
         if now is not None and now > self.peak:
             self.peak = now
             self.at_peak = self._detail()
+            try:
+                self.where_at_peak = self.where() if self.where is not None else None
+            except Exception:  # noqa: BLE001 - a record, never a verdict
+                self.where_at_peak = None
 
     def stop(self) -> int:
         """Stop sampling; the peak bytes in use above those in use when the watch started."""

@@ -60,3 +60,28 @@ def test_roles_are_this_process_the_candidates_processes_and_everyone_else():
     assert memwatch.by_role(per_pid, {4242, 4243}) == {"judge": 1000, "candidate": 570, "other": 300}
     assert memwatch.by_role(None, {1}) is None
     assert memwatch.growth(None, {"judge": 1}) is None
+
+
+def test_what_the_evaluation_was_doing_is_read_at_the_peak_and_a_failing_reading_is_only_a_missing_record(monkeypatch):
+    monkeypatch.setattr(memwatch, "SAMPLE_S", 0.001)
+    steps = iter([(100, "load"), (400, "correctness"), (900, "performance: prepare"), (200, "performance: rounds")])
+    now = ["teardown"]
+    done = threading.Event()
+
+    def used():
+        value, now[0] = next(steps, (150, "teardown"))
+        if now[0] == "teardown":
+            done.set()
+        return value
+
+    watch = MemoryWatch.start(used, None, lambda: now[0])
+    assert done.wait(5)
+    assert watch.stop() == 800 and watch.where_at_peak == "performance: prepare"
+
+    def broken():
+        raise RuntimeError("no stage yet")
+
+    used, sampled = readings([100, 900], 150)
+    watch = MemoryWatch.start(used, None, broken)
+    assert sampled.wait(5)
+    assert watch.stop() == 800 and watch.where_at_peak is None

@@ -212,6 +212,7 @@ def test_a_forward_with_temporaries_as_large_as_its_output_writes_its_output_in_
         notes = r.device.extra["clock"]["events_batch"]["candidate_notes"]
         assert notes["placed"] == 1.0 and notes["outputs_copied"] == 0.0, (graphs, notes)
         assert (notes["graphs"] > 0) == graphs, notes
+        assert r.device.extra["device_peak_during"], r.device.extra  # what the evaluation did at its memory peak
 
 
 def test_a_candidate_holding_the_device_memory_gets_the_out_of_memory_verdict_never_a_harness_error():
