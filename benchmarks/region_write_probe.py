@@ -33,6 +33,8 @@ def main() -> None:
     shared = devshare.allocate(2 * n * 4, 0)
     shared_in = devshare.tensor(shared, 0, (n,), torch.float32)
     shared_out = devshare.tensor(shared, n * 4, (n,), torch.float32)
+    aligned = devshare.allocate(n * 4, 0, align=1 << 30)  # its address on a 1 GiB boundary (larger pages, if any)
+    aligned_out = devshare.tensor(aligned, 0, (n,), torch.float32)
     own_in, own_out = torch.empty(n, device="cuda"), torch.empty(n, device="cuda")
     shared_in.normal_()
     own_in.copy_(shared_in)
@@ -43,11 +45,13 @@ def main() -> None:
                    ("swish", lambda x, o: torch.mul(x, torch.sigmoid(x), out=o))):
         row = []
         for src, dst, label in ((own_in, own_out, "own->own"), (shared_in, shared_out, "shared->shared"),
-                                (shared_in, own_out, "shared->own"), (own_in, shared_out, "own->shared")):
+                                (shared_in, own_out, "shared->own"), (own_in, shared_out, "own->shared"),
+                                (own_in, aligned_out, "own->shared(1G-aligned)")):
             row.append(f"{label} {timed(lambda f=fn, x=src, o=dst: f(x, o), flush):.3f}")
         print(f"{op:<6} " + "  ".join(row), flush=True)
-    del shared_in, shared_out
+    del shared_in, shared_out, aligned_out
     shared.close()
+    aligned.close()
 
 
 if __name__ == "__main__":

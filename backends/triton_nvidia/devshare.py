@@ -111,11 +111,11 @@ class Shared:
             self.ptr = 0
 
 
-def _map(handle: int, size: int, device: int) -> int:
+def _map(handle: int, size: int, device: int, align: int = 0) -> int:
     cu = _cu()
     ptr = ctypes.c_ulonglong()
     _check("cuMemAddressReserve", cu.cuMemAddressReserve(ctypes.byref(ptr), ctypes.c_size_t(size),
-                                                         ctypes.c_size_t(0), ctypes.c_ulonglong(0),
+                                                         ctypes.c_size_t(align), ctypes.c_ulonglong(0),
                                                          ctypes.c_ulonglong(0)))
     try:
         _check("cuMemMap", cu.cuMemMap(ptr, ctypes.c_size_t(size), ctypes.c_size_t(0),
@@ -130,25 +130,27 @@ def _map(handle: int, size: int, device: int) -> int:
     return int(ptr.value)
 
 
-def _shared(handle: ctypes.c_ulonglong, size: int, device: int) -> Shared:
-    """Map a created or imported allocation here; released again if it cannot be mapped."""
+def _shared(handle: ctypes.c_ulonglong, size: int, device: int, align: int = 0) -> Shared:
+    """Map a created or imported allocation here (its address aligned to `align` bytes, 0: the granularity);
+    released again if it cannot be mapped."""
     try:
-        ptr = _map(handle.value, size, device)
+        ptr = _map(handle.value, size, device, align)
     except DriverError:
         _cu().cuMemRelease(handle)
         raise
     return Shared(ptr, size, int(handle.value), device)
 
 
-def allocate(size: int, device: int = 0) -> Shared:
-    """New shareable device memory of at least `size` bytes (rounded up to the granularity), mapped here."""
+def allocate(size: int, device: int = 0, align: int = 0) -> Shared:
+    """New shareable device memory of at least `size` bytes (rounded up to the granularity), mapped here at an
+    address aligned to `align` bytes (0: the granularity)."""
     _context(device)
     g = granularity(device)
     size = max(g, -(-size // g) * g)
     handle = ctypes.c_ulonglong()
     _check("cuMemCreate", _cu().cuMemCreate(ctypes.byref(handle), ctypes.c_size_t(size),
                                             ctypes.byref(_prop(device)), ctypes.c_ulonglong(0)))
-    return _shared(handle, size, device)
+    return _shared(handle, size, device, align)
 
 
 def import_fd(fd: int, size: int, device: int = 0) -> Shared:
