@@ -4,16 +4,11 @@ calls write them where the judge reads them, with no copy; run back to back when
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Optional
 
 
 # the device allocator's counters a timed batch reports the change of (a record: cudaMalloc/cudaFree in a batch)
 ALLOCATOR_COUNTS = ("num_device_alloc", "num_device_free", "num_alloc_retries", "num_sync_all_streams")
-
-
-def _nothing():
-    return contextlib.nullcontext()
 
 
 class BatchMixin:
@@ -46,12 +41,12 @@ class BatchMixin:
             if mode == "graph":
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
-                pool = torch.cuda.use_mem_pool(self._arena.pool) if self._arena is not None else _nothing()
-                with torch.cuda.stream(side), torch.no_grad(), pool:  # compiles; its memory stays in the arena
-                    for _ in range(2):
+                with torch.cuda.stream(side), torch.no_grad():  # compiles, in this process's own memory: blocks
+                    for _ in range(2):  # cached for this side stream could never serve the captures in the arena
                         self.new(*inputs[0])
                 torch.cuda.current_stream().wait_stream(side)
                 torch.cuda.synchronize()
+                torch.cuda.empty_cache()  # that memory goes back: the arena holds the outputs and temporaries
                 if self._capture(inputs, outputs):
                     return "graph"
             if self._arena is not None:
