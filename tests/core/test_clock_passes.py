@@ -24,7 +24,7 @@ def test_passes_only_for_graphs_over_a_ring_too_large_for_the_caches():
     be far slower: matmul_bias_relu got 2 passes from it on the H100 where 12 were due)."""
     big = (100 << 20, 40 << 20)  # 140 MiB a set: three sets are far beyond an H100's 50 MB L2
     ring = SimpleNamespace(n=3)
-    assert performance.repeats(evaluation(big, 1.0), ring, "graph", 0.044) == 61  # 8 ms / (3 x 44 us)
+    assert performance.repeats(evaluation(big, 1.0), ring, "graph", 0.044) == 304  # 40 ms / (3 x 44 us)
     assert performance.repeats(evaluation(big, 1.0), ring, "graph", 0.0001) == performance.MAX_PASSES
     assert performance.repeats(evaluation(big, 1.0), ring, "eager", 0.044) == 1  # the forward's Python runs each call
     assert performance.repeats(evaluation(big, 1.0, "host"), ring, "host", 0.044) == 1
@@ -87,3 +87,18 @@ def test_a_skipping_kernel_is_never_judged_faster_than_writing_its_outputs(quiet
     assert c == pytest.approx((3 * out - (50 << 20)) / (3 * 1.5 * 3.0e9))
     honest = Clock(work=0.044, fixed=0.2)
     assert performance._repeated(ev, ring, honest, 0, 61, honest.batch(1)) == pytest.approx(0.044)
+
+
+def test_a_runner_that_slows_only_its_one_pass_batches_gains_little(quiet):
+    """The attacker patches its process's runner: the request says how many passes a batch makes, so it sleeps X ms
+    in every one-pass batch only. The difference then reads X/((P-1)n) less a call, until the one-pass batch's own
+    bound takes over; whatever X, the gain stays within the many-pass batch's length divided into about two floors:
+    at most 3% for 44 us calls on a 3-call ring (the judge's floor 0.5 ms, a batch's fixed cost 0.1 ms beyond it)."""
+    ev, ring = evaluation((100 << 20, 40 << 20), 0.044), SimpleNamespace(n=3)
+    passes = performance.repeats(ev, ring, "graph", 0.044)
+    honest = Clock(work=0.044, fixed=0.1)
+    h = performance._repeated(ev, ring, honest, 0, passes, honest.batch(1))
+    worst = min(performance._repeated(ev, ring, Clock(work=0.044, fixed=0.1), 0, passes, honest.batch(1) + x)
+                for x in [i * 0.02 for i in range(100)])
+    assert h == pytest.approx(0.044)
+    assert worst >= 0.97 * h, (worst, h, passes)
