@@ -99,8 +99,9 @@ class BatchMixin:
                 slot.copy_(o)
             self.copies += len(flat)
             return []
-        self.copies += sum(self._arena.offset(o) is None for o in flat)
-        placed = [o if self._arena.offset(o) is not None else o.contiguous().clone() for o in flat]
+        offsets = [self._arena.offset(o) for o in flat]
+        self.copies += offsets.count(None)
+        placed = [o if off is not None else o.contiguous().clone() for o, off in zip(flat, offsets)]
         if any(self._arena.offset(o) is None for o in placed):  # the arena is full: copy into `slots` instead
             raise MemoryError("the batch's outputs do not fit the judge's arena")
         return placed

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Optional
 
 from ksdk.evaluation import clock, memwatch
 from ksdk.evaluation.device_lock import DeviceLock
-from ksdk.evaluation.link import Link
+from ksdk.evaluation.link import Link, span
 from ksdk.evaluation.memwatch import MemoryWatch
 from ksdk.evaluation.protocol import Build, Load, Setup
 from ksdk.evaluation.report_checks import ReportChecks
@@ -82,7 +82,7 @@ class Evaluation:
                                    self.backend.requires_kernels and not task.allows_any_torch, task.allow_torch_ops,
                                    on_device=self.target.kind != "host" and self.backend.requires_kernels)
         self._marks: list[tuple[str, float]] = []
-        self.open_spans: list[str] = []  # the judge's own spans now running (a record of where memory peaks)
+        self.running: list[str] = []  # the judge's and its link's spans now running (a record of where memory peaks)
         self.spans: dict[str, float] = {}  # seconds per part of the evaluation (the link adds its own)
 
     # -- the loop ----------------------------------------------------------------------------------------------
@@ -159,13 +159,8 @@ class Evaluation:
 
     @contextlib.contextmanager
     def _span(self, name: str) -> Iterator[None]:
-        t = time.perf_counter()
-        self.open_spans.append(name)
-        try:
+        with span(self.spans, self.running, name):
             yield
-        finally:
-            self.open_spans.pop()
-            self.spans[name] = self.spans.get(name, 0.0) + time.perf_counter() - t
 
     def _stages(self, total: float) -> None:
         """EvalResult.stages: seconds per stage and, within them, the parts the link timed."""
@@ -213,10 +208,10 @@ class Evaluation:
         return watch
 
     def _doing(self) -> str:
-        """What the evaluation is doing now: its stage and the link's innermost running span (a record)."""
+        """What the evaluation is doing now: its stage and the innermost running span, the judge's or its link's
+        (a record)."""
         stage = self._marks[-1][0] if self._marks else "load"
-        spans = (self.link.open if self.link is not None else []) or self.open_spans
-        inner = spans[-1] if spans else ""
+        inner = self.running[-1] if self.running else ""
         return f"{stage}: {inner}" if inner else stage
 
     def _candidate_pids(self) -> set[int]:
@@ -271,7 +266,8 @@ class Evaluation:
                 proc = self.jc.pool.take()
             except StartError as e:
                 raise Verdict(Stage.LOAD, ErrorKind.INFRA, str(e)) from None
-        self.link = link = Link(proc, self.jc.on_stage, self.task.timeouts.compile, self.jc.sandboxed, self.spans)
+        self.link = link = Link(proc, self.jc.on_stage, self.task.timeouts.compile, self.jc.sandboxed, self.spans,
+                                     self.running)
         link.stage, link.limit, link.deadline = Stage.LOAD, self.limits.load, time.monotonic() + self.limits.load
         if self.backend.needs_params and trials.ref.params:
             lay = Layout("params")

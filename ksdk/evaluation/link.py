@@ -17,6 +17,18 @@ from ksdk.evaluation.verdict import Verdict
 from ksdk.models import ErrorKind, Stage
 
 
+@contextlib.contextmanager
+def span(spans: dict[str, float], running: list[str], name: str) -> Iterator[None]:
+    """Add the block's wall time to `spans` under `name`, with `name` on `running` (innermost last) meanwhile."""
+    t = time.perf_counter()
+    running.append(name)
+    try:
+        yield
+    finally:
+        running.pop()
+        spans[name] = spans.get(name, 0.0) + time.perf_counter() - t
+
+
 @dataclass
 class Span:
     """When a request ran by the judge's clock (perf_counter seconds): `start` just before the process was thawed,
@@ -33,13 +45,13 @@ class Link:
     """Requests to one candidate process under the current stage's deadline; `proc` is a CandidateProcess."""
 
     def __init__(self, proc, on_stage: Callable[[Stage, float], None], compile_limit: float, sandboxed: bool,
-                 spans: Optional[dict[str, float]] = None):
+                 spans: Optional[dict[str, float]] = None, running: Optional[list[str]] = None):
         self.proc, self.on_stage, self.sandboxed = proc, on_stage, sandboxed
         self.stage, self.limit = Stage.LOAD, 0.0
         self.deadline = time.monotonic()
         self.compile_credit = [float(compile_limit)]
         self.spans: dict[str, float] = {} if spans is None else spans
-        self.open: list[str] = []  # the spans now running, innermost last (a record of where memory peaks)
+        self.running: list[str] = [] if running is None else running  # spans now running, innermost last (records)
 
     def enter(self, stage: Stage, limit: float) -> None:
         """Start a stage with its limit (seconds): its deadline is set once, here."""
@@ -50,13 +62,8 @@ class Link:
     @contextlib.contextmanager
     def span(self, name: str) -> Iterator[None]:
         """Add the block's wall time to the evaluation's breakdown under `name`."""
-        t = time.perf_counter()
-        self.open.append(name)
-        try:
+        with span(self.spans, self.running, name):
             yield
-        finally:
-            self.open.pop()
-            self.spans[name] = self.spans.get(name, 0.0) + time.perf_counter() - t
 
     def request(self, req: Union[Request, dict], compile_credit: bool = False, fds: tuple[int, ...] = ()) -> Reply:
         """One request with this stage's deadline, the process thawed only while it serves it."""

@@ -93,8 +93,7 @@ def _scratch(ev: "Evaluation") -> int:
     """Room in the arena for a forward's temporaries: the reference's (its first trial's), at most a quarter of the
     free device memory (the rest of a larger forward's temporaries go to the candidate's own memory)."""
     free = ev.memory.free_bytes()
-    scratch = ev.ref_scratch
-    return scratch if free is None else min(scratch, free // 4)
+    return ev.ref_scratch if free is None else min(ev.ref_scratch, free // 4)
 
 
 def plan(ev: "Evaluation", est: float) -> tuple[str, int]:
