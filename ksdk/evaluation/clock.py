@@ -9,6 +9,7 @@ batch has beyond its calls."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
@@ -117,6 +118,8 @@ class Clock:
         self.passes = 1  # passes over the ring of the longer batch of a round (performance.repeats)
         self.repeats: list[tuple[float, float]] = []  # per round with passes: ms a call from the difference, the
         # bound from the one-pass batch (records)
+        self.base_fixed: list[float] = []  # per baseline batch timed by device events: the ms its wall clock read
+        # beyond them and the judge's floor (its forward's launch before the first kernel, the wake-up after the last)
 
     def candidate(self, events: bool = False) -> float:
         """One batch in the candidate's process: ms per call by the judge's clock, less the floor. The ring's inputs
@@ -162,6 +165,8 @@ class Clock:
         if batch.queues_only:
             dev = target.device_ms(batch.run)  # runs it; None where the target has no device clock
             if dev is not None:
+                wall = (time.perf_counter() - t0) * 1e3 - self.base_floor.wall_ms
+                self.base_fixed.append(max(0.0, wall - dev))
                 return max(dev, 1e-6) / self.ring.n
         else:
             batch.run()
@@ -171,6 +176,11 @@ class Clock:
             cpu = (target.thread_cpu_ns() - c0) / 1e6 - self.base_floor.cpu_ms
             wall = min(wall, cpu) if cpu > 0 else wall
         return max(wall, 1e-6) / self.ring.n
+
+    def baseline_fixed_ms(self) -> float:
+        """What the baseline's batches cost beyond their device work (the median; 0 before any): the allowance for
+        the same cost in the candidate's batches where passes are timed (performance._repeated)."""
+        return statistics.median(self.base_fixed) if self.base_fixed else 0.0
 
     def _settled(self, t_reply: float, busy: float, probed: float) -> tuple[float, bool]:
         """When the batch's work was done: when the judge's first probe after the freeze (`busy` ms, ended at
