@@ -19,6 +19,7 @@ from typing import Any
 from ksdk.evaluation import frames
 from ksdk.evaluation.protocol import RUNNER_FD_ENV
 from ksdk.evaluation.shared import Slot
+from ksdk.interfaces.backend import run_passes
 from ksdk.models import ErrorKind, TimingSettings, trim_message
 
 
@@ -124,23 +125,13 @@ class Harness:
         if op == "batch":
             passes = int(msg.get("passes") or 1)
             if msg.get("events"):  # Runner.run_batch_timed: every Runner has it (None where it has no own clock)
-                ms = _passes(self.runner.run_batch_timed, passes)
+                ms = run_passes(self.runner.run_batch_timed, passes)
                 notes = getattr(self.runner, "batch_notes", None)  # optional: what else the Runner saw (a record)
                 return {"placed": self.runner.placed_outputs(), "device_ms": ms, "at": self.stamps(),
                         "notes": notes if isinstance(notes, dict) else None}
-            _passes(self.runner.run_batch, passes)
+            run_passes(self.runner.run_batch, passes)
             return {"placed": self.runner.placed_outputs(), "at": self.stamps()}
         raise ValueError(f"unknown request {op!r}")
-
-
-def _passes(run, passes: int):
-    """run(passes) where the Runner takes passes; otherwise run() that many times (each synchronised: slower, never
-    faster). The last result."""
-    if "passes" in inspect.signature(run).parameters:
-        return run(passes=passes)
-    for _ in range(passes):
-        out = run()
-    return out
 
 
 def _seed(seed: int) -> None:

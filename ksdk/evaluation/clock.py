@@ -118,6 +118,8 @@ class Clock:
         self.passes = 1  # passes over the ring of the longer batch of a round (performance.repeats)
         self.repeats: list[tuple[float, float]] = []  # per round with passes: ms a call from the difference, the
         # bound from the one-pass batch (records)
+        self.base_repeats: list[tuple[float, float]] = []  # per round with passes: the baseline's ms a call from the
+        # difference, and from its one-pass batch (records)
         self.base_fixed: list[float] = []  # per baseline batch timed by device events: the ms its wall clock read
         # beyond them and the judge's floor (its forward's launch before the first kernel, the wake-up after the last)
 
@@ -155,21 +157,22 @@ class Clock:
             wall = min(wall, cpu) if cpu > 0 else wall
         return wall
 
-    def baseline(self, batch: "BaselineBatch") -> float:
-        """One batch of the baseline in the judge's process over the same ring: ms per call. A batch that only
-        queues device work is timed by the device's own clock (the judge's process is trusted; a wall clock would add
-        the launch latency its floor does not hold); otherwise by wall time (and CPU time on the host)."""
+    def baseline(self, batch: "BaselineBatch", passes: int = 1) -> float:
+        """One batch of the baseline in the judge's process over the same ring, `passes` passes over it: ms per set
+        (the batch's ms / ring.n). A batch that only queues device work is timed by the device's own clock (the
+        judge's process is trusted; a wall clock would add the launch latency its floor does not hold); otherwise by
+        wall time (and CPU time on the host)."""
         target = self.ev.target
         c0 = target.thread_cpu_ns()
         t0 = time.perf_counter()
         if batch.queues_only:
-            dev = target.device_ms(batch.run)  # runs it; None where the target has no device clock
+            dev = target.device_ms(lambda: batch.run(passes))  # runs it; None where the target has no device clock
             if dev is not None:
                 wall = (time.perf_counter() - t0) * 1e3 - self.base_floor.wall_ms
                 self.base_fixed.append(max(0.0, wall - dev))
                 return max(dev, 1e-6) / self.ring.n
         else:
-            batch.run()
+            batch.run(passes)
         target.synchronize()
         wall = (time.perf_counter() - t0) * 1e3 - self.base_floor.wall_ms
         if c0 is not None:

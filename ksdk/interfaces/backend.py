@@ -142,6 +142,18 @@ class Runner(ABC):
         """Release what the candidate loaded."""
 
 
+def run_passes(run: Callable, passes: int):
+    """run(passes=passes) where a Runner's batch method takes passes; otherwise run() that many times (each
+    synchronised: slower, never faster). The last result."""
+    import inspect
+
+    if "passes" in inspect.signature(run).parameters:
+        return run(passes=passes)
+    for _ in range(passes):
+        out = run()
+    return out
+
+
 class Backend(ABC):
     """An accelerator backend, registered under the `ksdk.backends` entry-point group.
 

@@ -19,8 +19,8 @@ class Counted(BaselineBatch):
     def prepare(self, mode: str) -> str:
         return mode
 
-    def run(self) -> None:
-        self.runs += 1
+    def run(self, passes: int = 1) -> None:
+        self.runs += passes
 
 
 class TimedDevice(Target):
