@@ -298,8 +298,10 @@ async def run(a: argparse.Namespace, pairs: list[Pair]) -> list[Row]:
             if time.perf_counter() - start > a.budget_s:
                 row.note = "not run: past the time budget"
                 continue
-            row.kb = run_kb(evaluate, pair, a.correct_trials, a.kb_trials)
+            # ksdk first: KernelBench's evaluator runs in this process, and what it leaves on the device (6 GiB
+            # for 19_ReLU) starved the next judge's memory
             row.ksdk = await run_ksdk(ev, pair, a.correct_trials)
+            row.kb = run_kb(evaluate, pair, a.correct_trials, a.kb_trials)
             row.note = explain(pair, row.kb, row.ksdk)
             print(f"{pair.problem} {pair.candidate}: KB {row.kb['verdict']} {_num(row.kb['speedup'], '.3f')}x "
                   f"{row.kb['wall_s']:.1f}s | ksdk {row.ksdk['verdict']} {_num(row.ksdk['speedup'], '.3f')}x "
