@@ -20,9 +20,8 @@ class BatchMixin:
     def prepare_batch(self, inputs: list[list], outputs: list[list], arena: Any = None, mode: str = "graph") -> str:
         """Get ready for the judge's timed batch. Outputs go to `arena` (judge-visible memory, as a PyTorch memory
         pool: ksdk_triton_nvidia.arena) where possible, else they are copied into `outputs` inside the calls (and
-        the copies are timed with them). On a GPU with `mode` 'graph', one CUDA graph of the calls over every input
-        set is captured, so that replaying it costs no Python launch overhead; 'eager' where capture fails or is not
-        asked for."""
+        the copies are timed with them). On a GPU with `mode` 'graph', one CUDA graph per input set is captured, so
+        that replaying them costs no Python launch overhead; 'eager' where capture fails or is not asked for."""
         from ksdk_triton_nvidia.arena import Arena
 
         self._batch = (inputs, outputs)
@@ -62,10 +61,8 @@ class BatchMixin:
             self.rec.hold = True
 
     def _capture(self, inputs: list[list], outputs: list[list]) -> bool:
-        """One graph of the calls over every input set, back to back (in the arena's pool when there is one: a
-        graph a call paid a graph launch's latency each, ~4 us on an H100, which do_bench's launches do not); False
-        when the forward cannot be captured (host synchronisation, data-dependent shapes) or needs more than the
-        arena holds."""
+        """One graph per input set (in the arena's pool when there is one); False when the forward cannot be
+        captured (host synchronisation, data-dependent shapes) or needs more than the arena holds."""
         import torch
 
         for placed in (True, False) if self._arena is not None else (False,):
@@ -73,13 +70,13 @@ class BatchMixin:
             try:
                 pool = self._arena.pool.id if placed else torch.cuda.graph_pool_handle()
                 offsets = []
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g, pool=pool), torch.no_grad():
-                    for ins, outs in zip(inputs, outputs):
+                for ins, outs in zip(inputs, outputs):
+                    g = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(g, pool=pool), torch.no_grad():
                         flat = self._place(self.new(*ins), outs if not placed else None)
-                        self._kept.append(flat)
-                        offsets.append([self._arena.offset(t) for t in flat] if placed else None)
-                self._graphs = [g]
+                    self._graphs.append(g)
+                    self._kept.append(flat)
+                    offsets.append([self._arena.offset(t) for t in flat] if placed else None)
                 torch.cuda.synchronize()
                 self._placed = offsets if placed else None
                 return True

@@ -59,11 +59,12 @@ class ModelBatch(BaselineBatch):
                 for _ in range(2):
                     self.fn(*self.inputs[0])
             torch.cuda.current_stream().wait_stream(side)
-            g = torch.cuda.CUDAGraph()  # one graph of every set's call, as the candidate's Runner captures them
-            with torch.cuda.graph(g, pool=torch.cuda.graph_pool_handle()), torch.no_grad():
-                for ins in self.inputs:
+            pool = torch.cuda.graph_pool_handle()
+            for ins in self.inputs:  # one graph per set, as the candidate's Runner captures them
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g, pool=pool), torch.no_grad():
                     self.fn(*ins)
-            self.graphs = [g]
+                self.graphs.append(g)
             torch.cuda.synchronize()
             self.mode = "graph"
         except Exception:  # noqa: BLE001 - not capturable (host syncs, data-dependent shapes): run eagerly
