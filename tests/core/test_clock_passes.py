@@ -170,3 +170,22 @@ def test_the_baselines_fixed_cost_cancels_the_same_way(quiet):
     assert one == pytest.approx(0.06 + 0.02 / 3)
     assert performance._baseline_repeated(ev, clock, None, 200, one) == pytest.approx(0.06)
     assert clock.base_repeats[0][1] == one  # the one-pass figure is kept as a record
+
+
+def planned(io_bytes, make_ms, free=80 << 30):
+    ev = evaluation(io_bytes, 0.06)
+    ev.task = SimpleNamespace(timing=SimpleNamespace(graphs=True))
+    ev.trials = SimpleNamespace(make_ms=make_ms)
+    ev.memory = SimpleNamespace(free_bytes=lambda: free)
+    return performance.plan(ev, 0.06)
+
+
+def test_a_slow_input_make_never_leaves_a_graph_ring_too_small_for_passes():
+    """matmul_bias_relu on a busy H100: making its inputs took long enough that the ring was sized at 7 sets of
+    16 MiB (112 MiB, under the 128 MiB passes need), so its batches were one pass with their whole fixed cost: 0.28x
+    where do_bench says 0.78x. The ring takes as many sets as passes need where the memory allows."""
+    sets = (8 << 20, 8 << 20)
+    assert planned(sets, make_ms=0.01) == ("graph", 17)  # 8 ms of 60 us calls, at most 256 MiB beyond one set
+    mode, n = planned(sets, make_ms=4.6)  # est 1.15 ms a call: 7 sets by time alone
+    assert mode == "graph" and n * (16 << 20) >= performance.REPEAT_MIN_BYTES and n == 8
+    assert planned(sets, make_ms=4.6, free=64 << 20)[1] < 8  # no room: the memory bound wins
