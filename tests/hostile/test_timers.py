@@ -30,12 +30,13 @@ def test_patched_clocks_and_timing_primitives_change_nothing():
     from hostilekit import C_GOOD
 
     task = c_task()
-    honest, *patched = evaluate("cpu_c", task, C_GOOD, *(c_with_python(p) for p in PATCHES.values()))
-    assert honest.status == Status.OK, honest.message
+    honest, *patched, again = evaluate("cpu_c", task, C_GOOD, *(c_with_python(p) for p in PATCHES.values()), C_GOOD)
+    assert honest.status == Status.OK and again.status == Status.OK, (honest.message, again.message)
+    best = max(honest.speedup, again.speedup)  # a busy 2-core machine moves one evaluation's figure by up to ~2x
     for name, r in zip(PATCHES, patched):
         assert r.status == Status.OK, (name, r.error_kind, r.message)
         assert "judge's clock" in r.candidate_timing.method, r.candidate_timing.method
-        assert r.speedup < 1.5 * honest.speedup, (name, r.speedup, honest.speedup)
+        assert r.speedup < 2 * best, (name, r.speedup, honest.speedup, again.speedup)
 
 
 def test_a_kernel_of_a_few_microseconds_reporting_a_thousandth_of_its_time_gains_nothing():
@@ -46,9 +47,10 @@ def test_a_kernel_of_a_few_microseconds_reporting_a_thousandth_of_its_time_gains
     from ksdk.tasks import task_from_source
 
     task = task_from_source("tiny_add", C_ADD_TASK.replace("1 << 20", "4096"))
-    honest, cheat = evaluate("cpu_c", task, C_GOOD, c_with_python(PATCHES["runner_time"]))
-    assert honest.status == Status.OK and cheat.status == Status.OK, (honest.message, cheat.message)
-    assert cheat.speedup < 1.5 * honest.speedup, (cheat.speedup, honest.speedup)
+    honest, cheat, again = evaluate("cpu_c", task, C_GOOD, c_with_python(PATCHES["runner_time"]), C_GOOD)
+    assert all(r.status == Status.OK for r in (honest, cheat, again)), (honest.message, cheat.message)
+    # the report says 1000x; a busy 2-core machine moved one honest figure 2x (0.73 against 1.40 on 2026-12-07)
+    assert cheat.speedup < 2 * max(honest.speedup, again.speedup), (cheat.speedup, honest.speedup, again.speedup)
 
 
 JOINED_THREAD = r"""
