@@ -120,6 +120,8 @@ class Clock:
         # bound from the one-pass batch (records)
         self.base_repeats: list[tuple[float, float]] = []  # per round with passes: the baseline's ms a call from the
         # difference, and from its one-pass batch (records)
+        self.base_queued: list[float] = []  # per baseline batch timed by device events: ms its process took to queue
+        # a pass (a record: a launch-bound forward queues about as long as its device events run)
         self.base_fixed: list[float] = []  # per baseline batch timed by device events: the ms its wall clock read
         # beyond them and the judge's floor (its forward's launch before the first kernel, the wake-up after the last)
 
@@ -166,10 +168,18 @@ class Clock:
         c0 = target.thread_cpu_ns()
         t0 = time.perf_counter()
         if batch.queues_only:
-            dev = target.device_ms(lambda: batch.run(passes))  # runs it; None where the target has no device clock
+            queued: list[float] = []
+
+            def run() -> None:
+                t = time.perf_counter()
+                batch.run(passes)
+                queued.append((time.perf_counter() - t) * 1e3 / passes)
+
+            dev = target.device_ms(run)  # runs it; None where the target has no device clock
             if dev is not None:
                 wall = (time.perf_counter() - t0) * 1e3 - self.base_floor.wall_ms
                 self.base_fixed.append(max(0.0, wall - dev))
+                self.base_queued.extend(queued)
                 return max(dev, 1e-6) / self.ring.n
         else:
             batch.run(passes)

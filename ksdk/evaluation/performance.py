@@ -346,6 +346,8 @@ def clock_record(clock: Clock, floor) -> dict:
     return {"batch_calls": clock.ring.n, "floor_ms": round(floor.wall_ms, 4), "idle_probe_ms": round(floor.probe_ms, 4),
             "passes": clock.passes, "repeat_ms_per_call": rep and rep[0], "first_pass_bound_ms": rep and rep[1],
             "baseline_fixed_ms": round(clock.baseline_fixed_ms(), 4),
+            "baseline_queue_ms_per_pass": (round(statistics.median(clock.base_queued), 4) if clock.base_queued
+                                           else None),
             "baseline_repeat_ms_per_call": (round(statistics.median(r for r, _ in clock.base_repeats), 5)
                                             if clock.base_repeats else None),
             "baseline_one_pass_ms_per_call": (round(statistics.median(o for _, o in clock.base_repeats), 5)

@@ -92,8 +92,11 @@ def clock(target: Target) -> Clock:
 
 def test_a_batch_that_only_queues_device_work_is_timed_by_the_device_clock():
     batch = Counted(queues_only=True)
-    assert clock(TimedDevice()).baseline(batch) == 3.0 / 4
+    c = clock(TimedDevice())
+    assert c.baseline(batch) == 3.0 / 4
     assert batch.runs == 1
+    assert c.baseline(batch, passes=5) == 3.0 / 4 and batch.runs == 6  # the device's clock over all five passes
+    assert len(c.base_queued) == 2 and all(q >= 0 for q in c.base_queued)  # how long a pass took to queue: a record
 
 
 def test_a_batch_that_waits_inside_is_timed_by_the_wall_clock_less_the_floor():
