@@ -103,8 +103,50 @@ def _compare_one(o, r, odt: str, rdt: str, tol: Tolerance, check: OutputCheck, c
         return tuple(int(x) for x in np.unravel_index(k, shape))
 
     of, rf = _flat(o, xp), _flat(r, xp)
-    st = _Stats()
     step = max(1, chunk or n)
+    st = _passing_on_device(of, rf, n, step, tol) if xp is not np else None
+    if st is None:  # numpy, or a failure to describe: chunk by chunk, stopping at the first
+        st = _Stats()
+        problem = _chunks(of, rf, n, step, tol, xp, st, at, bad)
+        if problem:
+            return problem
+    return _verdict(st, n, tol, check, at, bad)
+
+
+def _passing_on_device(of, rf, n: int, step: int, tol: Tolerance) -> Optional[_Stats]:
+    """The figures of a torch comparison that passes, accumulated on the tensors' device with one wait for it at
+    the end (chunk by chunk a 6 GiB output waited ~1000 times and took ~0.3 s on an H100); None when any chunk
+    has a non-finite mismatch or a value out of tolerance (the chunk loop then finds and describes it)."""
+    import torch
+
+    f64, inf = torch.float64, math.inf
+    acc = torch.zeros(3, dtype=torch.int64, device=of.device)  # non-finite mismatches, values over, finite refs
+    big = torch.tensor([0.0, 0.0, 0.0, -inf, -inf, -inf, -inf], dtype=f64, device=of.device)  # maxima: abs and
+    # rel error, |ref|, ref, out; minima (negated): ref, out. fmax: a chunk's NaN maximum is skipped, as max() does
+    for start in range(0, n, step):
+        o64, r64 = of[start:start + step].to(f64), rf[start:start + step].to(f64)
+        mask = torch.isfinite(r64)
+        mismatch = (~torch.isfinite(o64) & mask) | (~mask & ~((o64 == r64) | (torch.isnan(o64) & torch.isnan(r64))))
+        ro, oo = torch.where(mask, r64, 0.0), torch.where(mask, o64, 0.0)
+        diff, rabs = (oo - ro).abs(), ro.abs()
+        over = (diff > tol.atol + tol.rtol * rabs) & mask
+        acc += torch.stack([mismatch.sum(), over.sum(), mask.sum()])
+        torch.fmax(big, torch.stack([diff.max(), (diff / (rabs + tol.atol)).max(), rabs.max(),
+                                        torch.where(mask, r64, -inf).max(), torch.where(mask, o64, -inf).max(),
+                                        torch.where(mask, -r64, -inf).max(), torch.where(mask, -o64, -inf).max()]),
+                      out=big)
+        del o64, r64, mask, mismatch, ro, oo, diff, rabs, over
+    (bad, over, finite), top = acc.tolist(), big.tolist()
+    if bad or over:
+        return None
+    st = _Stats()
+    st.max_abs, st.max_rel, st.ref_absmax, st.ref_max, st.out_max = top[:5]
+    st.ref_min, st.out_min, st.finite = -top[5], -top[6], finite
+    return st
+
+
+def _chunks(of, rf, n: int, step: int, tol: Tolerance, xp, st: _Stats, at, bad):
+    """Chunk by chunk, the first non-finite mismatch (returned, described), else the figures in `st`."""
     for start in range(0, n, step):
         o64, r64 = _f64(of[start:start + step], xp), _f64(rf[start:start + step], xp)
         ref_finite = xp.isfinite(r64)
@@ -139,6 +181,11 @@ def _compare_one(o, r, odt: str, rdt: str, tol: Tolerance, check: OutputCheck, c
             st.ref_min, st.ref_max = min(st.ref_min, float(fr.min())), max(st.ref_max, float(fr.max()))
             st.out_min, st.out_max = min(st.out_min, float(fo.min())), max(st.out_max, float(fo.max()))
         del o64, r64, diff, allowed, over, zeros
+    return None
+
+
+def _verdict(st: _Stats, n: int, tol: Tolerance, check: OutputCheck, at, bad):
+    """The check's figures from `st`, and what is wrong with them (None when nothing is)."""
     check.max_abs_error, check.max_rel_error = st.max_abs, st.max_rel
     if st.over:
         _excess, k, got, expected = st.worst
