@@ -48,9 +48,11 @@ def warm_up(interpret: bool) -> None:
     utilities) made each spare take about 6 s to start, longer than an evaluation, and the throughput fell from
     25.9 to under 15 candidates a minute (docs/benchmarks.md)."""
     set_mode(interpret)
-    import torch  # noqa: F401
+    import torch
     import triton  # noqa: F401
 
+    with OpRecorder():  # its first use imports torch._dynamo (1-2 s, once paid in every evaluation's setup), which
+        torch.zeros(1) + 1  # wraps torch.manual_seed: before the snapshot `load` takes; on the CPU, no context
     recorder(interpret)
     if not interpret:
         from ksdk_triton_nvidia import kernel_log, seed
@@ -133,7 +135,7 @@ class TritonRunner(BatchMixin, Runner):
         self.task = task
         if not self.ctx.interpret:
             torch.cuda.set_device(0)
-        with OpRecorder():  # its first use imports torch._dynamo, which wraps torch.manual_seed: before the snapshot
+        with OpRecorder():  # at once where warm_up did not run first (its first use imports torch._dynamo)
             torch.zeros(1) + 1
         self.task_module = loading.load_task_module(self.files, task.source)
         vars(self.task_module).update(task.overrides)

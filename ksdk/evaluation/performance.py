@@ -58,7 +58,9 @@ def run(ev: "Evaluation") -> None:
     link = ev.link
     ev.exclusive()  # timing never overlaps another judge's work on the device (a wait outside the stage's limit)
     ev.enter(Stage.PERFORMANCE, ev.limits.performance)
-    ev.jc.pool.wait_spares()  # a spare's start-up (a new process, on a GPU a new context) must not overlap the timing
+    if ev.target.kind == "host":  # a spare's start-up (a new process importing the toolchain, no device context)
+        ev.jc.pool.wait_spares()  # must not overlap a CPU timing; on a device it may (the spare's imports, e.g.
+        # torch._dynamo's 1-2 s, would otherwise stand between every candidate's correctness and its timing)
     with link.span("baseline setup"):
         shipped = _shipped(ev)
     if not ev.backend.host_code:
