@@ -26,9 +26,13 @@ class BatchMixin:
 
         self._batch = (inputs, outputs)
         self._graphs, self._kept, self._placed = [], [], None
+        self.keep = []  # the last correctness call's outputs (kept to catch reuse between calls) go: on a 6 GiB
+        # problem they were 6 GiB of this process's memory all through the timing
         if self.ctx.interpret:
             return "eager"
         import torch
+
+        torch.cuda.empty_cache()
 
         self._arena = None
         if arena is not None:
