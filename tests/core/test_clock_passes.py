@@ -189,3 +189,27 @@ def test_a_slow_input_make_never_leaves_a_graph_ring_too_small_for_passes():
     mode, n = planned(sets, make_ms=4.6)  # est 1.15 ms a call: 7 sets by time alone
     assert mode == "graph" and n * (16 << 20) >= performance.REPEAT_MIN_BYTES and n == 8
     assert planned(sets, make_ms=4.6, free=64 << 20)[1] < 8  # no room: the memory bound wins
+
+
+@pytest.mark.parametrize("kind,waits", [("host", True), ("device", False)])
+def test_only_a_cpu_timing_waits_for_a_starting_spare(kind, waits):
+    """A spare's start-up is a process importing the toolchain (torch._dynamo included) with no device context: it
+    must not overlap a timing on the CPU it shares, while on a device waiting for it would only stand between every
+    candidate's correctness and its timing."""
+
+    class Stop(Exception):
+        pass
+
+    waited = []
+
+    def span(name):
+        raise Stop  # the stage's work after the wait is not this test's
+
+    ev = SimpleNamespace(jc=SimpleNamespace(run=SimpleNamespace(interpret=False), skip_performance=False,
+                                            pool=SimpleNamespace(wait_spares=lambda: waited.append(1))),
+                         result=SimpleNamespace(), link=SimpleNamespace(span=span), exclusive=lambda: None,
+                         enter=lambda *a: None, limits=SimpleNamespace(performance=60.0),
+                         target=SimpleNamespace(kind=kind))
+    with pytest.raises(Stop):
+        performance.run(ev)
+    assert bool(waited) == waits
