@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional
 
 from ksdk.evaluation.shared import arg_views
+from ksdk.interfaces.backend import run_passes
 
 
 class BaselineBatch(ABC):
@@ -109,8 +110,6 @@ class ShippedBatch(BaselineBatch):
         return self.mode
 
     def run(self, passes: int = 1) -> None:
-        from ksdk.interfaces.backend import run_passes
-
         run_passes(self.runner.run_batch, passes)
 
     def close(self) -> None:

@@ -107,13 +107,11 @@ def plan(ev: "Evaluation", est: float) -> tuple[str, int]:
     times that each round, nor than the ring's memory holds."""
     kind = ev.target.kind
     mode = "host" if kind == "host" else ("graph" if est < GRAPH_BELOW_MS and ev.task.timing.graphs else "eager")
-    size, free = sum(ev.io_bytes), ev.memory.free_bytes()
-    n = ringmod.calls(size, max(est, ev.trials.make_ms / MAKE_SHARE), BATCH_TARGET_MS[kind], MAX_CALLS[mode], free)
-    if mode == "graph" and n * size < REPEAT_MIN_BYTES:  # enough sets for passes where the memory allows (a
-        # slow first call or input make sized matmul_bias_relu's ring at 7 sets, 112 MiB: no passes, 0.28x for 0.78x)
-        need = math.ceil(REPEAT_MIN_BYTES / max(size, 1))
-        n = max(n, ringmod.calls(size, BATCH_TARGET_MS[kind] / need, BATCH_TARGET_MS[kind], MAX_CALLS[mode], free))
-    return mode, n
+    # a graph ring spans the bytes passes need where the memory allows (a slow first call or input make sized
+    # matmul_bias_relu's ring at 7 sets, 112 MiB: no passes, 0.28x for do_bench's 0.78x)
+    return mode, ringmod.calls(sum(ev.io_bytes), max(est, ev.trials.make_ms / MAKE_SHARE), BATCH_TARGET_MS[kind],
+                               MAX_CALLS[mode], ev.memory.free_bytes(),
+                               min_bytes=REPEAT_MIN_BYTES if mode == "graph" else 0)
 
 
 def _shipped(ev: "Evaluation"):
@@ -326,8 +324,9 @@ def _baseline_repeated(ev: "Evaluation", clock: Clock, base: BaselineBatch, pass
     before_batch(ev)
     with ev.link.span("baseline timing"):
         many = clock.baseline(base, passes)
-    clock.base_repeats.append(((many - one) / (passes - 1), one))
-    return max((many - one) / (passes - 1), 1e-6)
+    per = (many - one) / (passes - 1)
+    clock.base_repeats.append((per, one))
+    return max(per, 1e-6)
 
 
 def written_ms(ev: "Evaluation", n: int) -> float:
@@ -345,15 +344,14 @@ def clock_record(clock: Clock, floor) -> dict:
     cols = list(zip(*clock.spans)) or [[0.0]] * 4
     med = [round(statistics.median(c), 4) for c in cols]
     rep = [round(statistics.median(c), 5) for c in zip(*clock.repeats)] if clock.repeats else None
+    base_rep = [round(statistics.median(c), 5) for c in zip(*clock.base_repeats)] if clock.base_repeats else None
     return {"batch_calls": clock.ring.n, "floor_ms": round(floor.wall_ms, 4), "idle_probe_ms": round(floor.probe_ms, 4),
             "passes": clock.passes, "repeat_ms_per_call": rep and rep[0], "first_pass_bound_ms": rep and rep[1],
             "baseline_fixed_ms": round(clock.baseline_fixed_ms(), 4),
             "baseline_queue_ms_per_pass": (round(statistics.median(clock.base_queued), 4) if clock.base_queued
                                            else None),
-            "baseline_repeat_ms_per_call": (round(statistics.median(r for r, _ in clock.base_repeats), 5)
-                                            if clock.base_repeats else None),
-            "baseline_one_pass_ms_per_call": (round(statistics.median(o for _, o in clock.base_repeats), 5)
-                                              if clock.base_repeats else None),
+            "baseline_repeat_ms_per_call": base_rep and base_rep[0],
+            "baseline_one_pass_ms_per_call": base_rep and base_rep[1],
             "floor_to_reply_ms": round(floor.to_reply_ms, 4),
             "floor_reply_to_frozen_ms": round(floor.reply_to_frozen_ms, 4),
             "to_reply_ms": med[0],

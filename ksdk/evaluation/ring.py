@@ -48,10 +48,13 @@ class Ring:
         return [s for outs in self.outs for s in outs]
 
 
-def calls(set_bytes: int, est_ms: float, target_ms: float, max_calls: int, free: Optional[int]) -> int:
-    """How many calls a batch makes: enough to last `target_ms` at `est_ms` a call, at most `max_calls`, and beyond
-    the first input set only as many as RING_EXTRA_BYTES (and a quarter of free device memory) hold."""
-    n = max(1, min(max_calls, math.ceil(target_ms / max(est_ms, 1e-3))))
+def calls(set_bytes: int, est_ms: float, target_ms: float, max_calls: int, free: Optional[int],
+          min_bytes: int = 0) -> int:
+    """How many calls a batch makes: enough to last `target_ms` at `est_ms` a call and to span `min_bytes`, at most
+    `max_calls`, and beyond the first input set only as many as RING_EXTRA_BYTES (and a quarter of free device
+    memory) hold."""
+    n = max(math.ceil(target_ms / max(est_ms, 1e-3)), math.ceil(min_bytes / max(set_bytes, 1)))
+    n = max(1, min(max_calls, n))
     extra = RING_EXTRA_BYTES if free is None else min(RING_EXTRA_BYTES, free // 4)
     return max(1, min(n, 1 + extra // max(set_bytes, 1)))
 
