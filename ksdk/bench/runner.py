@@ -384,9 +384,16 @@ def self_check_flag(r: ProblemRecord) -> str | None:
 
 
 def _where(r: ProblemRecord) -> str:
-    """Where a self-check's time went, from the clock's record of one batch the candidate's process also timed by
-    its own device events: its device work against the judge's clock over the same batch."""
-    batch = (r.clock or {}).get("events_batch") or {}
+    """Where a self-check's time went: the one-pass bound where it set the candidate's time (passes were timed and
+    their figure was below it), else the clock's record of one batch the candidate's process also timed by its own
+    device events: its device work against the judge's clock over the same batch."""
+    clock = r.clock or {}
+    per, bound, base = (clock.get(k) for k in ("repeat_ms_per_call", "first_pass_bound_ms",
+                                                 "baseline_repeat_ms_per_call"))
+    if all(isinstance(v, (int, float)) for v in (per, bound)) and bound > per:
+        return (f" (the one-pass bound set its time: {bound:.3f} ms a call, where its passes gave {per:.3f}"
+                + (f" and the baseline's {base:.3f}" if isinstance(base, (int, float)) else "") + ")")
+    batch = clock.get("events_batch") or {}
     own, judged = batch.get("candidate_events_ms"), batch.get("judge_clock_ms")
     if not isinstance(own, (int, float)) or not isinstance(judged, (int, float)) or judged <= 0:
         return ""

@@ -20,7 +20,8 @@ from ksdk.evaluation.link import Link, span
 from ksdk.evaluation.memwatch import MemoryWatch
 from ksdk.evaluation.protocol import Build, Load, Setup
 from ksdk.evaluation.report_checks import ReportChecks
-from ksdk.evaluation.sandboxed import Pool, StartError
+from ksdk.evaluation.sandboxed import StartError
+from ksdk.evaluation.spares import Pool
 from ksdk.evaluation.shared import Layout, Region, Slot
 from ksdk.evaluation.targets import Target
 from ksdk.evaluation.trial import Trials, starved
@@ -287,7 +288,8 @@ class Evaluation:
             with link.span("setup"):
                 link.request(Setup(task=task, params=[{"slot": s.model_dump()} for s in self.params]))
                 if not run.interpret:
-                    self.cand_floor = clock.candidate_floor(link, self.target, lambda: clock.before_batch(self))
+                    with self.jc.pool.held():  # measured as the timed batches will be: no spare starting beside
+                        self.cand_floor = clock.candidate_floor(link, self.target, lambda: clock.before_batch(self))
         except Verdict as v:  # no candidate code has run yet: the backend cannot run this task here
             raise Verdict(Stage.LOAD, ErrorKind.INFRA, f"backend {self.backend.name} cannot run this task: "
                           f"{v.message}") from None

@@ -55,12 +55,19 @@ def run(ev: "Evaluation") -> None:
     if ev.jc.skip_performance:
         res.performance_skipped = "performance stage skipped on request (skip_performance)"
         return
-    link = ev.link
     ev.exclusive()  # timing never overlaps another judge's work on the device (a wait outside the stage's limit)
     ev.enter(Stage.PERFORMANCE, ev.limits.performance)
     if ev.target.kind == "host":  # a spare's start-up (a new process importing the toolchain, no device context)
-        ev.jc.pool.wait_spares()  # must not overlap a CPU timing; on a device it may (the spare's imports, e.g.
-        # torch._dynamo's 1-2 s, would otherwise stand between every candidate's correctness and its timing)
+        ev.jc.pool.wait_spares()  # must not overlap a CPU timing
+        return _timed(ev)
+    with ev.jc.pool.held():  # on a device it is stopped meanwhile, not waited for (waiting stands between every
+        # candidate's correctness and its timing); running beside it, suspected of slower one-pass batches on an H100
+        return _timed(ev)
+
+
+def _timed(ev: "Evaluation") -> None:
+    """The stage's work once nothing else of this judge's runs: baseline and candidate batches, rounds, records."""
+    link = ev.link
     with link.span("baseline setup"):
         shipped = _shipped(ev)
     if not ev.backend.host_code:

@@ -1,5 +1,5 @@
-"""The judge's handle on candidates' processes: start them in the sandbox, ahead of need (standby), talk to them
-with deadlines that only move forward, and end them with everything they started.
+"""The judge's handle on candidates' processes: start them in the sandbox (ahead of need: ksdk.evaluation.spares),
+talk to them with deadlines that only move forward, and end them with everything they started.
 
 A candidate's process serves exactly one candidate: it is started fresh (before any candidate code runs in it)
 and killed after its evaluation, so no candidate meets another's patches, threads, files or caches.
@@ -7,32 +7,23 @@ and killed after its evaluation, so no candidate meets another's patches, thread
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections import deque
-from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Optional
 
 from ksdk.evaluation import containment, frames, sandbox
 from ksdk.evaluation.output import OutputTail
 from ksdk.evaluation.procfs import descendants, thread_cpu
-from ksdk.evaluation.procs import pool as _pool
 from ksdk.evaluation.procs import signal_name as _signal_name
 from ksdk.evaluation.procs import spawner as _spawner
 from ksdk.evaluation.protocol import RUNNER_FD_ENV as FD_ENV
 
 READY_TIMEOUT_S = 180.0
-SEED_WAIT_S = 150.0  # how long a candidate waits for the judge's first seed build (once per judge)
-SEED_REQUESTS_MAX = 64  # distinct seed requests a judge builds over its life
 WATCH_S = 0.2  # how often the judge checks a candidate's process count while it waits
 SPIN_S = 0.5  # a timed request's reply is polled for back to back this long (frames._spin says why), then waited for
 DISK_WATCH_S = 1.0  # how often it checks the candidate's scratch folder's size
@@ -123,13 +114,24 @@ class CandidateProcess:
         child_end.close()
         self.started = time.monotonic()
         self.ready_s: Optional[float] = None
+        self.held_s = 0.0  # time its start was held (stopped by Pool.held), which its ready timeout does not count
+        self._held_at: Optional[float] = None
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> "CandidateProcess":
-        """Block until the process has loaded its backend; StartError (with its output) if it cannot."""
-        try:
-            msg, _ = self.reader.recv(time.monotonic() + timeout)
-        except (TimeoutError, frames.FrameError, frames.PeerClosed, OSError) as e:
-            msg = {"op": "error", "message": f"{type(e).__name__}: {e}"}
+    def wait_ready(self, timeout: Optional[float] = None) -> "CandidateProcess":
+        """Block until the process has loaded its backend (READY_TIMEOUT_S, not counting time it was held);
+        StartError (with its output) if it cannot."""
+        limit = READY_TIMEOUT_S if timeout is None else timeout
+        while True:
+            try:
+                msg, _ = self.reader.recv(self.started + limit + self.held_s)
+            except TimeoutError as e:
+                if self._held_at is not None or time.monotonic() < self.started + limit + self.held_s:
+                    time.sleep(0.05)  # held now, or released since the deadline was taken: wait on
+                    continue
+                msg = {"op": "error", "message": f"{type(e).__name__}: {e}"}
+            except (frames.FrameError, frames.PeerClosed, OSError) as e:
+                msg = {"op": "error", "message": f"{type(e).__name__}: {e}"}
+            break
         if msg.get("op") != "ready":
             self.kill()
             detail = str(msg.get("message") or "") + "\n" + self.log_tail(2000)
@@ -258,6 +260,22 @@ class CandidateProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def hold(self) -> None:
+        """Stop its processes (a start in progress) until `release`; a box that cannot be frozen keeps running."""
+        if self._held_at is None:
+            try:
+                self.box.freeze()
+            except containment.ContainmentError:
+                return
+            self._held_at = time.monotonic()
+
+    def release(self) -> None:
+        """Let a held start go on."""
+        if self._held_at is not None:
+            self.box.thaw()
+            self.held_s += time.monotonic() - self._held_at
+            self._held_at = None
+
     def kill(self) -> None:
         """End the process and everything it started (its box, its session and, sandboxed, its PID namespace)."""
         self.box.close()
@@ -283,107 +301,6 @@ class CandidateProcess:
             pass
         self.kill()
         self.output.close()
-
-
-class Seeder:
-    """The judge's seed folder (Backend.seed_cache): filled in a thread of the judge's, once at start and then with
-    what candidates' Runners ask for (each request once, at most SEED_REQUESTS_MAX); each candidate's process gets
-    a copy of it as it stands when the process is handed out."""
-
-    def __init__(self, backend, ctx):
-        self.backend, self.ctx = backend, ctx
-        self.folder = sandbox.make_scratch(prefix="ksdk-seed-")
-        self.asked: set[str] = set()
-        self.first = _pool("ksdk-seed", 1).submit(self._build, [])
-
-    def _build(self, requests: list) -> None:
-        try:
-            self.backend.seed_cache(self.ctx, self.folder, requests)
-        except Exception:  # noqa: BLE001 - a seed that cannot be built only costs candidates the build
-            pass
-
-    def ask(self, requests: list) -> None:
-        """Build what a candidate's Runner asked for, unless asked before (the backend validates each request)."""
-        new = []
-        for r in list(requests)[:16]:
-            key = json.dumps(r, sort_keys=True, default=str)[:8192]
-            if key not in self.asked and len(self.asked) < SEED_REQUESTS_MAX:
-                self.asked.add(key)
-                new.append(r)
-        if new:
-            _pool("ksdk-seed", 1).submit(self._build, new)
-
-    def copy_into(self, scratch: Path) -> None:
-        """Copy the folder as it stands into a candidate's scratch (waiting for the first build, at most
-        SEED_WAIT_S); files a build is still writing (Triton's tmp.* folders) are left out."""
-        try:
-            self.first.result(timeout=SEED_WAIT_S)
-        except Exception:  # noqa: BLE001 - late or failed: the candidate builds for itself
-            pass
-        try:
-            if any(self.folder.iterdir()):
-                shutil.copytree(self.folder, scratch, dirs_exist_ok=True, symlinks=True,
-                                ignore=shutil.ignore_patterns("tmp.*", "*.tmp"))
-        except (OSError, shutil.Error):  # a file replaced while copied: the candidate builds it for itself
-            pass
-
-    def close(self) -> None:
-        sandbox.remove_scratch(self.folder)
-
-
-class Pool:
-    """Candidate processes started ahead of need: `take()` hands out a ready one, with a copy of the seeder's folder
-    in its scratch, and starts its replacement."""
-
-    def __init__(self, launch: Launch, spares: int, seeder: Optional[Seeder] = None):
-        self.launch, self.spares, self.seeder = launch, max(0, spares), seeder
-        self._ready: deque[Future] = deque()
-        self._lock = threading.Lock()
-        self._closed = False
-        self._fill()
-
-    def _start(self) -> CandidateProcess:
-        return CandidateProcess(self.launch).wait_ready()
-
-    def _fill(self) -> None:
-        with self._lock:
-            while not self._closed and len(self._ready) < self.spares:
-                self._ready.append(_pool("ksdk-candidate-standby", 8).submit(self._start))
-
-    def take(self) -> CandidateProcess:
-        """A ready candidate process (a spare if one was started, else a new one); StartError if none starts."""
-        while True:
-            with self._lock:
-                fut = self._ready.popleft() if self._ready else None
-            self._fill()
-            try:
-                proc = self._start() if fut is None else fut.result()
-            except StartError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a spare that failed to start is retried as a fresh start
-                raise StartError(f"a candidate process could not start: {type(e).__name__}: {e}") from e
-            if proc.alive:
-                if self.seeder is not None:
-                    self.seeder.copy_into(proc.scratch)
-                return proc
-            proc.kill()
-
-    def wait_spares(self) -> None:
-        """Block until the spares have started (so that no process start overlaps a CPU timing)."""
-        with self._lock:
-            pending = list(self._ready)
-        for fut in pending:
-            try:
-                fut.result()
-            except Exception:  # noqa: BLE001 - take() reports it
-                pass
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            pending, self._ready = list(self._ready), deque()
-        for fut in pending:
-            fut.add_done_callback(lambda f: None if f.exception() else f.result().close())
 
 
 def sandbox_launch(backend_cls, ctx, env: dict[str, str], unsandboxed: bool,

@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
     if not interpret:  # the judge's own Triton (torch.compile's baseline, do_bench) runs on the device
         os.environ["TRITON_INTERPRET"] = "0"
     try:
-        from ksdk.evaluation import sandboxed
+        from ksdk.evaluation import sandboxed, spares as spare_pool
         from ksdk.interfaces.backend import RunContext
         from ksdk.registry import load_backend
 
@@ -103,8 +103,8 @@ def main(argv: list[str]) -> int:
         target.prepare()  # its buffers exist before the first evaluation's memory is watched
         spares = int(cfg.get("spares", 1))
         lock = _device_lock(cfg.get("device_lock"), warnings)
-        seeder = sandboxed.Seeder(backend, ctx)
-        pool = sandboxed.Pool(launch, spares, seeder)
+        seeder = spare_pool.Seeder(backend, ctx)
+        pool = spare_pool.Pool(launch, spares, seeder)
     except Exception as e:  # the parent turns this into an 'unavailable' error for the user
         chan.send(Note(op="error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()))
         return 3

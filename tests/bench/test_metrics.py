@@ -95,6 +95,18 @@ def test_a_self_check_flag_says_where_the_time_went_when_the_clock_recorded_it()
                                   "work by the candidate process's own events, 5.210 ms by the judge's clock)")
 
 
+def test_a_self_check_flag_says_when_the_one_pass_bound_set_the_time():
+    """Level 1's 73_conv_transposed_3D on an H100: passes gave 1.975 ms a call against the baseline's 2.050, and the
+    one-pass batch's bound (3.710) made it 0.552x."""
+    r = record("p", None, "correct", 0.552)
+    r.clock = {"repeat_ms_per_call": 1.975, "first_pass_bound_ms": 3.71, "baseline_repeat_ms_per_call": 2.05,
+               "events_batch": {"judge_clock_ms": 3.343, "candidate_events_ms": 2.241}}
+    assert self_check_flag(r) == ("self-check speedup 0.552x is outside [0.97, 1.03] (the one-pass bound set its "
+                                  "time: 3.710 ms a call, where its passes gave 1.975 and the baseline's 2.050)")
+    r.clock["first_pass_bound_ms"] = 1.9  # the passes' figure stood: the batch the process timed is shown
+    assert "one batch: 2.241 ms" in self_check_flag(r)
+
+
 def test_a_self_check_that_is_not_correct_is_flagged():
     r = record("p", None, "incorrect")
     r.error_kind = "wrong_value"

@@ -4,6 +4,7 @@ A `Behaviour` decides what the candidate does in each call, so tests can play ho
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import types
@@ -131,7 +132,8 @@ def judge(behaviour: Callable = honest, task: Optional[Task] = None, **settings)
     """The verdict of the judge on a candidate behaving like `behaviour`, and the fake process it talked to."""
     backend = TorchBackend(behaviour)
     proc = FakeProcess(backend)
-    pool = types.SimpleNamespace(take=lambda: proc, seeder=None, wait_spares=lambda: None)
+    pool = types.SimpleNamespace(take=lambda: proc, seeder=None, wait_spares=lambda: None,
+                                 held=contextlib.nullcontext)
     settings = {"correctness_trials": 2, "timing": {"flush_l2": False}, **settings}
     task = task or task_from_source("kit", TASK, **settings)
     jc = JudgeContext(backend=backend, run=RunContext(), pool=pool, sandboxed=False, target=Target())

@@ -192,24 +192,34 @@ def test_a_slow_input_make_never_leaves_a_graph_ring_too_small_for_passes():
 
 
 @pytest.mark.parametrize("kind,waits", [("host", True), ("device", False)])
-def test_only_a_cpu_timing_waits_for_a_starting_spare(kind, waits):
-    """A spare's start-up is a process importing the toolchain (torch._dynamo included) with no device context: it
-    must not overlap a timing on the CPU it shares, while on a device waiting for it would only stand between every
-    candidate's correctness and its timing."""
+def test_a_timing_never_runs_beside_a_starting_spare(kind, waits):
+    """A spare's start-up is a process importing the toolchain (torch._dynamo included) with no device context: a
+    timing on the CPU waits for it; a device timing holds it (stopped) for the stage, since waiting would stand
+    between every candidate's correctness and its timing."""
 
     class Stop(Exception):
         pass
 
-    waited = []
+    events = []
+
+    @contextlib.contextmanager
+    def held():
+        events.append("hold")
+        try:
+            yield
+        finally:
+            events.append("release")
 
     def span(name):
+        events.append("timing")
         raise Stop  # the stage's work after the wait is not this test's
 
     ev = SimpleNamespace(jc=SimpleNamespace(run=SimpleNamespace(interpret=False), skip_performance=False,
-                                            pool=SimpleNamespace(wait_spares=lambda: waited.append(1))),
+                                            pool=SimpleNamespace(wait_spares=lambda: events.append("wait"),
+                                                                 held=held)),
                          result=SimpleNamespace(), link=SimpleNamespace(span=span), exclusive=lambda: None,
                          enter=lambda *a: None, limits=SimpleNamespace(performance=60.0),
                          target=SimpleNamespace(kind=kind))
     with pytest.raises(Stop):
         performance.run(ev)
-    assert bool(waited) == waits
+    assert events == (["wait", "timing"] if waits else ["hold", "timing", "release"])
