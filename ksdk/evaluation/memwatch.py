@@ -9,6 +9,8 @@ import threading
 from typing import Any, Callable, Optional
 
 SAMPLE_S = 0.01  # a short-lived peak (a temporary freed within 10 ms) can be missed
+PERIOD_ENV = "KSDK_MEMWATCH_S"  # another sampling period in seconds; 0 turns the watch off (an experiment: does the
+# sampling, NVML on NVIDIA devices, slow the timed work beside it?)
 
 
 class MemoryWatch:
@@ -28,7 +30,10 @@ class MemoryWatch:
     @classmethod
     def start(cls, used: Callable[[], Optional[int]], detail: Optional[Callable[[], Any]] = None,
               where: Optional[Callable[[], str]] = None) -> Optional["MemoryWatch"]:
-        """A running watch, or None when the backend cannot say how much device memory is in use."""
+        """A running watch, or None when the backend cannot say how much device memory is in use (or $KSDK_MEMWATCH_S
+        is 0)."""
+        if period() <= 0:
+            return None
         try:
             first = used()
         except Exception:  # noqa: BLE001 - a record, never a verdict
@@ -42,7 +47,7 @@ class MemoryWatch:
             return None
 
     def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_S):
+        while not self._stop.wait(period()):
             self._sample()
 
     def _sample(self) -> None:
@@ -64,6 +69,14 @@ class MemoryWatch:
         self._thread.join()
         self._sample()
         return self.peak - self.first
+
+
+def period() -> float:
+    """Seconds between samples: $KSDK_MEMWATCH_S where set to a number, else SAMPLE_S."""
+    try:
+        return float(os.environ[PERIOD_ENV])
+    except (KeyError, ValueError):
+        return SAMPLE_S
 
 
 def by_role(per_pid: Optional[dict[int, int]], candidate: set[int]) -> Optional[dict[str, int]]:

@@ -85,3 +85,12 @@ def test_what_the_evaluation_was_doing_is_read_at_the_peak_and_a_failing_reading
     watch = MemoryWatch.start(used, None, broken)
     assert sampled.wait(5)
     assert watch.stop() == 800 and watch.where_at_peak is None
+
+
+def test_the_watch_can_be_turned_off_or_slowed_for_an_experiment(monkeypatch):
+    monkeypatch.setenv(memwatch.PERIOD_ENV, "0")
+    assert MemoryWatch.start(lambda: 100) is None
+    monkeypatch.setenv(memwatch.PERIOD_ENV, "0.5")
+    assert memwatch.period() == 0.5
+    monkeypatch.setenv(memwatch.PERIOD_ENV, "soon")  # not a number: the default
+    assert memwatch.period() == memwatch.SAMPLE_S
