@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ksdk.evaluation.judge import Evaluation
 
 EXTRA_BATCHES = 3
+EVENTS_PASSES = 16  # at most this many passes in the many-pass batch the candidate's process also times
 REPORT_WARN = 3.0  # a reported median this many times off the judge's (either way) is worth a warning
 
 
@@ -102,6 +103,28 @@ def _events_batch(ev: "Evaluation", clock: Clock, refresh) -> None:
                            "threads_cpu_ms": _ran(threads, after) if threads is not None else None,
                            "judge_threads_cpu_ms": _ran(judge_threads, judge_after),  # the judge's, e.g. a pool's
                            "candidate_notes": _notes(clock.reported_notes)}
+    rounds = rec.get("passes")  # the rounds' passes (performance.clock_record)
+    if isinstance(rounds, int) and rounds > 1:  # a many-pass batch too: is a call's steady state device time?
+        _events_many(ev, clock, refresh, rec["events_batch"], rounds)
+
+
+def _events_many(ev: "Evaluation", clock: Clock, refresh, rec: dict, rounds: int) -> None:
+    """ms a call of a batch of several passes, by the judge's clock (its fixed cost included, spread over the calls)
+    and by the candidate process's own events: a steady state's device time, such as the write-back of the previous
+    call's outputs that do_bench, flushing before each call, leaves outside its window (a record)."""
+    passes = min(rounds, EVENTS_PASSES)
+    calls = passes * clock.ring.n
+    try:
+        refresh()
+        before_batch(ev)
+        judged = clock.batch(passes=passes, events=True)
+    except Verdict as v:
+        ev.result.warnings.append(f"the many-pass batch timed by the candidate's own events failed ({v.message[:200]})")
+        return
+    own = clock.reported_ms
+    rec["passes"] = {"passes": passes, "judge_clock_ms_per_call": round(judged / calls, 5),
+                     "candidate_events_ms_per_call": round(own / calls, 5)
+                     if isinstance(own, float) and 0 <= own < math.inf else None}
 
 
 def _notes(notes) -> Optional[dict]:

@@ -5,6 +5,8 @@ batch's time beyond its device work goes. Stamps that cannot be true are dropped
 import math
 from types import SimpleNamespace
 
+import pytest
+
 from test_clock_baseline import RING, FakeLink, IdleDevice
 
 from ksdk.evaluation import clock as clockmod
@@ -65,3 +67,33 @@ def test_the_events_batch_records_the_threads_that_ran_beside_the_judges_clock()
     kept = rec["candidate_notes"]
     assert kept["num_device_alloc"] == 1.0 and kept["queue_ms"] == 0.05 and len(kept) <= 12, kept
     assert "bad" not in kept and "text" not in kept, kept
+
+
+@pytest.mark.parametrize("passes, expected", [(40, 16), (1, None)])
+def test_a_many_pass_batch_is_timed_by_the_candidates_events_too_where_the_rounds_took_passes(passes, expected):
+    """Where the rounds' figure came from passes, one more batch of several passes is timed by the judge's clock and
+    by the candidate's own events (a record of a call's steady-state device time); none where they took one pass."""
+    from ksdk.evaluation import extras
+
+    res = SimpleNamespace(device=SimpleNamespace(extra={"clock": {"passes": passes}}), warnings=[])
+    ev = SimpleNamespace(task=SimpleNamespace(timing=SimpleNamespace(flush_l2=False, l2_flush_by=None)),
+                         target=IdleDevice(), link=SimpleNamespace(proc=SimpleNamespace(threads_cpu_ns=lambda: {})),
+                         result=res)
+    asked = []
+    clock = SimpleNamespace(ring=SimpleNamespace(n=3), reported_ms=0.13, candidate=lambda events: 0.044,
+                            reported_notes=None)
+
+    def batch(passes=1, events=False):
+        asked.append((passes, events))
+        clock.reported_ms = 0.048 * 3 * passes  # its own events: 48 us a call
+        return 0.05 * 3 * passes  # the judge's clock: 50 us a call
+
+    clock.batch = batch
+    extras._events_batch(ev, clock, refresh=lambda: None)
+    rec = res.device.extra["clock"]["events_batch"]
+    if expected is None:
+        assert "passes" not in rec and not asked
+        return
+    assert asked == [(expected, True)]
+    assert rec["passes"] == {"passes": expected, "judge_clock_ms_per_call": 0.05,
+                             "candidate_events_ms_per_call": 0.048}, rec
