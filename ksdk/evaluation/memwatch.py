@@ -20,6 +20,7 @@ class MemoryWatch:
     def __init__(self, used: Callable[[], Optional[int]], first: int, detail: Optional[Callable[[], Any]] = None,
                  where: Optional[Callable[[], str]] = None):
         self.used, self.first, self.peak = used, first, first
+        self.period = period()  # read once: the environment is not looked up at every sample
         self.detail, self.where = detail, where
         self.first_detail = self.at_peak = self._detail()
         self.where_at_peak: Optional[str] = None  # what the evaluation was doing at the peak (`where()`), a record
@@ -47,7 +48,7 @@ class MemoryWatch:
             return None
 
     def _run(self) -> None:
-        while not self._stop.wait(period()):
+        while not self._stop.wait(self.period):
             self._sample()
 
     def _sample(self) -> None:
