@@ -59,17 +59,19 @@ def starting(pool: Pool):
 
 
 def test_a_held_spare_does_not_run_and_starts_after(tmp_path, monkeypatch):
-    monkeypatch.setattr(sandboxed, "READY_TIMEOUT_S", 4.0)
-    pool = slow_pool(tmp_path, seconds=1.5)
+    # The start needs ~1.5 s here (1 s of counting and the imports; "process start" 0.36 s median in the README main
+    # job), so 10 s leaves a busy 2-core machine over 5x; the hold outlasts the timeout.
+    monkeypatch.setattr(sandboxed, "READY_TIMEOUT_S", 10.0)
+    pool = slow_pool(tmp_path, seconds=1.0)
     try:
         proc = starting(pool)
         with pool.held():
             time.sleep(0.1)  # the freeze has returned: nothing of the box runs; let a last write land
             before = counter(proc)
-            time.sleep(5.0)  # longer than the ready timeout: held time does not count against the start
+            time.sleep(11.0)  # longer than the ready timeout: held time does not count against the start
             assert counter(proc) == before, "the spare kept running while held"
         ready = pool.take()  # the same process, started after all
-        assert ready is proc and ready.alive and ready.held_s >= 5.0
+        assert ready is proc and ready.alive and ready.held_s >= 11.0
         assert counter(proc) > before
         ready.close()
     finally:
