@@ -4,6 +4,7 @@ calls write them where the judge reads them, with no copy; run back to back when
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Optional
 
 
@@ -27,7 +28,8 @@ class BatchMixin:
         self._batch = (inputs, outputs)
         self._graphs, self._kept, self._placed = [], [], None
         self.keep = []  # the last correctness call's outputs (kept to catch reuse between calls) go: on a 6 GiB
-        # problem they were 6 GiB of this process's memory all through the timing
+        # problem they were 6 GiB of this process's memory all through the timing; so do its launches' arguments
+        self.rec.window()
         if self.ctx.interpret:
             return "eager"
         import torch
@@ -62,6 +64,7 @@ class BatchMixin:
                 torch.cuda.synchronize()
             return "eager"
         finally:
+            self.rec.window()
             self.rec.hold = True
 
     def _capture(self, inputs: list[list], outputs: list[list]) -> bool:
@@ -113,10 +116,23 @@ class BatchMixin:
     def run_batch(self, passes: int = 1) -> None:
         from ksdk.evaluation import timers
 
-        for _ in range(passes):
-            self._calls()
+        with self._unrecorded():
+            for _ in range(passes):
+                self._calls()
         if not self.ctx.interpret:
             timers.synchronize()
+
+    @contextlib.contextmanager
+    def _unrecorded(self):
+        """Timed calls keep no launch record: held arguments would keep every call's outputs alive (19_ReLU's eager
+        batch held 8 x 6 GiB and ran out of memory), and the records would grow with every batch."""
+        self.rec.window()
+        self.rec.hold = False
+        try:
+            yield
+        finally:
+            self.rec.window()
+            self.rec.hold = True
 
     def _calls(self) -> None:
         """The prepared calls, queued: graph replays, or the forward eagerly."""
@@ -147,10 +163,11 @@ class BatchMixin:
         before, self.copies = torch.cuda.memory_stats(), 0
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         t0 = time.perf_counter()
-        e0.record()
-        for _ in range(passes):
-            self._calls()
-        e1.record()
+        with self._unrecorded():
+            e0.record()
+            for _ in range(passes):
+                self._calls()
+            e1.record()
         queued = time.perf_counter()
         torch.cuda.synchronize()
         after = torch.cuda.memory_stats()
@@ -161,8 +178,6 @@ class BatchMixin:
         return float(e0.elapsed_time(e1))
 
     def _eager(self) -> None:
-        import contextlib
-
         import torch
 
         inputs, outputs = self._batch
