@@ -113,6 +113,10 @@ class TimingSettings(Model):
     cross_check_reported: bool = Field(False, description="also ask the candidate's process to time itself (its "
                                        "Runner's method), kept in EvalResult.cross_checks as a record; never the "
                                        "speedup")
+    race_below: Optional[float] = Field(None, gt=0, description="a search's best speedup so far: the judge's rounds "
+                                        "stop once the speedup's 95% interval lies wholly below it (at least 5 rounds: "
+                                        "a candidate that cannot be the best gets a rougher figure, sooner); None: "
+                                        "every candidate is timed to the usual precision. Not part of the cache key")
 
 
 class StageTimeouts(Model):
@@ -160,7 +164,8 @@ class Task(Model):
     @property
     def digest(self) -> str:
         """Content hash of the task (source and policy), part of the evaluation cache key."""
-        return hashlib.sha256(self.model_dump_json(exclude={"path", "metadata"}).encode()).hexdigest()[:16]
+        return hashlib.sha256(self.model_dump_json(exclude={"path": True, "metadata": True,
+                                                            "timing": {"race_below"}}).encode()).hexdigest()[:16]
 
 
 class Mutation(Model):

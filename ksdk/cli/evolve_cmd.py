@@ -50,6 +50,9 @@ def evolve_cmd(
                                              "would cost more than half the session's evaluations; 0: none)"),
     retime_rounds: Optional[int] = typer.Option(None, "--retime-rounds", help="fresh evaluations of each, in turn "
                                                 "(default: 5, as few as 2 in short sessions; 0 skips the re-timing)"),
+    race: bool = typer.Option(True, "--race/--no-race", help="time a candidate only until it is clearly slower than "
+                              "the best so far (its speedup's interval wholly below it; at least 5 rounds); "
+                              "--no-race times every candidate to the usual precision"),
 ):
     """Evolve faster kernels for TASK, or continue a run with --resume RUN_DIR."""
     from ksdk.evolution.api import evolve, resume as resume_run
@@ -71,7 +74,8 @@ def evolve_cmd(
         fixed = [name for name, value in (
             ("--backend", backend), ("--mutator", mutator), ("--model", model), ("--api-base", api_base),
             ("--mutator-option", option), ("--seed", seed), ("--workers", workers),
-            ("--mutation-concurrency", concurrency), ("--evaluator", evaluator), ("--out", out)) if value]
+            ("--mutation-concurrency", concurrency), ("--evaluator", evaluator), ("--out", out),
+            ("--no-race", not race)) if value]
         if fixed:  # a resumed run keeps the settings in its run.json: say so rather than ignore them
             raise KsdkError(f"{', '.join(fixed)} cannot change on --resume: the run keeps the settings it started "
                             f"with (see {resume}/run.json); only budgets (--max-*, --target-speedup) may be given")
@@ -93,7 +97,7 @@ def evolve_cmd(
         common = dict(mutator=mutator, models=list(model or []), api_base=api_base, api_key=api_key, seed=seed,
                       workers=workers,
                       mutation_concurrency=concurrency, random_seed=random_seed, retime_top=retime_top,
-                      retime_rounds=retime_rounds,
+                      retime_rounds=retime_rounds, race=race,
                       mutator_options=_options(option or []), **budgets)
         if len(urls) > 1:
             _evolve_each(task, urls, out, common)

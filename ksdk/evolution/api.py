@@ -160,11 +160,12 @@ def evolve(task: Union[str, Path, Task], *, backend: Union[str, Evaluator], muta
            mutation_concurrency: Optional[int] = None, selection: Optional[SelectionConfig] = None,
            mutator_options: Optional[dict[str, Any]] = None, evaluator_url: Optional[str] = None,
            random_seed: int = 0, progress: bool = True, handle_signals: bool = True,
-           retime_top: Optional[int] = None, retime_rounds: Optional[int] = None) -> RunSummary:
+           retime_top: Optional[int] = None, retime_rounds: Optional[int] = None, race: bool = True) -> RunSummary:
     """Run an evolution and return its summary. Budgets are totals; with none given, 100 candidates. Before it
     reports its best, the `retime_top` (3) leading candidates and the seed are evaluated `retime_rounds` (5) more
     times in turn, and the best is the one with the best median speedup over those rounds (unset, both shrink until
-    that costs at most half the session's evaluations: ksdk.evolution.retime.plan)."""
+    that costs at most half the session's evaluations: ksdk.evolution.retime.plan). With `race`, a candidate is timed
+    only until it is clearly slower than the best so far (ksdk.evaluation.race)."""
     return _run_sync(evolve_async(**{k: v for k, v in locals().items()}))
 
 
@@ -178,7 +179,8 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
                        mutation_concurrency: Optional[int] = None, selection: Optional[SelectionConfig] = None,
                        mutator_options: Optional[dict[str, Any]] = None, evaluator_url: Optional[str] = None,
                        random_seed: int = 0, progress: bool = True, handle_signals: bool = True,
-                       retime_top: Optional[int] = None, retime_rounds: Optional[int] = None) -> RunSummary:
+                       retime_top: Optional[int] = None, retime_rounds: Optional[int] = None,
+                       race: bool = True) -> RunSummary:
     """`evolve` for code already inside an event loop. `api_key` is used, never stored (run.json has no secret)."""
     from ksdk.tasks import load_task
 
@@ -211,7 +213,7 @@ async def evolve_async(task: Union[str, Path, Task], *, backend: Union[str, Eval
                 workers=workers, device=_device(evaluator), mutator=mutator_name, models=models, api_base=api_base,
                 mutator_options=mutator_options or {}, mutation_concurrency=mutation_concurrency, budgets=budgets,
                 selection=selection or SelectionConfig(), seed_path=seed_path, seed_language=language.name,
-                language=language, random_seed=random_seed,
+                language=language, random_seed=random_seed, race=race,
                 **{k: v for k, v in (("retime_top", retime_top), ("retime_rounds", retime_rounds)) if v is not None},
             )
         except ValidationError as e:
@@ -406,7 +408,7 @@ async def _session(config: RunConfig, run_dir: Path, task: Task, evaluator: Eval
         evo = Evolution(task, evaluator, mutator, archive, config.budgets, backend=config.backend,
                         language=language, mutator_name=config.mutator,
                         mutation_concurrency=config.mutation_concurrency, inspirations=config.inspirations,
-                        random_seed=config.random_seed, progress=Progress(enabled=progress),
+                        random_seed=config.random_seed, progress=Progress(enabled=progress), race=config.race,
                         elapsed_before=float(archive.get_meta("elapsed_s", 0.0) or 0.0))
         if handle_signals:
             removers = _install_signals(evo)

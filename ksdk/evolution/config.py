@@ -50,6 +50,8 @@ class RunConfig(Model):
                                       "ksdk.evolution.retime.plan sizes it")
     retime_rounds: Optional[int] = Field(None, ge=0, description=f"fresh evaluations of each, in turn; 0: none; "
                                          f"None: up to {DEFAULT_ROUNDS}")
+    race: bool = Field(True, description="time each candidate only until it is clearly slower than the best so far "
+                       "(TimingSettings.race_below); the re-timing of the leaders never races")
     ksdk_version: str = __version__
     started_at: float = Field(default_factory=time.time)
     resumed_at: list[float] = Field(default_factory=list)

@@ -8,6 +8,7 @@ as it happens, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from typing import Optional
@@ -33,13 +34,14 @@ class Evolution:
                  budgets: Budgets, *, backend: str = "", language: Optional[Language] = None, mutator_name: str = "",
                  mutation_concurrency: Optional[int] = None, inspirations: int = 3, random_seed: int = 0,
                  progress: Optional[Progress] = None, elapsed_before: float = 0.0,
-                 max_failures_in_row: int = 50, max_infra_in_row: int = 5):
+                 max_failures_in_row: int = 50, max_infra_in_row: int = 5, race: bool = True):
         self.task, self.evaluator, self.mutator, self.archive = task, evaluator, mutator, archive
         self.budgets = budgets
         self.backend, self.language = backend, language or archive.language
         self.mutator_name = mutator_name or getattr(mutator, "name", "") or type(mutator).__name__
         self.concurrency = mutation_concurrency or evaluator.workers + 1
         self.inspirations = inspirations
+        self.race = race
         # A resumed session draws a fresh stream: replaying the first session's choices would repeat its work.
         self.rng = random.Random(random_seed * 1_000_003 + archive.attempt_count)
         self.progress = progress or Progress(enabled=False)
@@ -253,7 +255,7 @@ class Evolution:
             self._evaluating += 1
             t0 = time.perf_counter()
             try:
-                result = await self.evaluator.evaluate(self.task, cand)
+                result = await self.evaluator.evaluate(self._raced(), cand)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the evaluator itself broke (service down...): a harness verdict
@@ -273,6 +275,15 @@ class Evolution:
             self._check()
             self._maybe_done()
             self._poke()
+
+    def _raced(self) -> Task:
+        """The task as the search evaluates it: with racing on, timed only until the candidate is clearly slower than
+        the best speedup so far (TimingSettings.race_below; a task that sets its own mark keeps it)."""
+        best = self.archive.selector.best
+        speedup = best.result.speedup if best is not None and best.result is not None else None
+        if not self.race or not speedup or not math.isfinite(speedup) or self.task.timing.race_below is not None:
+            return self.task
+        return self.task.model_copy(update={"timing": self.task.timing.model_copy(update={"race_below": speedup})})
 
     def _after_verdict(self, cand: Candidate, result: EvalResult) -> None:
         if result.status == Status.INFRA_ERROR:
