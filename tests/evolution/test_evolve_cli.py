@@ -184,6 +184,9 @@ def test_resume_refuses_settings_it_would_ignore(toy_task, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--mutator, --workers cannot change on --resume" in err[0]
     assert (run / "run.json").read_text() == before
+    assert cli("evolve", "--resume", str(run), "--no-race", "-q") == 2  # the race is a setting of the run too
+    assert "--no-race cannot change on --resume" in capsys.readouterr().err
+    assert (run / "run.json").read_text() == before
 
 
 def test_resumed_parameter_search_goes_on_without_re_proposing_what_it_evaluated(toy_task, tmp_path):
