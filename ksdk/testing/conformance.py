@@ -13,7 +13,7 @@ import pytest
 from ksdk.models import Availability, Candidate, ErrorKind, EvalResult, Stage, Status, Task
 from ksdk.tasks import task_from_source
 
-REPORTED_BAND = 5.0  # a Runner's own timing within this factor of the judge's clock
+REPORTED_BAND = 10.0  # a Runner's own timing within this factor of the judge's clock
 
 
 @dataclass
@@ -150,9 +150,9 @@ class BackendConformance:
     def test_reported_times_agree_with_the_judges_clock(self):
         """The speedup is the judge's own measurement (or, for backends whose candidates are device code only, the
         Runner's device timing); a Runner's own timing (Runner.time) must be of the same order as the judge's clock:
-        a timer that reports a constant, or nothing real, is off by orders of magnitude. The band is 5x: the judge
+        a timer that reports a constant, or nothing real, is off by orders of magnitude. The band is 10x: the judge
         times cold caches over a ring of input sets, a Runner usually one warm set (a 1.4 us C kernel: 2.2x apart on
-        a quiet 2-core machine, 3.5x on a busy one)."""
+        a quiet 2-core machine, 3.5x on a busy one, 5.1x once in a CI run)."""
         r = self._timed("good", reported=True)
         failed = [w for w in r.warnings if "own timing failed" in w]
         assert not failed, f"the backend does not time: {failed[0]}"
