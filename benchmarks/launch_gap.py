@@ -6,11 +6,13 @@ and CUDA context beside it. Per step: device ms a call (CUDA events over 10 call
 ms a call.
 
     python benchmarks/launch_gap.py KB_LEVEL3_DIR OUT_JSON [problem ...]
+    (GAP_ARENA_MIB=N: an arena of N MiB, 8192 by default; any KernelBench level's folder works)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -22,6 +24,8 @@ GPU_NODES = ["/dev/nvidia*", "/dev/nvidia-caps/*"]
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("dynamo", "cupti", "arena")
 CALLS, REPS = 10, 7
+ARENA_MIB = int(os.environ.get("GAP_ARENA_MIB", "8192"))  # the arena's size: the judge's holds one call's outputs and
+# the reference's first-trial temporaries (at most a quarter of the free memory); beyond it, the candidate's own memory
 
 
 def child(problem: str) -> None:
@@ -76,7 +80,7 @@ def child(problem: str) -> None:
         elif step == "arena":
             from ksdk_triton_nvidia.arena import Arena
 
-            arena = Arena(torch.empty(8 << 30, dtype=torch.uint8, device="cuda"))
+            arena = Arena(torch.empty(ARENA_MIB << 20, dtype=torch.uint8, device="cuda"))
             pool = lambda a=arena: torch.cuda.use_mem_pool(a.pool)  # noqa: E731
         measure(step)
     print("GAP " + json.dumps(out), flush=True)
