@@ -42,8 +42,7 @@ class BatchMixin:
                 self._arena = Arena(arena)
             except Exception:  # noqa: BLE001 - no custom pools in this PyTorch: outputs are copied (and timed)
                 self._arena = None
-        self.rec.hold = False
-        try:
+        with self._unrecorded():
             if mode == "graph":
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
@@ -63,9 +62,6 @@ class BatchMixin:
                     self._arena, self._kept, self._placed = None, [], None
                 torch.cuda.synchronize()
             return "eager"
-        finally:
-            self.rec.window()
-            self.rec.hold = True
 
     def _capture(self, inputs: list[list], outputs: list[list]) -> bool:
         """One graph per input set (in the arena's pool when there is one); False when the forward cannot be
@@ -127,12 +123,11 @@ class BatchMixin:
         """Timed calls keep no launch record: held arguments would keep every call's outputs alive (19_ReLU's eager
         batch held 8 x 6 GiB and ran out of memory), and the records would grow with every batch."""
         self.rec.window()
-        self.rec.hold = False
         try:
-            yield
+            with self.rec.unheld():
+                yield
         finally:
             self.rec.window()
-            self.rec.hold = True
 
     def _calls(self) -> None:
         """The prepared calls, queued: graph replays, or the forward eagerly."""

@@ -306,15 +306,12 @@ class TritonRunner(BatchMixin, Runner):
             self.timer = timers.Timer(settings, self.device)
         ins = self._timing_inputs(inputs, settings, turn)
         self.rec.window()
-        self.rec.hold = False  # thousands of timed calls: do not keep their arguments alive
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self.rec.unheld():
                 m = self.timer.measure(lambda: self.new(*ins), side_streams=lambda: self.rec.streams, share=share,
                                        warmup=warmup)
         except Exception as e:  # noqa: BLE001
             raise CandidateError(ErrorKind.RUNTIME, f"forward failed while timed: {type(e).__name__}: {e}") from None
-        finally:
-            self.rec.hold = True
         report = CallReport(launches=self.rec.count // max(1, m.calls), method=self.timer.method)
         report.problems += self._problems("the candidate's forward during timing")
         self._store(tensors.flatten(m.last_output), outputs, report)
@@ -333,9 +330,8 @@ class TritonRunner(BatchMixin, Runner):
 
         from ksdk.evaluation.timers import do_bench_eviction
 
-        self.rec.hold = False
         try:
-            with do_bench_eviction(self.timer.flush_by):
+            with self.rec.unheld(), do_bench_eviction(self.timer.flush_by):
                 try:
                     samples = triton.testing.do_bench(lambda: self.new(*ins), warmup=25, rep=100, return_mode="all")
                 except AssertionError:  # an older Triton without return_mode="all": its median alone
@@ -344,8 +340,6 @@ class TritonRunner(BatchMixin, Runner):
             return {"do_bench": [float(x) for x in samples]}
         except Exception:  # noqa: BLE001 - a record, not a verdict
             return {}
-        finally:
-            self.rec.hold = True
 
     def close(self) -> None:
         from ksdk_triton_nvidia.loading import forget

@@ -181,10 +181,12 @@ class Evaluation:
         self.regions.append(region)
         return region
 
-    def drop_region(self, region: Optional[Region]) -> None:
-        if region is not None and region in self.regions:
-            self.regions.remove(region)
-            region.close()
+    def drop_io(self) -> None:
+        """The trial's shared memory goes (and `io` with it)."""
+        if self.io is not None and self.io in self.regions:
+            self.regions.remove(self.io)
+            self.io.close()
+        self.io = None
 
     def specs(self, args: list[dict]) -> list[dict]:
         return [{"shape": a["slot"]["shape"], "dtype": a["slot"]["dtype"]} if "slot" in a

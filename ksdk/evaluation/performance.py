@@ -78,8 +78,8 @@ def _timed(ev: "Evaluation") -> None:
     est = max(ev.ref_ms, shipped[1] if shipped else 0.0)
     # The trial's shared memory goes before the ring is made (memory scales with one trial).
     link.request(Release(name="io"))
-    ev.drop_region(ev.io)
-    ev.io, (mode, n) = None, plan(ev, est)
+    ev.drop_io()
+    mode, n = plan(ev, est)
     specs = [Slot.model_validate(a["slot"]) if "slot" in a else None for a in ev.args]
     lay, args, outs, arena = ringmod.layout(
         n, lambda lay: [{"slot": lay.add(s.shape, s.dtype).model_dump()} if s is not None else dict(a)
@@ -199,7 +199,7 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
     before = _telemetry(ev)
     clock = Clock(ev, rg, ev.cand_floor, judge_floor(target))
     flush = (ev.task.timing.l2_flush_by or "read") if ev.task.timing.flush_l2 else None
-    cand, basel, ratios, raced, hi = [], [], [], False, math.inf
+    cand, basel, ratios = [], [], []
     passes = clock.passes = repeats(ev, rg, mode, _baseline_ms(ev, clock, base, rg, mode))
     started = time.monotonic()
     for r in range(MAX_ROUNDS):
@@ -227,9 +227,10 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
         ratios.append(got["baseline"] / got["candidate"])
         if r + 1 >= MIN_ROUNDS:
             lo, med, hi = median_ci(ratios)
-            raced = race.out(hi, ev.task.timing.race_below)  # a clear loser in a search's race stops here
-            if raced or (hi - lo) / 2 <= CI_HALF_WIDTH * med or time.monotonic() - started > TIME_BUDGET_S[target.kind]:
+            if (race.out(hi, ev.task.timing.race_below)  # a clear loser in a search's race stops here
+                    or (hi - lo) / 2 <= CI_HALF_WIDTH * med or time.monotonic() - started > TIME_BUDGET_S[target.kind]):
                 break
+    lo, med, hi = median_ci(ratios)
     how = {"graph": "replayed device graphs", "eager": "calls launched back to back", "host": "calls back to back"}
     evicted = {"read": "caches evicted by reading before each batch", "write": "caches evicted by zeroing before "
                "each batch", None: "caches not evicted"}[flush]
@@ -241,7 +242,7 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
             "sets (what every batch costs beyond its calls cancels), never faster than the one-pass batch allows")
     res.candidate_timing = summarize(cand, f"the judge's clock over batches of {common} in the candidate's process, "
                                            + less + cpu.format("its processes" if target.kind == "host" else "")
-                                           + f"; {len(cand)} rounds" + race.note(raced, hi, ev.task.timing.race_below))
+                                           + f"; {len(cand)} rounds" + race.note(hi, ev.task.timing.race_below))
     own = ("the device's own events around" if base.queues_only and target.kind != "host" else
            "the judge's clock over")
     res.baseline_timing = summarize(basel, f"{own} batches of {common} in the judge's process"
@@ -251,7 +252,6 @@ def _rounds(ev: "Evaluation", rg, base: BaselineBatch, mode: str) -> None:
                                               f"{passes}-pass batch as on the candidate's side")
                                            + cpu.format("the judge's thread" if target.kind == "host" else "")
                                            + f"; {len(basel)} rounds, interleaved with the candidate's")
-    lo, med, hi = median_ci(ratios)
     res.speedup = med
     res.speedup_ci = (lo, hi)
     res.baseline = base.label

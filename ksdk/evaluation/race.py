@@ -11,9 +11,10 @@ def out(hi: float, race_below: Optional[float]) -> bool:
     return race_below is not None and hi < race_below
 
 
-def note(raced: bool, hi: float, race_below: Optional[float]) -> str:
-    """What the timing's description adds for a candidate whose rounds stopped in a race (else nothing)."""
-    if not raced:
+def note(hi: float, race_below: Optional[float]) -> str:
+    """What the timing's description adds for a candidate whose rounds stopped in a race (else nothing); `hi` is the
+    top of the interval the rounds ended with, which stopped them wherever it lies below the mark."""
+    if not out(hi, race_below):
         return ""
     return (f"; stopped early in the search's race: its speedup's 95% interval reached {hi:.3f}x at most, below the "
             f"best so far ({race_below:.3f}x)")
